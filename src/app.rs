@@ -1,0 +1,226 @@
+//! Wiring: builds the parts, spawns the tasks, owns shutdown and the drain.
+//!
+//! The HTTP server comes up first, so that `/-/healthy` answers and `/-/ready` says "not yet"
+//! while the engine is still out of reach; the engine side retries until it gets through.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::StreamExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::Cli;
+use crate::docker::endpoint::Endpoint;
+use crate::docker::stream::{INSPECT_QUEUE, MAX_BACKOFF, MIN_BACKOFF, Watch, spawn_inspector};
+use crate::docker::{ContainerSnapshot, Engine, EngineError};
+use crate::metrics::{Metrics, Tracker};
+use crate::server::{self, AppState};
+
+/// How long shutdown waits for tasks to finish before giving up on them.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Inspects at once while seeding the container table at start-up.
+pub const SEED_CONCURRENCY: usize = 8;
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cert_path = cli
+        .docker_cert_path
+        .clone()
+        .unwrap_or_else(default_cert_path);
+    let endpoint = Endpoint::parse(&cli.docker_host, cli.tls_verify(), &cert_path)?;
+    let metrics = Arc::new(Metrics::new(&cli.container_labels)?);
+    let path = &cli.telemetry_path;
+    if !path.starts_with('/') || ["/", "/-/healthy", "/-/ready"].contains(&path.as_str()) {
+        anyhow::bail!(
+            "--web.telemetry-path {path:?} must start with / and differ from /, /-/healthy and /-/ready"
+        );
+    }
+    let listener = bind(&cli.listen_address).await?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        path = %path,
+        version = env!("CARGO_PKG_VERSION"),
+        "serving metrics"
+    );
+
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(cancel_on_signal(cancel.clone()));
+    tasks.spawn(watch_engine(
+        endpoint,
+        metrics.clone(),
+        cli.clone(),
+        cancel.clone(),
+        tasks.clone(),
+    ));
+
+    let app = server::router(AppState {
+        metrics,
+        telemetry_path: path.clone(),
+    });
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.clone().cancelled_owned())
+        .await
+        .context("serving HTTP");
+    cancel.cancel();
+    tasks.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?DRAIN_TIMEOUT, "tasks did not finish in time; exiting anyway");
+    }
+    tracing::info!("stopped");
+    served
+}
+
+fn default_cert_path() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".docker")
+}
+
+/// Binds the listen address; `:PORT` means every interface, IPv6 and IPv4 where the host has
+/// IPv6, IPv4 alone where it does not.
+async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    let ctx = || format!("cannot listen on --web.listen-address {addr:?}");
+    if let Some(port) = addr.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("{}: not a port number", ctx()))?;
+        return match TcpListener::bind(("::", port)).await {
+            Ok(l) => Ok(l),
+            Err(_) => TcpListener::bind(("0.0.0.0", port)).await.with_context(ctx),
+        };
+    }
+    TcpListener::bind(addr).await.with_context(ctx)
+}
+
+async fn cancel_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut int, mut term) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        _ => {
+            tracing::error!("cannot install signal handlers; SIGINT and SIGTERM will not drain");
+            return;
+        }
+    };
+    let name = tokio::select! {
+        _ = cancel.cancelled() => return,
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    tracing::info!(signal = name, "shutting down");
+    cancel.cancel();
+}
+
+/// What start-up learns before subscribing.
+struct Start {
+    engine: Engine,
+    since_nano: i64,
+    containers: Vec<ContainerSnapshot>,
+}
+
+/// Take the engine's time first, then list and inspect the containers, so that every event
+/// after the snapshot is replayed by the subscription from that time.
+async fn prepare(endpoint: &Endpoint) -> Result<Start, EngineError> {
+    let engine = Engine::connect(endpoint.clone()).await?;
+    let since_nano = engine.now_nano().await?;
+    let ids = engine.list_container_ids().await?;
+    let containers: Vec<_> = futures_util::stream::iter(ids)
+        .map(|id| {
+            let engine = engine.clone();
+            async move { engine.inspect(&id).await }
+        })
+        .buffer_unordered(SEED_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        // A container removed between the list and its inspect is simply not there.
+        .filter_map(Result::ok)
+        .collect();
+    Ok(Start {
+        engine,
+        since_nano,
+        containers,
+    })
+}
+
+async fn watch_engine(
+    endpoint: Endpoint,
+    metrics: Arc<Metrics>,
+    cli: Cli,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(MIN_BACKOFF)
+        .with_max_delay(MAX_BACKOFF)
+        .with_jitter()
+        .without_max_times()
+        .build();
+    let start = loop {
+        let attempt = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = prepare(&endpoint) => r,
+        };
+        match attempt {
+            Ok(s) => break s,
+            Err(e) => {
+                let wait = delays.next().unwrap_or(MAX_BACKOFF);
+                tracing::warn!(endpoint = %endpoint, error = %format!("{:#}", anyhow::Error::from(e)), retry_in = ?wait, "cannot reach the Docker Engine");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    };
+    let v = start.engine.version();
+    tracing::info!(
+        endpoint = %endpoint,
+        engine_version = %v.version,
+        engine_api_version = %v.api_version,
+        api_version = start.engine.api_version(),
+        containers = start.containers.len(),
+        "connected to the Docker Engine"
+    );
+    metrics
+        .engine_info
+        .with_label_values(&[&v.version, &v.api_version, &v.os, &v.arch])
+        .set(1);
+
+    let (inspect_tx, inspect_rx) = mpsc::channel(INSPECT_QUEUE);
+    let (answer_tx, answer_rx) = mpsc::channel(INSPECT_QUEUE);
+    let mut tracker = Tracker::new(metrics.clone(), cli.series_ttl, Some(inspect_tx));
+    for c in &start.containers {
+        tracker.seed(c, start.since_nano);
+    }
+    spawn_inspector(
+        start.engine.clone(),
+        inspect_rx,
+        answer_tx,
+        &tasks,
+        cancel.clone(),
+    );
+    Watch {
+        engine: start.engine,
+        tracker,
+        metrics,
+        answers: answer_rx,
+        since_nano: start.since_nano,
+        ping_interval: cli.ping_interval,
+        series_ttl: cli.series_ttl,
+    }
+    .run(cancel)
+    .await;
+}

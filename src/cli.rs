@@ -1,0 +1,176 @@
+//! Command-line flags. Every flag has help text, a value name and an environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Turns the Docker Engine's event stream into Prometheus metrics.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "docker-events-exporter", version, about, long_about = None)]
+pub struct Cli {
+    /// The Docker Engine to watch: unix:///path, tcp://host:port, http://host:port or
+    /// https://host:port (as the docker CLI reads DOCKER_HOST).
+    #[arg(
+        long = "docker.host",
+        value_name = "URL",
+        env = "DOCKER_HOST",
+        default_value = "unix:///var/run/docker.sock"
+    )]
+    pub docker_host: String,
+
+    /// Speak TLS to a tcp:// engine and verify it with ca.pem, presenting cert.pem and key.pem
+    /// from --docker.cert-path. Also enabled by any non-empty DOCKER_TLS_VERIFY, as in the docker CLI.
+    #[arg(long = "docker.tls-verify")]
+    pub docker_tls_verify: bool,
+
+    /// Folder holding ca.pem, cert.pem and key.pem for TLS [default: ~/.docker].
+    #[arg(
+        long = "docker.cert-path",
+        value_name = "DIR",
+        env = "DOCKER_CERT_PATH"
+    )]
+    pub docker_cert_path: Option<PathBuf>,
+
+    /// How often to ping the engine; a failed ping ends a stream that may be half-open.
+    #[arg(
+        long = "docker.ping-interval",
+        value_name = "DURATION",
+        env = "DOCKER_EVENTS_EXPORTER_PING_INTERVAL",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub ping_interval: Duration,
+
+    /// Address to serve metrics on; ":PORT" listens on every interface.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        env = "DOCKER_EVENTS_EXPORTER_LISTEN_ADDRESS",
+        default_value = ":10050"
+    )]
+    pub listen_address: String,
+
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        env = "DOCKER_EVENTS_EXPORTER_TELEMETRY_PATH",
+        default_value = "/metrics"
+    )]
+    pub telemetry_path: String,
+
+    /// How long the series of a removed container stay before they are dropped.
+    #[arg(
+        long = "metrics.series-ttl",
+        value_name = "DURATION",
+        env = "DOCKER_EVENTS_EXPORTER_SERIES_TTL",
+        default_value = "1h",
+        value_parser = parse_duration
+    )]
+    pub series_ttl: Duration,
+
+    /// Docker container label to export as the Prometheus label label_<KEY> (repeatable; the
+    /// environment variable takes a comma-separated list).
+    #[arg(
+        long = "container-label",
+        value_name = "KEY",
+        env = "DOCKER_EVENTS_EXPORTER_CONTAINER_LABELS",
+        value_delimiter = ','
+    )]
+    pub container_labels: Vec<String>,
+
+    /// Least severe level of log lines to print.
+    #[arg(
+        long = "log.level",
+        value_name = "LEVEL",
+        env = "DOCKER_EVENTS_EXPORTER_LOG_LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: LogLevel,
+
+    /// Format of log lines (on standard error).
+    #[arg(
+        long = "log.format",
+        value_name = "FORMAT",
+        env = "DOCKER_EVENTS_EXPORTER_LOG_FORMAT",
+        default_value = "logfmt"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+impl Cli {
+    /// TLS is on when asked for by flag or, as the docker CLI reads it, by any non-empty
+    /// `DOCKER_TLS_VERIFY` (even "0").
+    pub fn tls_verify(&self) -> bool {
+        self.docker_tls_verify
+            || std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty())
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; use a duration like 30s, 5m or 1h"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let cli = Cli::try_parse_from(["docker-events-exporter"]).expect("defaults parse");
+        assert_eq!(cli.listen_address, ":10050");
+        assert_eq!(cli.telemetry_path, "/metrics");
+        assert_eq!(cli.series_ttl, Duration::from_secs(3600));
+        assert_eq!(cli.ping_interval, Duration::from_secs(10));
+        assert_eq!(cli.log_format, LogFormat::Logfmt);
+    }
+
+    #[test]
+    fn bad_duration_names_the_flag_and_gives_a_hint() {
+        let err =
+            Cli::try_parse_from(["x", "--metrics.series-ttl", "soon"]).expect_err("not a duration");
+        let msg = err.to_string();
+        assert!(msg.contains("--metrics.series-ttl"), "{msg}");
+        assert!(msg.contains("use a duration like 30s, 5m or 1h"), "{msg}");
+    }
+
+    #[test]
+    fn container_labels_repeat() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--container-label",
+            "team",
+            "--container-label",
+            "tier",
+        ])
+        .expect("parse");
+        assert_eq!(cli.container_labels, ["team", "tier"]);
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,409 @@
+//! The event subscription: never loses its place.
+//!
+//! One task owns the stream and the [`Tracker`]. It reads `GET /events`, splits lines, drops the
+//! duplicates a resume replays, decodes, and applies each event: microseconds per event, because
+//! the engine drops events for a reader that stalls 100 ms. Anything slow runs elsewhere: pings
+//! in their own task, inspects on a small worker pool whose answers come back on a bounded queue.
+//!
+//! When the stream ends or fails (engine restart, network cut, failed ping), we resubscribe with
+//! capped exponential backoff (reset by the first good event after a reconnect), from
+//! `since=<newest timeNano seen>`. The engine replays what it still holds from there; the lines we
+//! already counted are recognised and skipped.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::{Buf, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Engine;
+use super::event::Event;
+use crate::metrics::Metrics;
+use crate::metrics::tracker::{InspectRequest, Tracker};
+
+/// Lines remembered to recognise a replay. The engine replays at most its last 256 events, so
+/// four times that covers a replay with room to spare.
+pub const DEDUPE_WINDOW: usize = 1024;
+/// The longest event line we accept. Longer ones (no engine sends them) are counted as decode
+/// errors and skipped up to the next newline, keeping memory bounded.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// First wait before resubscribing; it doubles (with jitter) up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between resubscription attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Inspect requests waiting for a worker; past this they are dropped with a warning.
+pub const INSPECT_QUEUE: usize = 1024;
+/// Inspects running at once.
+pub const INSPECT_WORKERS: usize = 4;
+/// How many characters of a bad line a log line shows.
+const LOG_PREVIEW_CHARS: usize = 200;
+
+/// Remembers the hashes of the last [`DEDUPE_WINDOW`] lines.
+pub struct Dedupe {
+    hasher: RandomState,
+    order: VecDeque<u64>,
+    seen: HashSet<u64>,
+}
+
+impl Default for Dedupe {
+    fn default() -> Self {
+        Self {
+            // Keyed per process: event lines carry attacker-chosen labels, so no crafted
+            // collision can make us skip a real event.
+            hasher: RandomState::new(),
+            order: VecDeque::with_capacity(DEDUPE_WINDOW),
+            seen: HashSet::with_capacity(DEDUPE_WINDOW),
+        }
+    }
+}
+
+impl Dedupe {
+    /// True if `line` is new (and remembers it); false if it was among the recent lines.
+    pub fn first_sighting(&mut self, line: &[u8]) -> bool {
+        let h = self.hasher.hash_one(line);
+        if !self.seen.insert(h) {
+            return false;
+        }
+        if self.order.len() == DEDUPE_WINDOW
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        self.order.push_back(h);
+        true
+    }
+}
+
+/// Splits a byte stream into lines of at most [`MAX_LINE_BYTES`].
+#[derive(Default)]
+pub struct Lines {
+    buf: BytesMut,
+    /// Skipping the rest of an overlong line.
+    skipping: bool,
+}
+
+impl Lines {
+    /// Feeds a chunk; calls `line` for each complete line (without its newline) and `too_long`
+    /// once for each overlong one.
+    pub fn feed(&mut self, chunk: &[u8], mut line: impl FnMut(&[u8]), mut too_long: impl FnMut()) {
+        self.buf.extend_from_slice(chunk);
+        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+            if self.skipping {
+                self.skipping = false;
+            } else {
+                line(&self.buf[..pos]);
+            }
+            self.buf.advance(pos + 1);
+        }
+        if self.buf.len() > MAX_LINE_BYTES {
+            if !self.skipping {
+                too_long();
+            }
+            self.skipping = true;
+            self.buf.clear();
+        }
+    }
+
+    /// Forgets a partial line (the connection it came from is gone).
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.skipping = false;
+    }
+}
+
+/// What one line did; for tests and for the caller's bookkeeping.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineOutcome {
+    Applied,
+    Duplicate,
+    DecodeError,
+    Blank,
+}
+
+/// Dedupe, decode and apply one line. Shared by the live stream and (later) replay.
+pub fn process_line(
+    line: &[u8],
+    dedupe: &mut Dedupe,
+    tracker: &mut Tracker,
+    metrics: &Metrics,
+    newest_nano: &mut i64,
+) -> LineOutcome {
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return LineOutcome::Blank;
+    }
+    if !dedupe.first_sighting(line) {
+        return LineOutcome::Duplicate;
+    }
+    match Event::decode(line) {
+        Ok(ev) => {
+            *newest_nano = (*newest_nano).max(ev.time_nano);
+            tracker.apply(&ev);
+            LineOutcome::Applied
+        }
+        Err(e) => {
+            metrics.decode_errors.inc();
+            tracing::warn!(error = %e, line = %preview(line), "skipping an event line that cannot be read");
+            LineOutcome::DecodeError
+        }
+    }
+}
+
+fn preview(line: &[u8]) -> String {
+    String::from_utf8_lossy(line)
+        .chars()
+        .take(LOG_PREVIEW_CHARS)
+        .collect()
+}
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(MIN_BACKOFF)
+        .with_max_delay(MAX_BACKOFF)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Runs inspects for the tracker on a bounded pool, sending the answers back.
+pub fn spawn_inspector(
+    engine: Engine,
+    mut requests: mpsc::Receiver<InspectRequest>,
+    answers: mpsc::Sender<(InspectRequest, super::ContainerSnapshot)>,
+    tasks: &TaskTracker,
+    cancel: CancellationToken,
+) {
+    let workers = Arc::new(Semaphore::new(INSPECT_WORKERS));
+    let inner = tasks.clone();
+    tasks.spawn(async move {
+        loop {
+            let req = tokio::select! {
+                _ = cancel.cancelled() => break,
+                req = requests.recv() => match req { Some(r) => r, None => break },
+            };
+            let Ok(permit) = workers.clone().acquire_owned().await else {
+                break;
+            };
+            let (engine, answers) = (engine.clone(), answers.clone());
+            inner.spawn(async move {
+                let _permit = permit;
+                match engine.inspect(&req.id).await {
+                    Ok(snap) => {
+                        let _ = answers.send((req, snap)).await;
+                    }
+                    // Most often the container is already gone; its destroy event says so.
+                    Err(e) => tracing::debug!(container_id = %req.id, error = %e, "inspect failed"),
+                }
+            });
+        }
+    });
+}
+
+/// Everything the stream loop needs.
+pub struct Watch {
+    pub engine: Engine,
+    pub tracker: Tracker,
+    pub metrics: Arc<Metrics>,
+    pub answers: mpsc::Receiver<(InspectRequest, super::ContainerSnapshot)>,
+    pub since_nano: i64,
+    pub ping_interval: Duration,
+    pub series_ttl: Duration,
+}
+
+impl Watch {
+    /// Streams until `cancel`. Never returns an error: every failure is logged and retried.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let m = self.metrics.clone();
+        let mut dedupe = Dedupe::default();
+        let mut lines = Lines::default();
+        let mut newest_nano = self.since_nano;
+        let mut delays = backoff();
+        let mut subscribed_before = false;
+        let mut body: Option<Incoming> = None;
+        let mut retry_at = Instant::now();
+        let mut ping = tokio::time::interval(self.ping_interval);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ping_task: Option<JoinHandle<Result<(), super::EngineError>>> = None;
+        let mut sweep = tokio::time::interval(
+            (self.series_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)),
+        );
+        sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                frame = next_frame(&mut body) => {
+                    let failure = match frame {
+                        Some(Ok(frame)) => {
+                            if let Ok(data) = frame.into_data() {
+                                let mut good = false;
+                                let (tracker, metrics) = (&mut self.tracker, &m);
+                                lines.feed(
+                                    &data,
+                                    |line| {
+                                        good |= process_line(line, &mut dedupe, tracker, metrics, &mut newest_nano)
+                                            == LineOutcome::Applied;
+                                    },
+                                    || {
+                                        metrics.decode_errors.inc();
+                                        tracing::warn!(limit = MAX_LINE_BYTES, "skipping an event line longer than the limit");
+                                    },
+                                );
+                                if good {
+                                    delays = backoff();
+                                }
+                            }
+                            None
+                        }
+                        Some(Err(e)) => Some(format!("{:#}", anyhow::Error::from(e))),
+                        None => Some("the engine closed the event stream".to_owned()),
+                    };
+                    if let Some(reason) = failure {
+                        body = None;
+                        lines.reset();
+                        retry_at = self.lost(&reason, &mut delays);
+                    }
+                }
+                Some((req, snap)) = self.answers.recv() => self.tracker.apply_inspect(&req, &snap),
+                _ = tokio::time::sleep_until(retry_at), if body.is_none() => {
+                    match self.engine.subscribe(newest_nano).await {
+                        Ok(b) => {
+                            body = Some(b);
+                            m.up.set(1);
+                            if subscribed_before {
+                                m.reconnects.inc();
+                                tracing::info!(since = %super::format_since(newest_nano), "resubscribed to the event stream");
+                            } else {
+                                tracing::info!(since = %super::format_since(newest_nano), "subscribed to the event stream");
+                            }
+                            subscribed_before = true;
+                        }
+                        Err(e) => {
+                            retry_at = self.lost(&format!("{:#}", anyhow::Error::from(e)), &mut delays);
+                        }
+                    }
+                }
+                res = join(&mut ping_task) => {
+                    ping_task = None;
+                    let failure = match res {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(format!("{:#}", anyhow::Error::from(e))),
+                        Err(e) => Some(format!("ping task failed: {e}")),
+                    };
+                    if let (Some(reason), Some(_)) = (failure, body.as_ref()) {
+                        body = None;
+                        lines.reset();
+                        retry_at = self.lost(&format!("ping failed: {reason}"), &mut delays);
+                    }
+                }
+                _ = ping.tick(), if ping_task.is_none() && body.is_some() => {
+                    let engine = self.engine.clone();
+                    ping_task = Some(tokio::spawn(async move { engine.ping().await }));
+                }
+                _ = sweep.tick() => self.tracker.sweep(std::time::Instant::now()),
+            }
+        }
+        m.up.set(0);
+        if let Some(t) = ping_task {
+            t.abort();
+        }
+    }
+
+    /// Marks the stream lost and returns when to try again.
+    fn lost(&self, reason: &str, delays: &mut impl Iterator<Item = Duration>) -> Instant {
+        self.metrics.up.set(0);
+        let wait = delays.next().unwrap_or(MAX_BACKOFF);
+        tracing::warn!(
+            endpoint = %self.engine.endpoint(),
+            error = reason,
+            retry_in = ?wait,
+            "event stream lost; resubscribing"
+        );
+        Instant::now() + wait
+    }
+}
+
+async fn next_frame(
+    body: &mut Option<Incoming>,
+) -> Option<Result<hyper::body::Frame<bytes::Bytes>, hyper::Error>> {
+    match body {
+        Some(b) => b.frame().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn join<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
+        Some(t) => t.await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedupe_forgets_after_the_window() {
+        let mut d = Dedupe::default();
+        assert!(d.first_sighting(b"a"));
+        assert!(!d.first_sighting(b"a"));
+        for i in 0..DEDUPE_WINDOW {
+            assert!(d.first_sighting(format!("x{i}").as_bytes()));
+        }
+        assert!(d.first_sighting(b"a"), "pushed out of the window");
+    }
+
+    #[test]
+    fn lines_split_across_chunks_and_overlong_ones_are_skipped() {
+        let mut l = Lines::default();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut long = 0;
+        l.feed(b"one\ntw", |x| got.push(x.to_vec()), || long += 1);
+        l.feed(b"o\n", |x| got.push(x.to_vec()), || long += 1);
+        let big = vec![b'x'; MAX_LINE_BYTES + 1];
+        l.feed(&big, |x| got.push(x.to_vec()), || long += 1);
+        l.feed(
+            b"more of it\nthree\n",
+            |x| got.push(x.to_vec()),
+            || long += 1,
+        );
+        assert_eq!(got, [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+        assert_eq!(long, 1);
+    }
+
+    #[test]
+    fn bad_lines_are_counted_and_the_next_one_still_applies() {
+        let m = Arc::new(Metrics::new(&[]).expect("metrics"));
+        let mut t = Tracker::new(m.clone(), Duration::from_secs(60), None);
+        let mut d = Dedupe::default();
+        let mut newest = 0;
+        let good = br#"{"Type":"container","Action":"oom","Actor":{"ID":"c","Attributes":{"name":"n","image":"i"}},"time":1,"timeNano":1000000005}"#;
+        assert_eq!(
+            process_line(b"{oops", &mut d, &mut t, &m, &mut newest),
+            LineOutcome::DecodeError
+        );
+        assert_eq!(
+            process_line(good, &mut d, &mut t, &m, &mut newest),
+            LineOutcome::Applied
+        );
+        assert_eq!(
+            process_line(good, &mut d, &mut t, &m, &mut newest),
+            LineOutcome::Duplicate
+        );
+        assert_eq!(m.decode_errors.get(), 1);
+        assert_eq!(m.oom_kills.with_label_values(&["n", "i", "", ""]).get(), 1);
+        assert_eq!(newest, 1_000_000_005);
+    }
+}

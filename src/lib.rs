@@ -1,0 +1,24 @@
+//! docker-events-exporter turns a Docker Engine's event stream into Prometheus metrics.
+//!
+//! The pipeline: [`docker`] connects to the engine and keeps one event subscription alive
+//! (resume, backoff, dedupe); each decoded event goes to the [`metrics::Tracker`], the one place
+//! where an event changes a metric; [`server`] lets Prometheus scrape the result.
+//!
+//! # Layout
+//! - [`cli`]: command-line flags and their environment variables.
+//! - [`app`]: wiring: builds the parts, spawns the tasks, owns shutdown and the drain.
+//! - [`docker::endpoint`]: where the engine is (unix socket, tcp, TLS) and one HTTP/1 request to it.
+//! - [`docker::event`]: our own typed event, decoded from one line of `GET /events`.
+//! - [`docker::stream`]: the subscription: reconnect with backoff, resume with `since=`, dedupe.
+//! - [`docker`]: the engine client: version, info, ping, and container list/inspect via bollard.
+//! - [`metrics`]: the registry and the metric families (names, labels, buckets).
+//! - [`metrics::tracker`]: container state and the event -> metric rules, series expiry.
+//! - [`server`]: the axum router: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
+//! - [`logging`]: tracing set-up (logfmt or JSON).
+
+pub mod app;
+pub mod cli;
+pub mod docker;
+pub mod logging;
+pub mod metrics;
+pub mod server;

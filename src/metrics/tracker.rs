@@ -1,0 +1,856 @@
+//! Container state and the rules by which an event changes a metric.
+//!
+//! The tracker is owned by the event-stream task and changes only through `&mut self`: no locks
+//! on the container table. Anything slow (an inspect) is asked for through a bounded queue and
+//! comes back later through [`Tracker::apply_inspect`].
+//!
+//! Series are keyed by their label values (name, image, compose project and service, allow-listed
+//! labels), not by container ID: a container recreated under the same name continues its
+//! counters. When no container holds a key any more, its series are dropped after the TTL.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::{Histogram, IntCounter, IntGauge};
+use tokio::sync::mpsc;
+
+use super::Metrics;
+use crate::docker::event::{Event, ObjectType};
+use crate::docker::{ContainerSnapshot, ContainerState, Health};
+
+/// Label values longer than this are cut (at a character boundary): a label is
+/// attacker-controlled and must not grow memory or scrapes without bound.
+pub const MAX_LABEL_VALUE_BYTES: usize = 256;
+/// Execs remembered per container between their create/start and their die. An exec that never
+/// dies (created, never started) would otherwise be kept until its container goes.
+pub const MAX_OPEN_EXECS_PER_CONTAINER: usize = 256;
+/// Distinct unknown event kinds we log at `info` once each; after that they are only counted.
+const MAX_UNKNOWN_KINDS_LOGGED: usize = 64;
+
+const COMPOSE_PROJECT: &str = "com.docker.compose.project";
+const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+
+/// Ask for an inspect of a container; `seq` is the tracker's event count when asked, so that
+/// an answer older than a later event does not overwrite what that event set.
+#[derive(Debug, Clone)]
+pub struct InspectRequest {
+    pub id: String,
+    pub seq: u64,
+}
+
+type SeriesKey = Arc<[String]>;
+
+pub struct Tracker {
+    m: Arc<Metrics>,
+    ttl: Duration,
+    containers: HashMap<String, Container>,
+    series: HashMap<SeriesKey, Series>,
+    inspect_tx: Option<mpsc::Sender<InspectRequest>>,
+    seq: u64,
+    unknown_logged: HashSet<(String, String)>,
+}
+
+struct Container {
+    key: SeriesKey,
+    state: Option<ContainerState>,
+    health: Option<Health>,
+    healthcheck_command: Option<String>,
+    started_nano: Option<i64>,
+    has_run: bool,
+    execs: HashMap<String, OpenExec>,
+    /// `seq` of the last event that set `state` or `health`.
+    seq: u64,
+}
+
+#[derive(Default)]
+struct OpenExec {
+    command: Option<String>,
+    started_nano: Option<i64>,
+}
+
+/// The metric handles of one label set. Counters that alerts use with `increase()` exist from
+/// the start at 0, so that their first increment is seen; the rest appear on first use.
+struct Series {
+    /// Containers currently holding this label set (0 or 1 in practice: names are unique).
+    live: u32,
+    expires_at: Option<Instant>,
+    starts: IntCounter,
+    oom_kills: IntCounter,
+    restarts: IntCounter,
+    state: [IntGauge; 6],
+    run_duration: Option<Histogram>,
+    exec_duration: Option<Histogram>,
+    health: Option<HealthSeries>,
+    exit_codes: Vec<String>,
+    signals: Vec<String>,
+    exec_exit_codes: Vec<String>,
+}
+
+struct HealthSeries {
+    success: IntCounter,
+    failure: IntCounter,
+    duration: Histogram,
+    status: [IntGauge; 3],
+}
+
+impl Tracker {
+    pub fn new(
+        m: Arc<Metrics>,
+        ttl: Duration,
+        inspect_tx: Option<mpsc::Sender<InspectRequest>>,
+    ) -> Self {
+        Self {
+            m,
+            ttl,
+            containers: HashMap::new(),
+            series: HashMap::new(),
+            inspect_tx,
+            seq: 0,
+            unknown_logged: HashSet::new(),
+        }
+    }
+
+    /// Seeds a container found at start-up. `since_nano` is where the subscription starts: a
+    /// start at or after it will be replayed as an event, so it does not count as "has run".
+    pub fn seed(&mut self, snap: &ContainerSnapshot, since_nano: i64) {
+        let key = self.key_for(&snap.name, &snap.image, |k| {
+            snap.labels.get(k).map(String::as_str)
+        });
+        let before = |t: Option<i64>| t.is_some_and(|t| t < since_nano);
+        let has_run = before(snap.started_at_nano) || before(snap.finished_at_nano);
+        let running = matches!(
+            snap.state,
+            Some(ContainerState::Running | ContainerState::Paused)
+        );
+        let c = Container {
+            key,
+            state: None,
+            health: None,
+            healthcheck_command: None,
+            started_nano: if running { snap.started_at_nano } else { None },
+            has_run,
+            execs: HashMap::new(),
+            seq: 0,
+        };
+        self.insert_container(snap.id.clone(), c);
+        self.set_healthcheck(&snap.id, snap.healthcheck_command.clone());
+        self.set_state(&snap.id, snap.state);
+        let health = if running { snap.health } else { None };
+        self.set_health(&snap.id, health);
+    }
+
+    /// Applies one event: the one place where an event changes a metric.
+    pub fn apply(&mut self, ev: &Event) {
+        self.m
+            .events
+            .with_label_values(&[ev.object.as_str(), ev.action_label()])
+            .inc();
+        self.m.last_event_timestamp.set(ev.time_nano as f64 / 1e9);
+        if ev.object == ObjectType::Unknown || ev.action_label() == "unknown" {
+            self.log_unknown(ev);
+        }
+        match ev.object {
+            ObjectType::Container => self.apply_container(ev),
+            ObjectType::Image => match ev.verb() {
+                "pull" => self
+                    .m
+                    .image_pulls
+                    .with_label_values(&[&image_label(ev)])
+                    .inc(),
+                "push" => self
+                    .m
+                    .image_pushes
+                    .with_label_values(&[&image_label(ev)])
+                    .inc(),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn apply_container(&mut self, ev: &Event) {
+        self.seq += 1;
+        let seq = self.seq;
+        let id = ev.actor_id.as_str();
+        if id.is_empty() {
+            return;
+        }
+        let verb = ev.verb();
+        if !self.containers.contains_key(id) {
+            if verb == "destroy" {
+                return;
+            }
+            // A container we have not seen: created while we were not looking (or the create
+            // itself). The event's attributes carry its name, image and labels.
+            let name = ev.attr("name").unwrap_or_default();
+            let image = ev.attr("image").unwrap_or_default();
+            let key = self.key_for(name, image, |k| ev.attr(k));
+            self.insert_container(
+                id.to_owned(),
+                Container {
+                    key,
+                    state: None,
+                    health: None,
+                    healthcheck_command: None,
+                    started_nano: None,
+                    has_run: false,
+                    execs: HashMap::new(),
+                    seq,
+                },
+            );
+            self.request_inspect(id, seq);
+            if verb != "create" {
+                tracing::debug!(
+                    container = name,
+                    action = verb,
+                    "event for a container not seen before"
+                );
+            }
+        }
+        match verb {
+            "create" => self.set_state(id, Some(ContainerState::Created)),
+            "start" => {
+                let (has_run, has_healthcheck) = match self.containers.get_mut(id) {
+                    Some(c) => {
+                        let has_run = std::mem::replace(&mut c.has_run, true);
+                        c.started_nano = Some(ev.time_nano);
+                        (has_run, c.healthcheck_command.is_some())
+                    }
+                    None => return,
+                };
+                if let Some(s) = self.series_of(id) {
+                    s.starts.inc();
+                    if has_run {
+                        s.restarts.inc();
+                    }
+                }
+                self.set_state(id, Some(ContainerState::Running));
+                if has_healthcheck {
+                    self.set_health(id, Some(Health::Starting));
+                }
+            }
+            "die" => {
+                let code = exit_code_label(ev.attr("exitCode"));
+                let started = self
+                    .containers
+                    .get_mut(id)
+                    .and_then(|c| c.started_nano.take());
+                let run_seconds = match (started, ev.attr("execDuration")) {
+                    // Our own start and die times are nanosecond-precise; the engine's
+                    // execDuration (newer engines) is whole seconds, so it is the fallback.
+                    (Some(start), _) if ev.time_nano >= start => {
+                        Some((ev.time_nano - start) as f64 / 1e9)
+                    }
+                    (_, Some(d)) => d.parse::<f64>().ok().filter(|d| *d >= 0.0),
+                    _ => None,
+                };
+                let m = self.m.clone();
+                let key = self.containers[id].key.clone();
+                if let Some(s) = self.series.get_mut(&key) {
+                    m.exits.with_label_values(&with_extra(&key, &code)).inc();
+                    remember(&mut s.exit_codes, code);
+                    if let Some(secs) = run_seconds {
+                        s.run_duration
+                            .get_or_insert_with(|| m.run_duration.with_label_values(&labels(&key)))
+                            .observe(secs);
+                    }
+                }
+                self.set_state(id, Some(ContainerState::Exited));
+                self.set_health(id, None);
+                // The engine knows whether it will restart the container; ask it.
+                self.request_inspect(id, seq);
+            }
+            "oom" => {
+                if let Some(s) = self.series_of(id) {
+                    s.oom_kills.inc();
+                }
+            }
+            "kill" => {
+                let signal = signal_label(ev.attr("signal"));
+                let m = self.m.clone();
+                let key = self.containers[id].key.clone();
+                if let Some(s) = self.series.get_mut(&key) {
+                    m.kills.with_label_values(&with_extra(&key, &signal)).inc();
+                    remember(&mut s.signals, signal);
+                }
+            }
+            "pause" => self.set_state(id, Some(ContainerState::Paused)),
+            "unpause" => self.set_state(id, Some(ContainerState::Running)),
+            "destroy" => self.remove_container(id),
+            "rename" => self.rename(id, ev),
+            "health_status" => {
+                if let Some(h) = ev.action_detail().and_then(Health::parse) {
+                    self.set_health(id, Some(h));
+                }
+            }
+            "exec_create" | "exec_start" => {
+                let Some(exec_id) = ev.attr("execID") else {
+                    return;
+                };
+                let Some(c) = self.containers.get_mut(id) else {
+                    return;
+                };
+                if !c.execs.contains_key(exec_id) && c.execs.len() >= MAX_OPEN_EXECS_PER_CONTAINER {
+                    tracing::debug!(
+                        container = ev.attr("name"),
+                        "too many open execs; forgetting them"
+                    );
+                    c.execs.clear();
+                }
+                let exec = c.execs.entry(exec_id.to_owned()).or_default();
+                if exec.command.is_none() {
+                    exec.command = ev.action_detail().map(str::to_owned);
+                }
+                if verb == "exec_start" {
+                    exec.started_nano = Some(ev.time_nano);
+                }
+            }
+            "exec_die" => self.exec_died(id, ev),
+            _ => {}
+        }
+    }
+
+    fn exec_died(&mut self, id: &str, ev: &Event) {
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        let exec = ev
+            .attr("execID")
+            .and_then(|e| c.execs.remove(e))
+            .unwrap_or_default();
+        let probe = exec.command.is_some() && exec.command == c.healthcheck_command;
+        let seconds = exec
+            .started_nano
+            .filter(|s| ev.time_nano >= *s)
+            .map(|s| (ev.time_nano - s) as f64 / 1e9);
+        let key = c.key.clone();
+        let m = self.m.clone();
+        let Some(s) = self.series.get_mut(&key) else {
+            return;
+        };
+        if probe {
+            let h = s.health.get_or_insert_with(|| HealthSeries::new(&m, &key));
+            if ev.attr("exitCode") == Some("0") {
+                h.success.inc();
+            } else {
+                h.failure.inc();
+            }
+            if let Some(secs) = seconds {
+                h.duration.observe(secs);
+            }
+        } else {
+            let code = exit_code_label(ev.attr("exitCode"));
+            m.execs.with_label_values(&with_extra(&key, &code)).inc();
+            remember(&mut s.exec_exit_codes, code);
+            if let Some(secs) = seconds {
+                s.exec_duration
+                    .get_or_insert_with(|| m.exec_duration.with_label_values(&labels(&key)))
+                    .observe(secs);
+            }
+        }
+    }
+
+    /// Applies an inspect that was asked for at `req.seq`: the healthcheck command always; state
+    /// and health only if no event changed them since the request.
+    pub fn apply_inspect(&mut self, req: &InspectRequest, snap: &ContainerSnapshot) {
+        let Some(c) = self.containers.get_mut(&req.id) else {
+            return;
+        };
+        let fresh = c.seq <= req.seq;
+        let running = c.state == Some(ContainerState::Running);
+        let missing_health = c.health.is_none();
+        self.set_healthcheck(&req.id, snap.healthcheck_command.clone());
+        // A transient state (removing, stopping) leaves the last known one in place.
+        if fresh && snap.state.is_some() {
+            self.set_state(&req.id, snap.state);
+        }
+        // Learning only now that a running container has a healthcheck: show what the engine says.
+        if fresh || (running && missing_health) {
+            let running = matches!(
+                snap.state,
+                Some(ContainerState::Running | ContainerState::Paused)
+            );
+            self.set_health(&req.id, if running { snap.health } else { None });
+        }
+    }
+
+    /// Drops the series of label sets that no container has held for the TTL.
+    pub fn sweep(&mut self, now: Instant) {
+        let m = &self.m;
+        self.series.retain(|key, s| {
+            if s.live > 0 || s.expires_at.is_none_or(|t| t > now) {
+                return true;
+            }
+            s.remove(m, key);
+            false
+        });
+    }
+
+    /// How many label sets have series now (live or waiting to expire).
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    fn log_unknown(&mut self, ev: &Event) {
+        let kind = (ev.type_name.clone(), ev.verb().to_owned());
+        if self.unknown_logged.len() < MAX_UNKNOWN_KINDS_LOGGED
+            && !self.unknown_logged.contains(&kind)
+        {
+            tracing::info!(
+                r#type = %kind.0,
+                action = %kind.1,
+                "event of a kind this build does not know; counted in docker_events_total as unknown"
+            );
+            self.unknown_logged.insert(kind);
+        }
+    }
+
+    fn key_for<'a>(
+        &self,
+        name: &str,
+        image: &str,
+        label: impl Fn(&str) -> Option<&'a str>,
+    ) -> SeriesKey {
+        let mut values = vec![
+            cap(name),
+            cap(image),
+            cap(label(COMPOSE_PROJECT).unwrap_or_default()),
+            cap(label(COMPOSE_SERVICE).unwrap_or_default()),
+        ];
+        values.extend(
+            self.m
+                .label_keys
+                .iter()
+                .map(|k| cap(label(k).unwrap_or_default())),
+        );
+        values.into()
+    }
+
+    fn insert_container(&mut self, id: String, c: Container) {
+        self.hold(&c.key);
+        if let Some(old) = self.containers.insert(id, c) {
+            self.release(&old.key);
+        }
+    }
+
+    fn remove_container(&mut self, id: &str) {
+        self.set_state(id, None);
+        self.set_health(id, None);
+        if let Some(c) = self.containers.remove(id) {
+            self.release(&c.key);
+        }
+    }
+
+    fn rename(&mut self, id: &str, ev: &Event) {
+        let Some(new_name) = ev.attr("name") else {
+            return;
+        };
+        let Some(c) = self.containers.get(id) else {
+            return;
+        };
+        if c.key[0] == cap(new_name) {
+            return;
+        }
+        let mut values = c.key.to_vec();
+        values[0] = cap(new_name);
+        let new_key: SeriesKey = values.into();
+        let (state, health) = (c.state, c.health);
+        self.set_state(id, None);
+        self.set_health(id, None);
+        let old_key = std::mem::replace(
+            &mut self.containers.get_mut(id).expect("checked above").key,
+            new_key.clone(),
+        );
+        self.hold(&new_key);
+        self.release(&old_key);
+        let hc = self
+            .containers
+            .get(id)
+            .and_then(|c| c.healthcheck_command.clone());
+        self.set_healthcheck(id, hc);
+        self.set_state(id, state);
+        self.set_health(id, health);
+    }
+
+    /// A container takes the label set: create its series if need be and stop any expiry.
+    fn hold(&mut self, key: &SeriesKey) {
+        let m = &self.m;
+        let s = self
+            .series
+            .entry(key.clone())
+            .or_insert_with(|| Series::new(m, key));
+        s.live += 1;
+        s.expires_at = None;
+    }
+
+    fn release(&mut self, key: &SeriesKey) {
+        if let Some(s) = self.series.get_mut(key) {
+            s.live = s.live.saturating_sub(1);
+            if s.live == 0 {
+                s.expires_at = Some(Instant::now() + self.ttl);
+            }
+        }
+    }
+
+    fn series_of(&mut self, id: &str) -> Option<&mut Series> {
+        let key = &self.containers.get(id)?.key;
+        self.series.get_mut(key)
+    }
+
+    fn set_healthcheck(&mut self, id: &str, command: Option<String>) {
+        let m = self.m.clone();
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        c.healthcheck_command = command;
+        if c.healthcheck_command.is_some() {
+            let key = c.key.clone();
+            if let Some(s) = self.series.get_mut(&key) {
+                s.health.get_or_insert_with(|| HealthSeries::new(&m, &key));
+            }
+        }
+    }
+
+    fn set_state(&mut self, id: &str, state: Option<ContainerState>) {
+        let seq = self.seq;
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        c.state = state;
+        c.seq = seq;
+        let key = c.key.clone();
+        if let Some(s) = self.series.get(&key) {
+            for (gauge, st) in s.state.iter().zip(ContainerState::ALL) {
+                gauge.set(i64::from(Some(st) == state));
+            }
+        }
+    }
+
+    fn set_health(&mut self, id: &str, health: Option<Health>) {
+        let seq = self.seq;
+        let m = self.m.clone();
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        c.health = health;
+        c.seq = seq;
+        let key = c.key.clone();
+        let Some(s) = self.series.get_mut(&key) else {
+            return;
+        };
+        if health.is_none() && s.health.is_none() {
+            return;
+        }
+        let h = s.health.get_or_insert_with(|| HealthSeries::new(&m, &key));
+        for (gauge, st) in h.status.iter().zip(Health::ALL) {
+            gauge.set(i64::from(Some(st) == health));
+        }
+    }
+
+    fn request_inspect(&self, id: &str, seq: u64) {
+        let Some(tx) = &self.inspect_tx else { return };
+        if tx
+            .try_send(InspectRequest {
+                id: id.to_owned(),
+                seq,
+            })
+            .is_err()
+        {
+            tracing::warn!(
+                container_id = id,
+                "inspect queue full; this container's state and healthcheck may lag until its next event"
+            );
+        }
+    }
+}
+
+impl Series {
+    fn new(m: &Metrics, key: &SeriesKey) -> Self {
+        let l = labels(key);
+        Self {
+            live: 0,
+            expires_at: None,
+            starts: m.starts.with_label_values(&l),
+            oom_kills: m.oom_kills.with_label_values(&l),
+            restarts: m.restarts.with_label_values(&l),
+            state: ContainerState::ALL
+                .map(|st| m.state.with_label_values(&with_extra(key, st.as_str()))),
+            run_duration: None,
+            exec_duration: None,
+            health: None,
+            exit_codes: Vec::new(),
+            signals: Vec::new(),
+            exec_exit_codes: Vec::new(),
+        }
+    }
+
+    /// Removes every series of this label set from the registry. Removal of one that was never
+    /// created returns an error we do not care about.
+    fn remove(&self, m: &Metrics, key: &SeriesKey) {
+        let l = labels(key);
+        let _ = m.starts.remove_label_values(&l);
+        let _ = m.oom_kills.remove_label_values(&l);
+        let _ = m.restarts.remove_label_values(&l);
+        let _ = m.run_duration.remove_label_values(&l);
+        let _ = m.exec_duration.remove_label_values(&l);
+        let _ = m.healthcheck_duration.remove_label_values(&l);
+        for st in ContainerState::ALL {
+            let _ = m.state.remove_label_values(&with_extra(key, st.as_str()));
+        }
+        for h in Health::ALL {
+            let _ = m
+                .health_status
+                .remove_label_values(&with_extra(key, h.as_str()));
+        }
+        for r in ["success", "failure"] {
+            let _ = m.healthchecks.remove_label_values(&with_extra(key, r));
+        }
+        for c in &self.exit_codes {
+            let _ = m.exits.remove_label_values(&with_extra(key, c));
+        }
+        for c in &self.signals {
+            let _ = m.kills.remove_label_values(&with_extra(key, c));
+        }
+        for c in &self.exec_exit_codes {
+            let _ = m.execs.remove_label_values(&with_extra(key, c));
+        }
+    }
+}
+
+impl HealthSeries {
+    fn new(m: &Metrics, key: &SeriesKey) -> Self {
+        Self {
+            success: m
+                .healthchecks
+                .with_label_values(&with_extra(key, "success")),
+            failure: m
+                .healthchecks
+                .with_label_values(&with_extra(key, "failure")),
+            duration: m.healthcheck_duration.with_label_values(&labels(key)),
+            status: Health::ALL.map(|h| {
+                m.health_status
+                    .with_label_values(&with_extra(key, h.as_str()))
+            }),
+        }
+    }
+}
+
+fn labels(key: &SeriesKey) -> Vec<&str> {
+    key.iter().map(String::as_str).collect()
+}
+
+fn with_extra<'a>(key: &'a SeriesKey, extra: &'a str) -> Vec<&'a str> {
+    let mut l = labels(key);
+    l.push(extra);
+    l
+}
+
+fn remember(seen: &mut Vec<String>, value: String) {
+    if !seen.contains(&value) {
+        seen.push(value);
+    }
+}
+
+fn cap(s: &str) -> String {
+    if s.len() <= MAX_LABEL_VALUE_BYTES {
+        return s.to_owned();
+    }
+    let mut end = MAX_LABEL_VALUE_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// Exit codes are 0..=255 on Linux (-1 when the engine could not tell); anything else is `other`,
+/// keeping the label bounded.
+fn exit_code_label(code: Option<&str>) -> String {
+    match code.and_then(|c| c.parse::<i64>().ok()) {
+        Some(c @ -1..=255) => c.to_string(),
+        _ => "other".to_owned(),
+    }
+}
+
+/// Signals are numbers 1..=64 in kill events; anything else is `other`.
+fn signal_label(signal: Option<&str>) -> String {
+    match signal.and_then(|s| s.parse::<u8>().ok()) {
+        Some(s @ 1..=64) => s.to_string(),
+        _ => "other".to_owned(),
+    }
+}
+
+/// The image a pull or push names, without a digest (`repo@sha256:...` would make one series per
+/// digest).
+fn image_label(ev: &Event) -> String {
+    let image = ev
+        .attr("name")
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&ev.actor_id);
+    cap(image.split_once('@').map_or(image, |(repo, _)| repo))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(action: &str, id: &str, time_nano: i64, attrs: &[(&str, &str)]) -> Event {
+        Event {
+            object: ObjectType::Container,
+            type_name: "container".into(),
+            action: action.into(),
+            actor_id: id.into(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+            scope: "local".into(),
+            time_nano,
+        }
+    }
+
+    fn tracker() -> (Tracker, Arc<Metrics>) {
+        let m = Arc::new(Metrics::new(&["team".to_owned()]).expect("metrics"));
+        (Tracker::new(m.clone(), Duration::from_secs(60), None), m)
+    }
+
+    const WEB: &[(&str, &str)] = &[("name", "web"), ("image", "nginx"), ("team", "a")];
+    const L: [&str; 5] = ["web", "nginx", "", "", "a"];
+
+    #[test]
+    fn second_start_is_a_restart() {
+        let (mut t, m) = tracker();
+        t.apply(&event("create", "c1", 1, WEB));
+        t.apply(&event("start", "c1", 2, WEB));
+        assert_eq!(m.restarts.with_label_values(&L).get(), 0);
+        t.apply(&event(
+            "die",
+            "c1",
+            3_000_000_002,
+            &[("name", "web"), ("exitCode", "1")],
+        ));
+        t.apply(&event("start", "c1", 4_000_000_000, WEB));
+        assert_eq!(m.starts.with_label_values(&L).get(), 2);
+        assert_eq!(m.restarts.with_label_values(&L).get(), 1);
+        let h = m.run_duration.with_label_values(&L);
+        assert_eq!(h.get_sample_count(), 1);
+        assert_eq!(h.get_sample_sum(), 3.0);
+        assert_eq!(
+            m.exits
+                .with_label_values(&["web", "nginx", "", "", "a", "1"])
+                .get(),
+            1
+        );
+        assert_eq!(
+            m.state
+                .with_label_values(&["web", "nginx", "", "", "a", "running"])
+                .get(),
+            1
+        );
+        assert_eq!(
+            m.state
+                .with_label_values(&["web", "nginx", "", "", "a", "exited"])
+                .get(),
+            0
+        );
+    }
+
+    #[test]
+    fn probe_execs_count_as_healthchecks_not_execs() {
+        let (mut t, m) = tracker();
+        t.seed(
+            &ContainerSnapshot {
+                id: "c1".into(),
+                name: "web".into(),
+                image: "nginx".into(),
+                labels: [("team".to_owned(), "a".to_owned())].into(),
+                state: Some(ContainerState::Running),
+                health: Some(Health::Starting),
+                healthcheck_command: Some("/bin/sh -c true".into()),
+                started_at_nano: Some(1),
+                finished_at_nano: None,
+            },
+            10,
+        );
+        let probe = [("name", "web"), ("execID", "p1")];
+        t.apply(&event("exec_create: /bin/sh -c true", "c1", 20, &probe));
+        t.apply(&event("exec_start: /bin/sh -c true", "c1", 30, &probe));
+        t.apply(&event(
+            "exec_die",
+            "c1",
+            50_000_030,
+            &[("execID", "p1"), ("exitCode", "0")],
+        ));
+        let user = [("name", "web"), ("execID", "u1")];
+        t.apply(&event("exec_create: sh -c exit 3", "c1", 60, &user));
+        t.apply(&event("exec_start: sh -c exit 3", "c1", 70, &user));
+        t.apply(&event(
+            "exec_die",
+            "c1",
+            80,
+            &[("execID", "u1"), ("exitCode", "3")],
+        ));
+        t.apply(&event("health_status: healthy", "c1", 90, WEB));
+        let with = |x: &'static str| ["web", "nginx", "", "", "a", x];
+        assert_eq!(m.healthchecks.with_label_values(&with("success")).get(), 1);
+        assert_eq!(m.healthchecks.with_label_values(&with("failure")).get(), 0);
+        assert_eq!(
+            m.healthcheck_duration
+                .with_label_values(&L)
+                .get_sample_sum(),
+            0.05
+        );
+        assert_eq!(m.execs.with_label_values(&with("3")).get(), 1);
+        assert_eq!(m.execs.with_label_values(&with("0")).get(), 0);
+        assert_eq!(m.health_status.with_label_values(&with("healthy")).get(), 1);
+        assert_eq!(
+            m.health_status.with_label_values(&with("starting")).get(),
+            0
+        );
+    }
+
+    #[test]
+    fn series_of_a_destroyed_container_expire_after_the_ttl() {
+        let (mut t, m) = tracker();
+        t.apply(&event("create", "c1", 1, WEB));
+        t.apply(&event("die", "c1", 2, &[("exitCode", "0")]));
+        t.apply(&event("destroy", "c1", 3, WEB));
+        t.sweep(Instant::now());
+        assert!(
+            m.encode().contains("docker_container_exits_total{"),
+            "kept until the TTL"
+        );
+        t.sweep(Instant::now() + Duration::from_secs(61));
+        let text = m.encode();
+        assert!(!text.contains("docker_container_"), "{text}");
+        assert_eq!(t.series_count(), 0);
+    }
+
+    #[test]
+    fn recreated_name_keeps_its_series() {
+        let (mut t, m) = tracker();
+        t.apply(&event("create", "c1", 1, WEB));
+        t.apply(&event("start", "c1", 2, WEB));
+        t.apply(&event("destroy", "c1", 3, WEB));
+        t.apply(&event("create", "c2", 4, WEB));
+        t.apply(&event("start", "c2", 5, WEB));
+        t.sweep(Instant::now() + Duration::from_secs(61));
+        assert_eq!(m.starts.with_label_values(&L).get(), 2);
+        assert_eq!(
+            m.restarts.with_label_values(&L).get(),
+            0,
+            "a new container is not a restart"
+        );
+    }
+
+    #[test]
+    fn unbounded_values_become_bounded_labels() {
+        assert_eq!(exit_code_label(Some("137")), "137");
+        assert_eq!(exit_code_label(Some("3221225477")), "other");
+        assert_eq!(exit_code_label(None), "other");
+        assert_eq!(signal_label(Some("9")), "9");
+        assert_eq!(signal_label(Some("SIGKILL")), "other");
+        let long = "é".repeat(200);
+        assert_eq!(cap(&long).len(), 256);
+    }
+}
