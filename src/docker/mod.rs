@@ -50,7 +50,7 @@ pub enum EngineError {
         path: String,
         source: serde_json::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Bollard(#[from] bollard::errors::Error),
     #[error("{what} timed out after {after:?}")]
     Timeout { what: &'static str, after: Duration },
@@ -174,9 +174,20 @@ impl Engine {
         let (major, minor) = theirs.min((ours.major_version, ours.minor_version));
         let api = format!("{major}.{minor}");
         let transport = endpoint.clone();
+        let prefix = format!("/v{api}");
         let bollard = bollard::Docker::connect_with_custom_transport(
-            move |req: bollard::BollardRequest| -> endpoint::TransportFuture {
+            move |mut req: bollard::BollardRequest| -> endpoint::TransportFuture {
                 let transport = transport.clone();
+                // bollard drops its version prefix when it joins the path (url.join with an
+                // absolute path); put ours back so answers have the shape we negotiated.
+                let versioned = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| format!("{prefix}{p}"))
+                    .and_then(|p| http::Uri::try_from(p).ok());
+                if let Some(uri) = versioned {
+                    *req.uri_mut() = uri;
+                }
                 Box::pin(async move {
                     transport
                         .send(req)

@@ -40,6 +40,9 @@ pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between resubscription attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long the engine may take to answer `GET /events` with its headers. A half-dead engine
+/// (or a frozen network path) must not keep us from retrying, or from shutting down.
+pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Inspect requests waiting for a worker; past this they are dropped with a warning.
 pub const INSPECT_QUEUE: usize = 1024;
 /// Inspects running at once.
@@ -277,7 +280,18 @@ impl Watch {
                 }
                 Some((req, snap)) = self.answers.recv() => self.tracker.apply_inspect(&req, &snap),
                 _ = tokio::time::sleep_until(retry_at), if body.is_none() => {
-                    match self.engine.subscribe(newest_nano).await {
+                    let subscribe = tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.engine.subscribe(newest_nano));
+                    let attempt = tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        r = subscribe => r,
+                    };
+                    let attempt = attempt.unwrap_or_else(|_| {
+                        Err(super::EngineError::Timeout {
+                            what: "subscribing to events",
+                            after: SUBSCRIBE_TIMEOUT,
+                        })
+                    });
+                    match attempt {
                         Ok(b) => {
                             body = Some(b);
                             m.up.set(1);

@@ -680,14 +680,21 @@ fn signal_label(signal: Option<&str>) -> String {
     }
 }
 
-/// The image a pull or push names, without a digest (`repo@sha256:...` would make one series per
-/// digest).
+/// The repository a pull or push names, without tag or digest: one series per repository, not
+/// per tag or digest, which CI pipelines create without end.
 fn image_label(ev: &Event) -> String {
-    let image = ev
-        .attr("name")
-        .filter(|n| !n.is_empty())
-        .unwrap_or(&ev.actor_id);
-    cap(image.split_once('@').map_or(image, |(repo, _)| repo))
+    cap(repository(&ev.actor_id))
+}
+
+fn repository(reference: &str) -> &str {
+    let no_digest = reference
+        .split_once('@')
+        .map_or(reference, |(repo, _)| repo);
+    match no_digest.rfind(':') {
+        // A colon after the last slash starts the tag; one before it is a registry port.
+        Some(i) if !no_digest[i..].contains('/') => &no_digest[..i],
+        _ => no_digest,
+    }
 }
 
 #[cfg(test)]
@@ -850,6 +857,13 @@ mod tests {
         assert_eq!(exit_code_label(None), "other");
         assert_eq!(signal_label(Some("9")), "9");
         assert_eq!(signal_label(Some("SIGKILL")), "other");
+        assert_eq!(repository("127.0.0.1:5000/app:v1"), "127.0.0.1:5000/app");
+        assert_eq!(
+            repository("127.0.0.1:5000/app@sha256:60ae"),
+            "127.0.0.1:5000/app"
+        );
+        assert_eq!(repository("127.0.0.1:5000/app"), "127.0.0.1:5000/app");
+        assert_eq!(repository("nginx:1.25"), "nginx");
         let long = "é".repeat(200);
         assert_eq!(cap(&long).len(), 256);
     }
