@@ -1,0 +1,17 @@
+//! Integration tests: the exporter binary against the real Docker Engine on this machine (and,
+//! for inputs a real engine never sends, a stand-in engine). Each test makes its own uniquely
+//! named containers, removes them even when it fails, and asserts exact metric values.
+
+#[path = "support/mod.rs"]
+mod support;
+
+#[path = "integration/cli.rs"]
+mod cli;
+#[path = "integration/health.rs"]
+mod health;
+#[path = "integration/images.rs"]
+mod images;
+#[path = "integration/lifecycle.rs"]
+mod lifecycle;
+#[path = "integration/resilience.rs"]
+mod resilience;

@@ -1,0 +1,93 @@
+//! The binary's contract: errors on bad input, the engine's identity, a clean drain.
+
+use std::process::{Command, Stdio};
+
+use crate::support::{Exporter, docker};
+
+fn run_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the exporter");
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
+#[test]
+fn bad_docker_host_is_refused_with_what_to_use() {
+    assert_eq!(
+        run_fails(&["--docker.host", "ssh://me@host"]),
+        "docker-events-exporter: error: docker host \"ssh://me@host\": ssh:// is not supported; forward the socket (ssh -L) and use unix:// or tcp://"
+    );
+}
+
+#[test]
+fn tls_without_certificates_is_an_error_never_plain_http() {
+    let dir = crate::support::tempdir("no-certs");
+    let err = run_fails(&[
+        "--docker.host",
+        "tcp://127.0.0.1:2376",
+        "--docker.tls-verify",
+        "--docker.cert-path",
+        dir.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        err.starts_with(&format!(
+            "docker-events-exporter: error: cannot read CA certificate {}/ca.pem: ",
+            dir.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn clashing_container_labels_are_refused() {
+    assert_eq!(
+        run_fails(&["--container-label", "a.b", "--container-label", "a_b"]),
+        "docker-events-exporter: error: --container-label \"a.b\" and \"a_b\" both become the Prometheus label label_a_b; allow-list only one of them"
+    );
+}
+
+#[test]
+fn busy_listen_address_names_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let err = run_fails(&["--web.listen-address", &addr]);
+    assert!(
+        err.starts_with(&format!(
+            "docker-events-exporter: error: cannot listen on --web.listen-address \"{addr}\": "
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn engine_identity_and_a_clean_drain_on_sigterm() {
+    let e = Exporter::start(&[]);
+    let version = docker(&["version", "-f", "{{.Server.Version}}"]);
+    let api = docker(&["version", "-f", "{{.Server.APIVersion}}"]);
+    let s = e.scrape();
+    let info = s.matching(
+        "docker_engine_info",
+        &[("version", &version), ("api_version", &api)],
+    );
+    assert_eq!(info.len(), 1, "{version} {api}");
+    assert_eq!(info[0].1, 1.0);
+    assert_eq!(s.value("docker_events_exporter_up", &[]), Some(1.0));
+    assert!(
+        s.value("process_resident_memory_bytes", &[])
+            .is_some_and(|v| v > 0.0)
+    );
+    assert!(
+        !s.matching(
+            "docker_events_exporter_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        )
+        .is_empty()
+    );
+    let status = e.terminate();
+    assert!(status.success(), "SIGTERM drains and exits 0, got {status}");
+}

@@ -1,0 +1,393 @@
+//! Container lifecycles: exits, kills, restarts, OOM kills, execs, labels, series expiry.
+
+use crate::support::{
+    Cleanup, Exporter, container_labels, docker, test_image, unique, wait_status,
+};
+
+#[test]
+fn exit_codes_and_sigkill() {
+    let image = test_image();
+    let e = Exporter::start(&[]);
+    let (ok, fail, killed) = (unique("exit0"), unique("exit1"), unique("killed"));
+    let _c = Cleanup(vec![ok.clone(), fail.clone(), killed.clone()]);
+    docker(&["run", "-d", "--name", &ok, image, "sh", "-c", "exit 0"]);
+    docker(&["run", "-d", "--name", &fail, image, "sh", "-c", "exit 1"]);
+    docker(&["run", "-d", "--name", &killed, image, "sleep", "300"]);
+    e.wait_for(
+        "docker_container_state",
+        &container_labels(&killed, &[("state", "running")]),
+        1.0,
+    );
+    docker(&["kill", &killed]);
+
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&ok, &[("exit_code", "0")]),
+        1.0,
+    );
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&fail, &[("exit_code", "1")]),
+        1.0,
+    );
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&killed, &[("exit_code", "137")]),
+        1.0,
+    );
+    let s = e.scrape();
+    for name in [&ok, &fail, &killed] {
+        let l = container_labels(name, &[]);
+        assert_eq!(
+            s.value("docker_container_starts_total", &l),
+            Some(1.0),
+            "{name}"
+        );
+        assert_eq!(
+            s.value("docker_container_restarts_total", &l),
+            Some(0.0),
+            "{name}"
+        );
+        assert_eq!(
+            s.value("docker_container_oom_kills_total", &l),
+            Some(0.0),
+            "{name}"
+        );
+        assert_eq!(
+            s.value("docker_container_run_duration_seconds_count", &l),
+            Some(1.0),
+            "{name}"
+        );
+        assert_eq!(
+            s.matching("docker_container_exits_total", &[("name", name)])
+                .len(),
+            1,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        s.value(
+            "docker_container_kills_total",
+            &container_labels(&killed, &[("signal", "9")])
+        ),
+        Some(1.0)
+    );
+    e.wait_for(
+        "docker_container_state",
+        &container_labels(&killed, &[("state", "exited")]),
+        1.0,
+    );
+    assert_eq!(
+        e.value(
+            "docker_container_state",
+            &container_labels(&killed, &[("state", "running")])
+        ),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn restart_policy_crash_loop() {
+    let image = test_image();
+    let e = Exporter::start(&[]);
+    let name = unique("crashloop");
+    let _c = Cleanup(vec![name.clone()]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--restart",
+        "on-failure:3",
+        image,
+        "sh",
+        "-c",
+        "exit 2",
+    ]);
+    let looped = crate::support::wait_until(crate::support::DEADLINE, || {
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}}",
+            &name,
+        ]) == "3 exited"
+    });
+    assert!(looped, "the engine restarted {name} three times");
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&name, &[("exit_code", "2")]),
+        4.0,
+    );
+    e.wait_for(
+        "docker_container_state",
+        &container_labels(&name, &[("state", "exited")]),
+        1.0,
+    );
+    let s = e.scrape();
+    let l = container_labels(&name, &[]);
+    assert_eq!(s.value("docker_container_starts_total", &l), Some(4.0));
+    assert_eq!(s.value("docker_container_restarts_total", &l), Some(3.0));
+    assert_eq!(
+        s.value("docker_container_run_duration_seconds_count", &l),
+        Some(4.0)
+    );
+}
+
+#[test]
+fn oom_kill() {
+    let image = test_image();
+    let e = Exporter::start(&[]);
+    let name = unique("oom");
+    let _c = Cleanup(vec![name.clone()]);
+    // busybox tail buffers an endless line from /dev/zero until the 8 MiB limit kills it.
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-m",
+        "8m",
+        "--memory-swap",
+        "8m",
+        image,
+        "tail",
+        "/dev/zero",
+    ]);
+    e.wait_for(
+        "docker_container_oom_kills_total",
+        &container_labels(&name, &[]),
+        1.0,
+    );
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&name, &[("exit_code", "137")]),
+        1.0,
+    );
+    assert_eq!(
+        e.value(
+            "docker_container_starts_total",
+            &container_labels(&name, &[])
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn docker_kill_with_signals_and_docker_restart() {
+    let image = test_image();
+    let e = Exporter::start(&[]);
+    let name = unique("signals");
+    let _c = Cleanup(vec![name.clone()]);
+    // sleep as PID 1 has no SIGHUP handler, so the kernel ignores it and the container runs on.
+    docker(&["run", "-d", "--name", &name, image, "sleep", "300"]);
+    docker(&["kill", "-s", "HUP", &name]);
+    docker(&["kill", "-s", "HUP", &name]);
+    e.wait_for(
+        "docker_container_kills_total",
+        &container_labels(&name, &[("signal", "1")]),
+        2.0,
+    );
+    wait_status(&name, "running");
+    // docker restart -t 0: SIGTERM (ignored by PID 1), SIGKILL, die, start.
+    docker(&["restart", "-t", "0", &name]);
+    e.wait_for(
+        "docker_container_restarts_total",
+        &container_labels(&name, &[]),
+        1.0,
+    );
+    let s = e.scrape();
+    assert_eq!(
+        s.value(
+            "docker_container_starts_total",
+            &container_labels(&name, &[])
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_kills_total",
+            &container_labels(&name, &[("signal", "9")])
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_kills_total",
+            &container_labels(&name, &[("signal", "15")])
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_exits_total",
+            &container_labels(&name, &[("exit_code", "137")])
+        ),
+        Some(1.0)
+    );
+    e.wait_for(
+        "docker_container_state",
+        &container_labels(&name, &[("state", "running")]),
+        1.0,
+    );
+}
+
+#[test]
+fn user_execs_by_exit_code() {
+    let image = test_image();
+    let e = Exporter::start(&[]);
+    let name = unique("execs");
+    let _c = Cleanup(vec![name.clone()]);
+    docker(&["run", "-d", "--name", &name, image, "sleep", "300"]);
+    docker(&["exec", &name, "true"]);
+    for _ in 0..2 {
+        let out = crate::support::docker_output(&["exec", &name, "sh", "-c", "exit 3"]);
+        assert_eq!(out.status.code(), Some(3));
+    }
+    e.wait_for(
+        "docker_container_execs_total",
+        &container_labels(&name, &[("exit_code", "3")]),
+        2.0,
+    );
+    let s = e.scrape();
+    assert_eq!(
+        s.value(
+            "docker_container_execs_total",
+            &container_labels(&name, &[("exit_code", "0")])
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_exec_duration_seconds_count",
+            &container_labels(&name, &[])
+        ),
+        Some(3.0)
+    );
+    assert!(
+        s.matching("docker_container_healthchecks_total", &[("name", &name)])
+            .is_empty(),
+        "a container without a healthcheck has no probe series"
+    );
+}
+
+#[test]
+fn compose_labels_and_allow_listed_container_label() {
+    let image = test_image();
+    let e = Exporter::start(&["--container-label", "com.example.team"]);
+    let name = unique("compose");
+    let _c = Cleanup(vec![name.clone()]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-l",
+        "com.docker.compose.project=shop",
+        "-l",
+        "com.docker.compose.service=web",
+        "-l",
+        "com.example.team=payments",
+        "-l",
+        "com.example.secret=not-exported",
+        image,
+        "sh",
+        "-c",
+        "exit 0",
+    ]);
+    let labels = [
+        ("name", name.as_str()),
+        ("image", image),
+        ("compose_project", "shop"),
+        ("compose_service", "web"),
+        ("label_com_example_team", "payments"),
+    ];
+    e.wait_for("docker_container_starts_total", &labels, 1.0);
+    let mut with_code = labels.to_vec();
+    with_code.push(("exit_code", "0"));
+    e.wait_for("docker_container_exits_total", &with_code, 1.0);
+    assert!(
+        !e.scrape()
+            .series
+            .iter()
+            .any(|(_, l, _)| l.values().any(|v| v == "not-exported"))
+    );
+}
+
+#[test]
+fn series_of_a_removed_container_expire_after_the_ttl() {
+    let image = test_image();
+    let e = Exporter::start(&["--metrics.series-ttl", "2s"]);
+    let (gone, stays) = (unique("ttl-gone"), unique("ttl-stays"));
+    let _c = Cleanup(vec![gone.clone(), stays.clone()]);
+    docker(&["run", "-d", "--name", &gone, image, "sh", "-c", "exit 0"]);
+    docker(&["run", "-d", "--name", &stays, image, "sh", "-c", "exit 0"]);
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&gone, &[("exit_code", "0")]),
+        1.0,
+    );
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&stays, &[("exit_code", "0")]),
+        1.0,
+    );
+    wait_status(&gone, "exited");
+    docker(&["rm", &gone]);
+    e.wait_absent(
+        "docker_container_starts_total",
+        &container_labels(&gone, &[]),
+    );
+    let s = e.scrape();
+    assert!(
+        s.series
+            .iter()
+            .all(|(_, l, _)| l.get("name") != Some(&gone)),
+        "every series of {gone} is gone"
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_starts_total",
+            &container_labels(&stays, &[])
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn containers_that_exist_at_start_up_are_seeded() {
+    let image = test_image();
+    let name = unique("seeded");
+    let _c = Cleanup(vec![name.clone()]);
+    docker(&["run", "-d", "--name", &name, image, "sleep", "300"]);
+    wait_status(&name, "running");
+    let e = Exporter::start(&[]);
+    let s = e.scrape();
+    assert_eq!(
+        s.value(
+            "docker_container_state",
+            &container_labels(&name, &[("state", "running")])
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_starts_total",
+            &container_labels(&name, &[])
+        ),
+        Some(0.0)
+    );
+    // It ran before the exporter looked, so its next start is a restart.
+    docker(&["restart", "-t", "0", &name]);
+    e.wait_for(
+        "docker_container_restarts_total",
+        &container_labels(&name, &[]),
+        1.0,
+    );
+    assert_eq!(
+        e.value(
+            "docker_container_starts_total",
+            &container_labels(&name, &[])
+        ),
+        Some(1.0)
+    );
+}

@@ -1,0 +1,219 @@
+//! Never losing the place: a cut connection, and input a real engine never sends.
+
+use crate::support::fake_engine::FakeEngine;
+use crate::support::proxy::Proxy;
+use crate::support::{
+    Cleanup, Exporter, container_labels, docker, test_image, unique, wait_status,
+};
+
+#[test]
+fn events_during_a_connection_cut_are_counted_exactly_once() {
+    let image = test_image();
+    let proxy = Proxy::start(std::path::Path::new("/var/run/docker.sock"));
+    let host = proxy.docker_host();
+    let e = Exporter::start_with_env(
+        &["--docker.ping-interval", "1s"],
+        &[("DOCKER_HOST", host.as_str())],
+    );
+    let (a, b) = (unique("cut-a"), unique("cut-b"));
+    let _c = Cleanup(vec![a.clone(), b.clone()]);
+    docker(&["run", "-d", "--name", &a, image, "sh", "-c", "exit 0"]);
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&a, &[("exit_code", "0")]),
+        1.0,
+    );
+
+    proxy.cut();
+    e.wait_for("docker_events_exporter_up", &[], 0.0);
+    for _ in 0..2 {
+        wait_status(&a, "exited");
+        docker(&["start", &a]);
+    }
+    wait_status(&a, "exited");
+    docker(&["run", "-d", "--name", &b, image, "sh", "-c", "exit 1"]);
+    wait_status(&b, "exited");
+    assert_eq!(
+        e.value("docker_container_starts_total", &container_labels(&a, &[])),
+        Some(1.0)
+    );
+    proxy.restore();
+
+    e.wait_for("docker_events_exporter_up", &[], 1.0);
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&a, &[("exit_code", "0")]),
+        3.0,
+    );
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&b, &[("exit_code", "1")]),
+        1.0,
+    );
+    let s = e.scrape();
+    assert_eq!(
+        s.value("docker_container_starts_total", &container_labels(&a, &[])),
+        Some(3.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_restarts_total",
+            &container_labels(&a, &[])
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_run_duration_seconds_count",
+            &container_labels(&a, &[])
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        s.value("docker_container_starts_total", &container_labels(&b, &[])),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value("docker_events_exporter_reconnects_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value("docker_events_exporter_decode_errors_total", &[]),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn malformed_and_unknown_events_are_counted_and_the_stream_lives_on() {
+    let t = 1_767_225_600_000_000_000_i64; // 2026-01-01, as the stand-in engine's clock says
+    let ev = |typ: &str, action: &str, n: i64| {
+        format!(
+            r#"{{"Type":"{typ}","Action":"{action}","Actor":{{"ID":"c1","Attributes":{{"name":"ghost","image":"img"}}}},"scope":"local","time":{},"timeNano":{}}}"#,
+            (t + n) / 1_000_000_000,
+            t + n
+        )
+        .into_bytes()
+    };
+    let fake = FakeEngine::start(vec![
+        b"{not json".to_vec(),
+        br#"{"Action":"start","time":1767225600}"#.to_vec(),
+        b"{\"Type\":\"container\",\"Action\":\"\xff\xfe\",\"time\":1767225600}".to_vec(),
+        ev("gizmo", "frob", 1),
+        ev("container", "teleport: far away", 2),
+        ev("container", "oom", 3),
+        ev("container", "oom", 3), // the same line again, as a resume replays it
+        Vec::new(),
+        ev("container", "oom", 4),
+    ]);
+    let host = fake.docker_host();
+    let e = Exporter::start_with_env(&[], &[("DOCKER_HOST", host.as_str())]);
+    let ghost = [
+        ("name", "ghost"),
+        ("image", "img"),
+        ("compose_project", ""),
+        ("compose_service", ""),
+    ];
+    e.wait_for("docker_container_oom_kills_total", &ghost, 2.0);
+    let s = e.scrape();
+    assert_eq!(
+        s.value("docker_events_exporter_decode_errors_total", &[]),
+        Some(3.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_events_total",
+            &[("object", "unknown"), ("action", "unknown")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_events_total",
+            &[("object", "container"), ("action", "unknown")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_events_total",
+            &[("object", "container"), ("action", "oom")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(s.value("docker_events_exporter_up", &[]), Some(1.0));
+    assert_eq!(
+        s.value("docker_events_exporter_reconnects_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_engine_info",
+            &[
+                ("version", "99.0.0-fake"),
+                ("api_version", "1.41"),
+                ("os", "linux"),
+                ("arch", "amd64")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value("docker_events_exporter_last_event_timestamp_seconds", &[]),
+        Some(1_767_225_600.000_000_004)
+    );
+    assert_eq!(fake.open_streams(), 1, "one subscription, never dropped");
+    let log = e.log();
+    assert!(
+        log.contains("skipping an event line that cannot be read"),
+        "{log}"
+    );
+    assert!(log.contains("error=\"event has no Type\""), "{log}");
+    assert!(log.contains("type=gizmo action=frob"), "{log}");
+}
+
+#[test]
+fn a_silent_half_open_stream_is_detected_by_ping_and_resumed() {
+    let image = test_image();
+    let proxy = Proxy::start(std::path::Path::new("/var/run/docker.sock"));
+    let host = proxy.docker_host();
+    let e = Exporter::start_with_env(
+        &["--docker.ping-interval", "1s"],
+        &[("DOCKER_HOST", host.as_str())],
+    );
+    let (a, b) = (unique("frozen-a"), unique("frozen-b"));
+    let _c = Cleanup(vec![a.clone(), b.clone()]);
+    docker(&["run", "-d", "--name", &a, image, "sh", "-c", "exit 0"]);
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&a, &[("exit_code", "0")]),
+        1.0,
+    );
+
+    proxy.freeze();
+    // Nothing closes: only the failing ping can tell the stream is dead.
+    e.wait_for("docker_events_exporter_up", &[], 0.0);
+    docker(&["run", "-d", "--name", &b, image, "sh", "-c", "exit 4"]);
+    wait_status(&b, "exited");
+    proxy.thaw();
+
+    e.wait_for("docker_events_exporter_up", &[], 1.0);
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&b, &[("exit_code", "4")]),
+        1.0,
+    );
+    let s = e.scrape();
+    assert_eq!(
+        s.value("docker_container_starts_total", &container_labels(&b, &[])),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value("docker_container_starts_total", &container_labels(&a, &[])),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value("docker_events_exporter_reconnects_total", &[]),
+        Some(1.0)
+    );
+    assert!(e.log().contains("ping failed"), "{}", e.log());
+}

@@ -1,0 +1,421 @@
+//! Helpers for tests against the real Docker Engine: the docker CLI, a local test image, unique
+//! names with clean-up guards, the exporter as a child process, and scraping with deadlines.
+
+#![allow(dead_code)]
+
+pub mod fake_engine;
+pub mod proxy;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The image every test container runs: busybox-static imported into the engine, because no
+/// image can be pulled here.
+pub const IMAGE: &str = "dee-test-busybox:latest";
+/// How long a test waits for something the engine does in a second or two.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs `docker ARGS` and returns its stdout; panics with stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = docker_output(args);
+    assert!(
+        out.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+pub fn docker_output(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the docker CLI runs (install docker.io)")
+}
+
+/// Builds the test image once per test run if the engine lacks it.
+pub fn test_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if docker_output(&["image", "inspect", IMAGE]).status.success() {
+            return;
+        }
+        let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox-static is installed (apt-get install busybox-static)");
+        let root = tempdir("image");
+        let script = format!(
+            "set -e; mkdir -p {r}/bin {r}/tmp; cp {b} {r}/bin/busybox; \
+             for a in $({b} --list); do [ \"$a\" = busybox ] || ln -s busybox {r}/bin/$a; done; \
+             tar -C {r} -c . | docker import -c 'CMD [\"/bin/sh\"]' -c 'ENV PATH=/bin' - {IMAGE}",
+            r = root.display(),
+            b = busybox
+        );
+        let out = Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "building {IMAGE}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_dir_all(root);
+    });
+    IMAGE
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "dee-{what}-{}-{}-{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn tempdir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(what));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Removes the named containers when dropped, also when the test panics.
+pub struct Cleanup(pub Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = docker_output(&["rm", "-f", "-v", name]);
+        }
+    }
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// The exporter binary running as a child process; killed when dropped.
+pub struct Exporter {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Exporter {
+    /// Starts the exporter against the local engine and waits until it is subscribed.
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let e = Self::spawn(args, env);
+        e.wait_ready();
+        e
+    }
+
+    /// Starts the exporter without waiting for it to be ready.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("{}.log", unique("exporter")));
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
+            .args(["--web.listen-address", &listen, "--log.level", "debug"])
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create log file"))
+            .spawn()
+            .expect("start the exporter");
+        Self { child, port, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_ready(&self) {
+        let ok = wait_until(DEADLINE, || {
+            http_get(self.port, "/-/ready").is_some_and(|(status, _)| status == 200)
+        });
+        assert!(
+            ok,
+            "exporter not ready within {DEADLINE:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn scrape(&self) -> Scrape {
+        let (status, body) = http_get(self.port, "/metrics").expect("scrape /metrics");
+        assert_eq!(status, 200, "{body}");
+        Scrape::parse(&body)
+    }
+
+    /// The value of one series, or None if absent.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.scrape().value(name, labels)
+    }
+
+    /// Waits until the series has exactly `want`, then returns; panics with the last value seen.
+    pub fn wait_for(&self, name: &str, labels: &[(&str, &str)], want: f64) {
+        let mut last = None;
+        let ok = wait_until(DEADLINE, || {
+            last = self.value(name, labels);
+            last == Some(want)
+        });
+        assert!(
+            ok,
+            "{name}{labels:?}: wanted {want}, last saw {last:?} within {DEADLINE:?}; log tail:\n{}",
+            tail(&self.log(), 30)
+        );
+    }
+
+    /// Waits until the series is gone.
+    pub fn wait_absent(&self, name: &str, labels: &[(&str, &str)]) {
+        let ok = wait_until(Duration::from_secs(60), || {
+            self.value(name, labels).is_none()
+        });
+        assert!(ok, "{name}{labels:?} still present");
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the exporter") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "exporter did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Polls `cond` every 50 ms until it holds or `deadline` passes.
+pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A minimal HTTP/1.0 GET on 127.0.0.1: (status, body). None if nothing listens yet.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// A parsed scrape: (name, labels) -> value.
+pub struct Scrape {
+    pub series: Vec<(String, BTreeMap<String, String>, f64)>,
+}
+
+impl Scrape {
+    pub fn parse(text: &str) -> Self {
+        let mut series = Vec::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (name, rest) = match line.find('{') {
+                Some(i) => (&line[..i], &line[i..]),
+                None => line.split_at(line.find(' ').expect("a value")),
+            };
+            let mut labels = BTreeMap::new();
+            let mut rest = rest;
+            if let Some(r) = rest.strip_prefix('{') {
+                let mut chars = r.char_indices();
+                let mut end = 0;
+                while let Some((start, c)) = chars.next() {
+                    if c == '}' {
+                        end = start + 1;
+                        break;
+                    }
+                    if c == ',' {
+                        continue;
+                    }
+                    let mut key = String::from(c);
+                    for (_, c) in chars.by_ref() {
+                        if c == '=' {
+                            break;
+                        }
+                        key.push(c);
+                    }
+                    chars.next(); // opening quote
+                    let mut value = String::new();
+                    while let Some((_, c)) = chars.next() {
+                        match c {
+                            '\\' => match chars.next().map(|(_, c)| c) {
+                                Some('n') => value.push('\n'),
+                                Some(other) => value.push(other),
+                                None => {}
+                            },
+                            '"' => break,
+                            c => value.push(c),
+                        }
+                    }
+                    labels.insert(key, value);
+                }
+                rest = &r[end..];
+            }
+            let value: f64 = rest.trim().parse().unwrap_or(f64::NAN);
+            series.push((name.to_owned(), labels, value));
+        }
+        Self { series }
+    }
+
+    /// The value of the one series with exactly these labels.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.series
+            .iter()
+            .find(|(n, l, _)| {
+                n == name
+                    && l.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).is_some_and(|x| x == v))
+            })
+            .map(|(_, _, v)| *v)
+    }
+
+    /// Every series of `name` whose labels include these.
+    pub fn matching(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Vec<(BTreeMap<String, String>, f64)> {
+        self.series
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).is_some_and(|x| x == v))
+            })
+            .map(|(_, l, v)| (l.clone(), *v))
+            .collect()
+    }
+}
+
+/// The labels of a plain container (no compose labels) plus extras.
+pub fn container_labels<'a>(
+    name: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut l = vec![
+        ("name", name),
+        ("image", IMAGE),
+        ("compose_project", ""),
+        ("compose_service", ""),
+    ];
+    l.extend_from_slice(extra);
+    l
+}
+
+/// Waits until `docker inspect` shows the container in `status` (e.g. "exited").
+pub fn wait_status(name: &str, status: &str) {
+    let mut last = String::new();
+    let ok = wait_until(DEADLINE, || {
+        last = docker(&["inspect", "-f", "{{.State.Status}}", name]);
+        last == status
+    });
+    assert!(ok, "{name}: wanted status {status}, last {last}");
+}
+
+/// The engine's own count of events for a container between two times (seconds since the
+/// epoch), filtered by event name, with an optional attribute value to match.
+pub fn engine_event_count(
+    name: &str,
+    since: &str,
+    until: &str,
+    event: &str,
+    attr: Option<(&str, &str)>,
+) -> usize {
+    let out = docker(&[
+        "events",
+        "--since",
+        since,
+        "--until",
+        until,
+        "--filter",
+        &format!("container={name}"),
+        "--filter",
+        &format!("event={event}"),
+        "--format",
+        "{{json .Actor.Attributes}}",
+    ]);
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .filter(|l| match attr {
+            None => true,
+            Some((k, v)) => l.contains(&format!("\"{k}\":\"{v}\"")),
+        })
+        .count()
+}
+
+/// Seconds since the epoch, for `docker events --since/--until`.
+pub fn now_secs() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
