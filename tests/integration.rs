@@ -15,3 +15,5 @@ mod images;
 mod lifecycle;
 #[path = "integration/resilience.rs"]
 mod resilience;
+#[path = "integration/tls.rs"]
+mod tls;

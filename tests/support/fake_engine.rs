@@ -1,37 +1,104 @@
-//! A stand-in engine on a unix socket that answers the few calls the exporter makes and then
-//! streams the event lines a test gives it: for the inputs a real engine never sends.
+//! A stand-in engine that answers the few calls the exporter makes and then streams the event
+//! lines a test gives it: for inputs a real engine never sends, and for TLS with client
+//! certificates (a second real engine on TLS would need its own dockerd).
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
+
+type Kept = Arc<Mutex<Vec<Box<dyn Conn>>>>;
+
 pub struct FakeEngine {
+    host: String,
     pub path: PathBuf,
     /// Event connections kept open so the stream does not end.
-    streams: Arc<Mutex<Vec<UnixStream>>>,
+    streams: Kept,
 }
 
 impl FakeEngine {
-    /// Serves `events` (raw lines, newline added) to every `GET /events`.
+    /// On a unix socket, serves `events` (raw lines, newline added) to every `GET /events`.
     pub fn start(events: Vec<Vec<u8>>) -> Self {
         let path = super::tempdir("fake-engine").join("docker.sock");
         let listener = UnixListener::bind(&path).expect("bind the fake engine socket");
-        let streams: Arc<Mutex<Vec<UnixStream>>> = Arc::default();
+        let streams: Kept = Arc::default();
         let kept = streams.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let events = events.clone();
-                let kept = kept.clone();
-                std::thread::spawn(move || serve(conn, &events, &kept));
+                let (events, kept) = (events.clone(), kept.clone());
+                std::thread::spawn(move || serve(Box::new(conn), &events, &kept));
             }
         });
-        Self { path, streams }
+        Self {
+            host: format!("unix://{}", path.display()),
+            path,
+            streams,
+        }
+    }
+
+    /// On 127.0.0.1 with TLS: `server-cert.pem`/`server-key.pem` from `certs`, and only clients
+    /// presenting a certificate signed by `ca.pem` get an answer.
+    pub fn start_tls(events: Vec<Vec<u8>>, certs: &Path) -> Self {
+        let ca = CertificateDer::pem_file_iter(certs.join("ca.pem"))
+            .expect("ca.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("ca.pem parses");
+        let mut roots = rustls::RootCertStore::empty();
+        for c in ca {
+            roots.add(c).expect("CA cert");
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .expect("client verifier");
+        let chain = CertificateDer::pem_file_iter(certs.join("server-cert.pem"))
+            .expect("server-cert.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("server-cert.pem parses");
+        let key =
+            PrivateKeyDer::from_pem_file(certs.join("server-key.pem")).expect("server-key.pem");
+        let config = Arc::new(
+            rustls::ServerConfig::builder()
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(chain, key)
+                .expect("server TLS config"),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let streams: Kept = Arc::default();
+        let kept = streams.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (events, kept, config) = (events.clone(), kept.clone(), config.clone());
+                std::thread::spawn(move || {
+                    let Ok(tls) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    serve(
+                        Box::new(rustls::StreamOwned::new(tls, conn)),
+                        &events,
+                        &kept,
+                    );
+                });
+            }
+        });
+        Self {
+            host: format!("tcp://127.0.0.1:{port}"),
+            path: PathBuf::new(),
+            streams,
+        }
     }
 
     pub fn docker_host(&self) -> String {
-        format!("unix://{}", self.path.display())
+        self.host.clone()
     }
 
     pub fn open_streams(&self) -> usize {
@@ -39,31 +106,32 @@ impl FakeEngine {
     }
 }
 
-fn serve(conn: UnixStream, events: &[Vec<u8>], kept: &Mutex<Vec<UnixStream>>) {
-    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).is_err() || header == "\r\n" || header.is_empty() {
-            break;
+/// Reads the request head; None if the peer went away (or failed the TLS handshake).
+fn read_head(conn: &mut dyn Conn) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
         }
     }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_owned();
-    let mut conn = conn;
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+fn serve(mut conn: Box<dyn Conn>, events: &[Vec<u8>], kept: &Mutex<Vec<Box<dyn Conn>>>) {
+    let Some(head) = read_head(conn.as_mut()) else {
+        return;
+    };
+    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let route = path.split('?').next().unwrap_or("");
-    let json = |conn: &mut UnixStream, status: &str, body: &str| {
+    let json = |conn: &mut Box<dyn Conn>, status: &str, body: &str| {
         let _ = write!(
             conn,
             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
+        let _ = conn.flush();
     };
     match route {
         "/version" => json(
