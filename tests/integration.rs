@@ -15,5 +15,7 @@ mod images;
 mod lifecycle;
 #[path = "integration/resilience.rs"]
 mod resilience;
+#[path = "integration/stack.rs"]
+mod stack;
 #[path = "integration/tls.rs"]
 mod tls;

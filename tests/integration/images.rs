@@ -1,61 +1,7 @@
 //! Image pushes and pulls through a real registry (Debian's docker-registry) on 127.0.0.1.
 
-use std::process::{Child, Command, Stdio};
-
-use crate::support::{
-    DEADLINE, Exporter, docker, docker_output, free_port, http_get, tempdir, test_image, unique,
-    wait_until,
-};
-
-struct Registry {
-    child: Child,
-    port: u16,
-}
-
-impl Registry {
-    fn start() -> Self {
-        let port = free_port();
-        let dir = tempdir("registry");
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("data").display()
-            ),
-        )
-        .expect("write registry config");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry runs (apt-get install docker-registry)");
-        let r = Self { child, port };
-        assert!(
-            wait_until(DEADLINE, || http_get(port, "/v2/")
-                .is_some_and(|(s, _)| s == 200)),
-            "registry on 127.0.0.1:{port} did not come up"
-        );
-        r
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct RemoveImage(String);
-
-impl Drop for RemoveImage {
-    fn drop(&mut self) {
-        let _ = docker_output(&["rmi", "-f", &self.0]);
-    }
-}
+use crate::support::registry::Registry;
+use crate::support::{Exporter, RemoveImage, docker, test_image, unique};
 
 #[test]
 fn image_push_and_pull_through_a_local_registry() {

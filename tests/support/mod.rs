@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 pub mod fake_engine;
+pub mod prometheus;
 pub mod proxy;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -102,6 +104,15 @@ impl Drop for Cleanup {
         for name in &self.0 {
             let _ = docker_output(&["rm", "-f", "-v", name]);
         }
+    }
+}
+
+/// Removes the named image when dropped.
+pub struct RemoveImage(pub String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = docker_output(&["rmi", "-f", &self.0]);
     }
 }
 
