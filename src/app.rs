@@ -11,15 +11,17 @@ use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::actions::{self, Executor, Reactor, RuleMetrics};
 use crate::cli::Cli;
 use crate::docker::endpoint::Endpoint;
 use crate::docker::stream::{INSPECT_QUEUE, MAX_BACKOFF, MIN_BACKOFF, Watch, spawn_inspector};
 use crate::docker::{ContainerSnapshot, Engine, EngineError};
 use crate::metrics::{Metrics, Tracker};
+use crate::rules::{self, Rules};
 use crate::server::{self, AppState};
 
 /// How long shutdown waits for tasks to finish before giving up on them.
@@ -40,6 +42,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             "--web.telemetry-path {path:?} must start with / and differ from /, /-/healthy and /-/ready"
         );
     }
+    let rules = match &cli.config {
+        Some(path) => {
+            let loaded = rules::load(path)?;
+            let rule_metrics = Arc::new(RuleMetrics::register(&metrics.registry)?);
+            for c in loaded.metric_collectors() {
+                metrics.registry.register(Box::new(c.clone()))?;
+            }
+            rule_metrics.init(&loaded);
+            rule_metrics.loaded(true);
+            tracing::info!(config = %path.display(), rules = loaded.rules.len(), dry_run = cli.dry_run, "rules loaded");
+            let (tx, rx) = watch::channel(Arc::new(loaded));
+            Some(RulesSetup {
+                tx,
+                rx,
+                metrics: rule_metrics,
+            })
+        }
+        None => None,
+    };
     let listener = bind(&cli.listen_address).await?;
     tracing::info!(
         address = %listener.local_addr()?,
@@ -51,9 +72,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(cancel_on_signal(cancel.clone()));
+    if let (Some(r), Some(path)) = (&rules, &cli.config) {
+        tasks.spawn(reload_on_sighup(
+            path.clone(),
+            r.tx.clone(),
+            r.metrics.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        ));
+    }
     tasks.spawn(watch_engine(
         endpoint,
         metrics.clone(),
+        rules,
         cli.clone(),
         cancel.clone(),
         tasks.clone(),
@@ -123,10 +154,74 @@ async fn cancel_on_signal(cancel: CancellationToken) {
     cancel.cancel();
 }
 
+/// The rules, when `--config` is given: the current set (reloads send a new one) and the
+/// rules layer's metrics.
+struct RulesSetup {
+    tx: watch::Sender<Arc<Rules>>,
+    rx: watch::Receiver<Arc<Rules>>,
+    metrics: Arc<RuleMetrics>,
+}
+
+/// SIGHUP reloads the rules file. A file with problems keeps the old rules, logs every problem
+/// and sets docker_events_exporter_config_last_reload_successful to 0.
+async fn reload_on_sighup(
+    path: PathBuf,
+    tx: watch::Sender<Arc<Rules>>,
+    rule_metrics: Arc<RuleMetrics>,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; the rules config will not reload");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = hup.recv() => {}
+        }
+        let new = match rules::load(&path) {
+            Ok(new) => new,
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(problem = %e, "rules config has a problem");
+                }
+                tracing::error!(config = %path.display(), problems = errors.0.len(), "reload failed; keeping the previous rules");
+                rule_metrics.loaded(false);
+                continue;
+            }
+        };
+        let old = tx.borrow().clone();
+        for c in old.metric_collectors() {
+            let _ = metrics.registry.unregister(Box::new(c.clone()));
+        }
+        let registered: Result<(), prometheus::Error> = new
+            .metric_collectors()
+            .try_for_each(|c| metrics.registry.register(Box::new(c.clone())));
+        if let Err(e) = registered {
+            for c in new.metric_collectors() {
+                let _ = metrics.registry.unregister(Box::new(c.clone()));
+            }
+            for c in old.metric_collectors() {
+                let _ = metrics.registry.register(Box::new(c.clone()));
+            }
+            tracing::error!(config = %path.display(), error = %e, "reload failed: a metric action cannot be registered; keeping the previous rules");
+            rule_metrics.loaded(false);
+            continue;
+        }
+        rule_metrics.init(&new);
+        rule_metrics.loaded(true);
+        tracing::info!(config = %path.display(), rules = new.rules.len(), "rules reloaded");
+        let _ = tx.send(Arc::new(new));
+    }
+}
+
 /// What start-up learns before subscribing.
 struct Start {
     engine: Engine,
     since_nano: i64,
+    host: String,
     containers: Vec<ContainerSnapshot>,
 }
 
@@ -134,7 +229,8 @@ struct Start {
 /// after the snapshot is replayed by the subscription from that time.
 async fn prepare(endpoint: &Endpoint) -> Result<Start, EngineError> {
     let engine = Engine::connect(endpoint.clone()).await?;
-    let since_nano = engine.now_nano().await?;
+    let info = engine.info().await?;
+    let since_nano = info.now_nano;
     let ids = engine.list_container_ids().await?;
     let containers: Vec<_> = futures_util::stream::iter(ids)
         .map(|id| {
@@ -151,6 +247,7 @@ async fn prepare(endpoint: &Endpoint) -> Result<Start, EngineError> {
     Ok(Start {
         engine,
         since_nano,
+        host: info.name,
         containers,
     })
 }
@@ -158,6 +255,7 @@ async fn prepare(endpoint: &Endpoint) -> Result<Start, EngineError> {
 async fn watch_engine(
     endpoint: Endpoint,
     metrics: Arc<Metrics>,
+    rules: Option<RulesSetup>,
     cli: Cli,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -212,9 +310,28 @@ async fn watch_engine(
         &tasks,
         cancel.clone(),
     );
+    let host: Arc<str> = start.host.into();
+    let reactor = rules.map(|r| {
+        let (queue_tx, queue_rx) = mpsc::channel(cli.rules_queue_size);
+        let executor = Arc::new(Executor::new(
+            r.metrics.clone(),
+            cli.dry_run,
+            host.clone(),
+            Some(start.engine.clone()),
+        ));
+        tasks.spawn(actions::dispatch(
+            queue_rx,
+            executor,
+            cli.rules_workers,
+            tasks.clone(),
+            cancel.clone(),
+        ));
+        Reactor::new(r.rx, queue_tx, r.metrics, host.clone())
+    });
     Watch {
         engine: start.engine,
         tracker,
+        reactor,
         metrics,
         answers: answer_rx,
         since_nano: start.since_nano,

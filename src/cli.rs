@@ -3,12 +3,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::builder::TypedValueParser;
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Turns the Docker Engine's event stream into Prometheus metrics.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "docker-events-exporter", version, about, long_about = None)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The Docker Engine to watch: unix:///path, tcp://host:port, http://host:port or
     /// https://host:port (as the docker CLI reads DOCKER_HOST).
     #[arg(
@@ -80,6 +84,39 @@ pub struct Cli {
     )]
     pub container_labels: Vec<String>,
 
+    /// Rules config (YAML): match events and run actions. Without it, metrics only. SIGHUP
+    /// reloads it.
+    #[arg(
+        long = "config",
+        value_name = "FILE",
+        env = "DOCKER_EVENTS_EXPORTER_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Log what each rule action would do (argv, URL, body) instead of doing it.
+    #[arg(long = "dry-run", env = "DOCKER_EVENTS_EXPORTER_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// Rule firings that may wait for a free worker; past this they are dropped and counted.
+    #[arg(
+        long = "rules.queue-size",
+        value_name = "N",
+        env = "DOCKER_EVENTS_EXPORTER_RULES_QUEUE_SIZE",
+        default_value_t = crate::actions::DEFAULT_QUEUE,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize)
+    )]
+    pub rules_queue_size: usize,
+
+    /// Rule actions running at once.
+    #[arg(
+        long = "rules.workers",
+        value_name = "N",
+        env = "DOCKER_EVENTS_EXPORTER_RULES_WORKERS",
+        default_value_t = crate::actions::DEFAULT_WORKERS,
+        value_parser = clap::value_parser!(u32).range(1..=1024).map(|n| n as usize)
+    )]
+    pub rules_workers: usize,
+
     /// Least severe level of log lines to print.
     #[arg(
         long = "log.level",
@@ -97,6 +134,17 @@ pub struct Cli {
         default_value = "logfmt"
     )]
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Check a rules config and report every problem with its file:line:column; exit 1 if
+    /// there is any. The same checks start-up and SIGHUP run.
+    CheckConfig {
+        /// The rules config to check.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

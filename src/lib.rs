@@ -14,11 +14,15 @@
 //! - [`metrics`]: the registry and the metric families (names, labels, buckets).
 //! - [`metrics::tracker`]: container state and the event -> metric rules, series expiry.
 //! - [`server`]: the axum router: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
+//! - [`rules`]: the rules config: loading and checking it, matchers, `%%key%%` templates.
+//! - [`actions`]: the action queue, batching, the worker pool, and each action kind.
 //! - [`logging`]: tracing set-up (logfmt or JSON).
 
+pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod docker;
 pub mod logging;
 pub mod metrics;
+pub mod rules;
 pub mod server;

@@ -70,9 +70,20 @@ pub struct EngineVersion {
 }
 
 #[derive(Deserialize)]
-struct EngineInfo {
+struct InfoAnswer {
     #[serde(rename = "SystemTime", default)]
     system_time: String,
+    #[serde(rename = "Name", default)]
+    name: String,
+}
+
+/// What `GET /info` tells us.
+#[derive(Debug, Clone)]
+pub struct EngineInfo {
+    /// The engine's clock, in nanoseconds since the epoch.
+    pub now_nano: i64,
+    /// The engine host's name (`%%host%%` in rules).
+    pub name: String,
 }
 
 /// Container state as the `docker_container_state` gauge names it. `removing` is transient and
@@ -225,16 +236,39 @@ impl Engine {
         &self.endpoint
     }
 
-    /// The engine's own clock, in nanoseconds since the epoch: the `since` we subscribe from, so
-    /// that a remote engine's clock skew cannot open a gap.
-    pub async fn now_nano(&self) -> Result<i64, EngineError> {
+    /// The engine's clock (the `since` we subscribe from, so that a remote engine's clock skew
+    /// cannot open a gap) and its host name.
+    pub async fn info(&self) -> Result<EngineInfo, EngineError> {
         let path = format!("/v{}/info", self.api);
-        let info: EngineInfo = get_json(&self.endpoint, &path).await?;
-        parse_rfc3339_nano(&info.system_time).ok_or_else(|| EngineError::Status {
-            path,
-            status: StatusCode::OK,
-            message: format!("SystemTime {:?} is not an RFC 3339 time", info.system_time),
+        let info: InfoAnswer = get_json(&self.endpoint, &path).await?;
+        let now_nano =
+            parse_rfc3339_nano(&info.system_time).ok_or_else(|| EngineError::Status {
+                path,
+                status: StatusCode::OK,
+                message: format!("SystemTime {:?} is not an RFC 3339 time", info.system_time),
+            })?;
+        Ok(EngineInfo {
+            now_nano,
+            name: info.name,
         })
+    }
+
+    /// The container's IP address: that of its first network with one (networks in name
+    /// order, so the result is stable). None if it has none or is gone.
+    pub async fn container_ip(&self, id: &str) -> Option<String> {
+        let inspect = self
+            .bollard
+            .inspect_container(id, None::<InspectContainerOptions>);
+        let c = tokio::time::timeout(CALL_TIMEOUT, inspect)
+            .await
+            .ok()?
+            .ok()?;
+        let mut networks: Vec<_> = c.network_settings?.networks?.into_iter().collect();
+        networks.sort_by(|a, b| a.0.cmp(&b.0));
+        networks
+            .into_iter()
+            .filter_map(|(_, n)| n.ip_address)
+            .find(|ip| !ip.is_empty())
     }
 
     pub async fn ping(&self) -> Result<(), EngineError> {

@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Engine;
 use super::event::Event;
+use crate::actions::Reactor;
 use crate::metrics::Metrics;
 use crate::metrics::tracker::{InspectRequest, Tracker};
 
@@ -132,11 +133,13 @@ pub enum LineOutcome {
     Blank,
 }
 
-/// Dedupe, decode and apply one line. Shared by the live stream and (later) replay.
+/// Dedupe, decode and apply one line: metrics first, then the rules. Shared by the live stream
+/// and (later) replay.
 pub fn process_line(
     line: &[u8],
     dedupe: &mut Dedupe,
     tracker: &mut Tracker,
+    reactor: Option<&mut Reactor>,
     metrics: &Metrics,
     newest_nano: &mut i64,
 ) -> LineOutcome {
@@ -151,6 +154,9 @@ pub fn process_line(
         Ok(ev) => {
             *newest_nano = (*newest_nano).max(ev.time_nano);
             tracker.apply(&ev);
+            if let Some(r) = reactor {
+                r.on_event(&ev);
+            }
             LineOutcome::Applied
         }
         Err(e) => {
@@ -216,6 +222,7 @@ pub fn spawn_inspector(
 pub struct Watch {
     pub engine: Engine,
     pub tracker: Tracker,
+    pub reactor: Option<Reactor>,
     pub metrics: Arc<Metrics>,
     pub answers: mpsc::Receiver<(InspectRequest, super::ContainerSnapshot)>,
     pub since_nano: i64,
@@ -252,10 +259,11 @@ impl Watch {
                             if let Ok(data) = frame.into_data() {
                                 let mut good = false;
                                 let (tracker, metrics) = (&mut self.tracker, &m);
+                                let reactor = &mut self.reactor;
                                 lines.feed(
                                     &data,
                                     |line| {
-                                        good |= process_line(line, &mut dedupe, tracker, metrics, &mut newest_nano)
+                                        good |= process_line(line, &mut dedupe, tracker, reactor.as_mut(), metrics, &mut newest_nano)
                                             == LineOutcome::Applied;
                                     },
                                     || {
@@ -405,15 +413,15 @@ mod tests {
         let mut newest = 0;
         let good = br#"{"Type":"container","Action":"oom","Actor":{"ID":"c","Attributes":{"name":"n","image":"i"}},"time":1,"timeNano":1000000005}"#;
         assert_eq!(
-            process_line(b"{oops", &mut d, &mut t, &m, &mut newest),
+            process_line(b"{oops", &mut d, &mut t, None, &m, &mut newest),
             LineOutcome::DecodeError
         );
         assert_eq!(
-            process_line(good, &mut d, &mut t, &m, &mut newest),
+            process_line(good, &mut d, &mut t, None, &m, &mut newest),
             LineOutcome::Applied
         );
         assert_eq!(
-            process_line(good, &mut d, &mut t, &m, &mut newest),
+            process_line(good, &mut d, &mut t, None, &m, &mut newest),
             LineOutcome::Duplicate
         );
         assert_eq!(m.decode_errors.get(), 1);

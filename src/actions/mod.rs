@@ -1,0 +1,446 @@
+//! Actions: the bounded queue, the dispatcher (batching) and the worker pool, and one file per
+//! action kind.
+//!
+//! The event reader calls [`Reactor::on_event`]: it matches, throttles and `try_send`s onto a
+//! bounded queue, never waiting. When the queue is full the firing is dropped and counted, and
+//! the stream and its metrics go on. The dispatcher takes firings off the queue, gathers batches,
+//! and runs each action on a pool of at most `workers` at once; while the pool is busy the queue
+//! fills, and that is where drops happen.
+
+mod email;
+mod log;
+mod metric;
+mod run;
+mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::{Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::docker::Engine;
+use crate::docker::event::Event;
+use crate::rules::template::{Context, Template};
+use crate::rules::{Action, Rule, Rules};
+
+pub const RULE_MATCHES: &str = "docker_events_exporter_rule_matches_total";
+pub const ACTIONS: &str = "docker_events_exporter_actions_total";
+pub const ACTION_DURATION: &str = "docker_events_exporter_action_duration_seconds";
+pub const CONFIG_RELOAD_OK: &str = "docker_events_exporter_config_last_reload_successful";
+pub const CONFIG_RELOAD_TIME: &str =
+    "docker_events_exporter_config_last_reload_success_timestamp_seconds";
+
+/// Default firings waiting for the dispatcher.
+pub const DEFAULT_QUEUE: usize = 1024;
+/// Default actions running at once.
+pub const DEFAULT_WORKERS: usize = 4;
+/// Throttle keys remembered; past this, expired ones are forgotten first, then all.
+const MAX_THROTTLE_KEYS: usize = 10_000;
+/// How often a burst of drops is logged (each drop is counted).
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Cap of one rendered argument, header, URL, subject or label value.
+pub const MAX_FIELD_BYTES: usize = 64 * 1024;
+/// Cap of a rendered body (webhook, e-mail, log line).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Action duration buckets: from 5 ms to two minutes (past the 30 s run timeout).
+pub const ACTION_DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Timeout,
+    Dropped,
+    Throttled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Timeout => "timeout",
+            Self::Dropped => "dropped",
+            Self::Throttled => "throttled",
+        }
+    }
+}
+
+/// The rules layer's own metrics.
+pub struct RuleMetrics {
+    pub matches: IntCounterVec,
+    pub actions: IntCounterVec,
+    pub duration: HistogramVec,
+    pub reload_ok: IntGauge,
+    pub reload_time: Gauge,
+}
+
+impl RuleMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            matches: IntCounterVec::new(
+                Opts::new(RULE_MATCHES, "Events matched, by rule."),
+                &["rule"],
+            )?,
+            actions: IntCounterVec::new(
+                Opts::new(
+                    ACTIONS,
+                    "Rule actions by outcome (success, failure, timeout, dropped, throttled).",
+                ),
+                &["rule", "action", "outcome"],
+            )?,
+            duration: HistogramVec::new(
+                HistogramOpts::new(ACTION_DURATION, "Time an action took to run.")
+                    .buckets(ACTION_DURATION_BUCKETS.to_vec()),
+                &["rule", "action"],
+            )?,
+            reload_ok: IntGauge::new(
+                CONFIG_RELOAD_OK,
+                "1 if the last load of the rules config succeeded.",
+            )?,
+            reload_time: Gauge::new(
+                CONFIG_RELOAD_TIME,
+                "When the rules config last loaded successfully.",
+            )?,
+        };
+        registry.register(Box::new(m.matches.clone()))?;
+        registry.register(Box::new(m.actions.clone()))?;
+        registry.register(Box::new(m.duration.clone()))?;
+        registry.register(Box::new(m.reload_ok.clone()))?;
+        registry.register(Box::new(m.reload_time.clone()))?;
+        Ok(m)
+    }
+
+    pub fn count(&self, rule: &str, action: &str, outcome: Outcome) {
+        self.actions
+            .with_label_values(&[rule, action, outcome.as_str()])
+            .inc();
+    }
+
+    /// Starts every action series of these rules at 0, so alerts see their first failure.
+    pub fn init(&self, rules: &Rules) {
+        for r in &rules.rules {
+            self.matches.with_label_values(&[&r.name]);
+            for a in &r.actions {
+                for o in [Outcome::Success, Outcome::Failure, Outcome::Dropped] {
+                    self.actions
+                        .with_label_values(&[&r.name, a.kind(), o.as_str()]);
+                }
+            }
+        }
+    }
+
+    pub fn loaded(&self, ok: bool) {
+        self.reload_ok.set(i64::from(ok));
+        if ok {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            self.reload_time.set(now);
+        }
+    }
+}
+
+/// One firing of a rule: one event, or a batch's digest.
+pub struct Fire {
+    pub rule: Arc<Rule>,
+    pub events: Vec<Arc<Event>>,
+}
+
+/// The reader's side: match, throttle, enqueue. Never waits.
+pub struct Reactor {
+    rules: watch::Receiver<Arc<Rules>>,
+    queue: mpsc::Sender<Fire>,
+    metrics: Arc<RuleMetrics>,
+    throttled_until: HashMap<(String, String), Instant>,
+    host: Arc<str>,
+    drops_since_log: u64,
+    last_drop_log: Option<Instant>,
+}
+
+impl Reactor {
+    pub fn new(
+        rules: watch::Receiver<Arc<Rules>>,
+        queue: mpsc::Sender<Fire>,
+        metrics: Arc<RuleMetrics>,
+        host: Arc<str>,
+    ) -> Self {
+        Self {
+            rules,
+            queue,
+            metrics,
+            throttled_until: HashMap::new(),
+            host,
+            drops_since_log: 0,
+            last_drop_log: None,
+        }
+    }
+
+    pub fn on_event(&mut self, ev: &Event) {
+        let rules = self.rules.borrow().clone();
+        let mut shared: Option<Arc<Event>> = None;
+        for rule in &rules.rules {
+            if !rule.is_match(ev) {
+                continue;
+            }
+            self.metrics.matches.with_label_values(&[&rule.name]).inc();
+            let ev = shared.get_or_insert_with(|| Arc::new(ev.clone())).clone();
+            if let Some(t) = &rule.throttle
+                && self.throttled(rule, &t.key, t.interval, &ev)
+            {
+                for a in &rule.actions {
+                    self.metrics.count(&rule.name, a.kind(), Outcome::Throttled);
+                }
+                continue;
+            }
+            let fire = Fire {
+                rule: rule.clone(),
+                events: vec![ev],
+            };
+            if self.queue.try_send(fire).is_err() {
+                for a in &rule.actions {
+                    self.metrics.count(&rule.name, a.kind(), Outcome::Dropped);
+                }
+                self.log_drop(&rule.name);
+            }
+        }
+    }
+
+    fn throttled(
+        &mut self,
+        rule: &Rule,
+        key: &Template,
+        interval: Duration,
+        ev: &Arc<Event>,
+    ) -> bool {
+        let events = [ev.clone()];
+        let ctx = Context {
+            events: &events,
+            rule: &rule.name,
+            host: &self.host,
+            ip: None,
+        };
+        let key = (rule.name.clone(), key.render(&ctx, MAX_FIELD_BYTES));
+        let now = Instant::now();
+        if self
+            .throttled_until
+            .get(&key)
+            .is_some_and(|until| *until > now)
+        {
+            return true;
+        }
+        if self.throttled_until.len() >= MAX_THROTTLE_KEYS {
+            self.throttled_until.retain(|_, until| *until > now);
+            if self.throttled_until.len() >= MAX_THROTTLE_KEYS {
+                self.throttled_until.clear();
+            }
+        }
+        self.throttled_until.insert(key, now + interval);
+        false
+    }
+
+    fn log_drop(&mut self, rule: &str) {
+        self.drops_since_log += 1;
+        let now = Instant::now();
+        if self
+            .last_drop_log
+            .is_none_or(|t| now.duration_since(t) >= DROP_LOG_INTERVAL)
+        {
+            tracing::warn!(
+                rule,
+                dropped = self.drops_since_log,
+                "action queue full: actions are slower than the events that trigger them; dropping (counted in docker_events_exporter_actions_total{{outcome=\"dropped\"}})"
+            );
+            self.drops_since_log = 0;
+            self.last_drop_log = Some(now);
+        }
+    }
+}
+
+/// What actions need to run.
+pub struct Executor {
+    pub metrics: Arc<RuleMetrics>,
+    pub dry_run: bool,
+    pub host: Arc<str>,
+    pub engine: Option<Engine>,
+    pub http: reqwest::Client,
+    pub logs: log::Writers,
+}
+
+impl Executor {
+    pub fn new(
+        metrics: Arc<RuleMetrics>,
+        dry_run: bool,
+        host: Arc<str>,
+        engine: Option<Engine>,
+    ) -> Self {
+        Self {
+            metrics,
+            dry_run,
+            host,
+            engine,
+            // The builder fails only without a TLS provider; main installs ring first.
+            http: reqwest::Client::builder()
+                .user_agent(concat!(
+                    "docker-events-exporter/",
+                    env!("CARGO_PKG_VERSION")
+                ))
+                .build()
+                .unwrap_or_default(),
+            logs: log::Writers::default(),
+        }
+    }
+
+    /// Runs one action of one firing, and counts and logs how it went.
+    pub async fn execute(&self, fire: &Fire, index: usize) {
+        let Some(action) = fire.rule.actions.get(index) else {
+            return;
+        };
+        let ip = match (fire.rule.uses_ip, &self.engine, fire.events.first()) {
+            (true, Some(engine), Some(ev)) => engine.container_ip(&ev.actor_id).await,
+            _ => None,
+        };
+        let ctx = Context {
+            events: &fire.events,
+            rule: &fire.rule.name,
+            host: &self.host,
+            ip: ip.as_deref(),
+        };
+        let start = Instant::now();
+        let result = match action {
+            Action::Run(a) => run::execute(a, &ctx, self.dry_run).await,
+            Action::Webhook(a) => webhook::execute(a, &ctx, &self.http, self.dry_run).await,
+            Action::Log(a) => self.logs.execute(a, &ctx, self.dry_run).await,
+            Action::Email(a) => email::execute(a, &ctx, self.dry_run).await,
+            Action::Metric(a) => metric::execute(a, &ctx, self.dry_run),
+        };
+        let rule = fire.rule.name.as_str();
+        let kind = action.kind();
+        self.metrics
+            .duration
+            .with_label_values(&[rule, kind])
+            .observe(start.elapsed().as_secs_f64());
+        match &result {
+            Ok(()) => tracing::debug!(
+                rule,
+                action = kind,
+                events = fire.events.len(),
+                "action done"
+            ),
+            Err((outcome, why)) => {
+                tracing::warn!(rule, action = kind, outcome = outcome.as_str(), error = %why, "action failed")
+            }
+        }
+        let outcome = result.map_or_else(|(o, _)| o, |()| Outcome::Success);
+        self.metrics.count(rule, kind, outcome);
+    }
+}
+
+/// An action's result: `Err((Failure | Timeout, why))`.
+pub type ActionResult = Result<(), (Outcome, String)>;
+
+struct Batch {
+    rule: Arc<Rule>,
+    until: tokio::time::Instant,
+    pending: Vec<Arc<Event>>,
+}
+
+/// Takes firings off the queue, gathers batches, runs actions on the bounded pool. On cancel,
+/// flushes pending batches and returns; running actions finish on `tasks`.
+pub async fn dispatch(
+    mut queue: mpsc::Receiver<Fire>,
+    executor: Arc<Executor>,
+    workers: usize,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+) {
+    let pool = Arc::new(Semaphore::new(workers.max(1)));
+    let mut batches: HashMap<String, Batch> = HashMap::new();
+    loop {
+        let next_flush = batches.values().map(|b| b.until).min();
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            fire = queue.recv() => {
+                let Some(fire) = fire else { break };
+                let Some(window) = fire.rule.batch else {
+                    start(fire, &executor, &pool, &tasks).await;
+                    continue;
+                };
+                match batches.get_mut(&fire.rule.name) {
+                    // A window is open: the event waits for the digest.
+                    Some(b) if b.until > tokio::time::Instant::now() => {
+                        b.rule = fire.rule.clone();
+                        b.pending.extend(fire.events);
+                    }
+                    _ => {
+                        batches.insert(fire.rule.name.clone(), Batch {
+                            rule: fire.rule.clone(),
+                            until: tokio::time::Instant::now() + window,
+                            pending: Vec::new(),
+                        });
+                        start(fire, &executor, &pool, &tasks).await;
+                    }
+                }
+            }
+            _ = sleep_until(next_flush) => {
+                let now = tokio::time::Instant::now();
+                let due: Vec<String> = batches.iter().filter(|(_, b)| b.until <= now).map(|(k, _)| k.clone()).collect();
+                for name in due {
+                    let Some(mut b) = batches.remove(&name) else { continue };
+                    if b.pending.is_empty() {
+                        continue;
+                    }
+                    // A digest goes out and opens the next window.
+                    let events = std::mem::take(&mut b.pending);
+                    let window = b.rule.batch.unwrap_or_default();
+                    batches.insert(name, Batch { rule: b.rule.clone(), until: now + window, pending: Vec::new() });
+                    start(Fire { rule: b.rule, events }, &executor, &pool, &tasks).await;
+                }
+            }
+        }
+    }
+    for (_, b) in batches.drain() {
+        if !b.pending.is_empty() {
+            tracing::info!(rule = %b.rule.name, events = b.pending.len(), "flushing a pending batch at shutdown");
+            start(
+                Fire {
+                    rule: b.rule,
+                    events: b.pending,
+                },
+                &executor,
+                &pool,
+                &tasks,
+            )
+            .await;
+        }
+    }
+}
+
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts every action of a firing, each when a worker is free.
+async fn start(fire: Fire, executor: &Arc<Executor>, pool: &Arc<Semaphore>, tasks: &TaskTracker) {
+    let fire = Arc::new(fire);
+    for index in 0..fire.rule.actions.len() {
+        let Ok(permit) = pool.clone().acquire_owned().await else {
+            return;
+        };
+        let (fire, executor) = (fire.clone(), executor.clone());
+        tasks.spawn(async move {
+            let _permit = permit;
+            executor.execute(&fire, index).await;
+        });
+    }
+}
