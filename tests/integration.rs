@@ -15,6 +15,8 @@ mod images;
 mod lifecycle;
 #[path = "integration/resilience.rs"]
 mod resilience;
+#[path = "integration/rules.rs"]
+mod rules;
 #[path = "integration/stack.rs"]
 mod stack;
 #[path = "integration/tls.rs"]

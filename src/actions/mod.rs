@@ -369,25 +369,7 @@ pub async fn dispatch(
             _ = cancel.cancelled() => break,
             fire = queue.recv() => {
                 let Some(fire) = fire else { break };
-                let Some(window) = fire.rule.batch else {
-                    start(fire, &executor, &pool, &tasks).await;
-                    continue;
-                };
-                match batches.get_mut(&fire.rule.name) {
-                    // A window is open: the event waits for the digest.
-                    Some(b) if b.until > tokio::time::Instant::now() => {
-                        b.rule = fire.rule.clone();
-                        b.pending.extend(fire.events);
-                    }
-                    _ => {
-                        batches.insert(fire.rule.name.clone(), Batch {
-                            rule: fire.rule.clone(),
-                            until: tokio::time::Instant::now() + window,
-                            pending: Vec::new(),
-                        });
-                        start(fire, &executor, &pool, &tasks).await;
-                    }
-                }
+                accept(fire, &mut batches, &executor, &pool, &tasks).await;
             }
             _ = sleep_until(next_flush) => {
                 let now = tokio::time::Instant::now();
@@ -406,6 +388,11 @@ pub async fn dispatch(
             }
         }
     }
+    // Shutdown: what is still queued is taken in, then every pending batch goes out.
+    queue.close();
+    while let Ok(fire) = queue.try_recv() {
+        accept(fire, &mut batches, &executor, &pool, &tasks).await;
+    }
     for (_, b) in batches.drain() {
         if !b.pending.is_empty() {
             tracing::info!(rule = %b.rule.name, events = b.pending.len(), "flushing a pending batch at shutdown");
@@ -419,6 +406,37 @@ pub async fn dispatch(
                 &tasks,
             )
             .await;
+        }
+    }
+}
+
+/// Starts a firing now, or adds it to its rule's open batch window.
+async fn accept(
+    fire: Fire,
+    batches: &mut HashMap<String, Batch>,
+    executor: &Arc<Executor>,
+    pool: &Arc<Semaphore>,
+    tasks: &TaskTracker,
+) {
+    let Some(window) = fire.rule.batch else {
+        return start(fire, executor, pool, tasks).await;
+    };
+    match batches.get_mut(&fire.rule.name) {
+        // A window is open: the event waits for the digest.
+        Some(b) if b.until > tokio::time::Instant::now() => {
+            b.rule = fire.rule.clone();
+            b.pending.extend(fire.events);
+        }
+        _ => {
+            batches.insert(
+                fire.rule.name.clone(),
+                Batch {
+                    rule: fire.rule.clone(),
+                    until: tokio::time::Instant::now() + window,
+                    pending: Vec::new(),
+                },
+            );
+            start(fire, executor, pool, tasks).await;
         }
     }
 }
