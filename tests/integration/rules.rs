@@ -101,11 +101,15 @@ fn run_passes_a_label_with_shell_metacharacters_as_one_literal_argument() {
 
 /// A one-connection-at-a-time HTTP server: answers each request with the next status of
 /// `statuses` (then 200) and records the bodies.
-fn http_server(statuses: Vec<u16>) -> (u16, Arc<Mutex<Vec<String>>>) {
+/// What a test server saw, shared with its thread.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+fn http_server(statuses: Vec<u16>) -> (u16, Seen, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = bodies.clone();
+    let bodies: Seen = Arc::default();
+    let headers: Seen = Arc::default();
+    let (seen, seen_headers) = (bodies.clone(), headers.clone());
     std::thread::spawn(move || {
         let mut statuses = statuses.into_iter();
         for conn in listener.incoming() {
@@ -120,6 +124,10 @@ fn http_server(statuses: Vec<u16>) -> (u16, Arc<Mutex<Vec<String>>>) {
                 if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                     len = v.trim().parse().unwrap_or(0);
                 }
+                seen_headers
+                    .lock()
+                    .expect("lock")
+                    .push(line.trim_end().to_owned());
             }
             let mut body = vec![0; len];
             let _ = reader.read_exact(&mut body);
@@ -133,23 +141,27 @@ fn http_server(statuses: Vec<u16>) -> (u16, Arc<Mutex<Vec<String>>>) {
             );
         }
     });
-    (port, bodies)
+    (port, bodies, headers)
 }
 
 #[test]
 fn webhook_is_retried_after_a_500_and_carries_the_event() {
     let image = test_image();
     let dir = tempdir("rules-webhook");
-    let (port, bodies) = http_server(vec![500]);
+    let (port, bodies, headers) = http_server(vec![500]);
     let name = unique("hook");
     let cfg = config(
         &dir,
         &format!(
             "events_reactor:\n  notify:\n    event: {{type: container, action: die, actor: {{name: {name}}}}}\n    \
-             webhook:\n      url: http://127.0.0.1:{port}/hook\n      retries: 2\n"
+             webhook:\n      url: http://127.0.0.1:{port}/hook\n      retries: 2\n      headers: {{X-Container: \"%%actor.name%%\"}}\n      \
+             headers_from_env: {{Authorization: DEE_TEST_TOKEN}}\n"
         ),
     );
-    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
+    let e = Exporter::start_with_env(
+        &["--config", cfg.to_str().expect("utf-8")],
+        &[("DEE_TEST_TOKEN", "Bearer s3cret-token")],
+    );
     let _c = Cleanup(vec![name.clone()]);
     docker(&["run", "-d", "--name", &name, image, "sh", "-c", "exit 7"]);
     e.wait_for(
@@ -170,6 +182,56 @@ fn webhook_is_retried_after_a_500_and_carries_the_event() {
     assert_eq!(ev["Actor"]["Attributes"]["name"], name.as_str());
     assert_eq!(ev["Actor"]["Attributes"]["exitCode"], "7");
     assert_eq!(actions(&e, "notify", "webhook", "failure"), Some(0.0));
+    let headers = headers.lock().expect("lock").clone();
+    assert_eq!(
+        headers
+            .iter()
+            .filter(|h| *h == "authorization: Bearer s3cret-token")
+            .count(),
+        2,
+        "{headers:?}"
+    );
+    assert_eq!(
+        headers
+            .iter()
+            .filter(|h| **h == format!("x-container: {name}"))
+            .count(),
+        2,
+        "{headers:?}"
+    );
+    assert!(!e.log().contains("s3cret"), "the token is never logged");
+}
+
+#[test]
+fn ip_placeholder_is_the_containers_address() {
+    let image = test_image();
+    let dir = tempdir("rules-ip");
+    let out = dir.join("argv.jsonl");
+    let name = unique("ip");
+    let cfg = config(
+        &dir,
+        &format!(
+            "events_reactor:\n  ip:\n    event: {{type: container, action: start, actor: {{name: {name}}}}}\n    \
+             run: [{PYTHON:?}, \"-c\", {RECORD_ARGV:?}, {:?}, \"%%ip%%\"]\n",
+            out.display().to_string()
+        ),
+    );
+    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
+    let _c = Cleanup(vec![name.clone()]);
+    docker(&["run", "-d", "--name", &name, image, "sleep", "300"]);
+    e.wait_for(
+        "docker_events_exporter_actions_total",
+        &[("rule", "ip"), ("action", "run"), ("outcome", "success")],
+        1.0,
+    );
+    let ip = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &name,
+    ]);
+    assert!(!ip.is_empty());
+    assert_eq!(lines(&out), [format!("[\"{ip}\"]")]);
 }
 
 struct Smtp {
