@@ -6,23 +6,46 @@ use crate::support::{
     Cleanup, Exporter, container_labels, docker, test_image, unique, wait_status,
 };
 
-#[test]
-fn events_during_a_connection_cut_are_counted_exactly_once() {
+/// An exporter that reaches the engine through a proxy the test controls (pinging every
+/// second), with a first container `a` counted before anything happens to the connection.
+struct Proxied {
+    proxy: Proxy,
+    exporter: Exporter,
+    a: String,
+    b: String,
+    _cleanup: Cleanup,
+}
+
+fn through_a_proxy(what: &str) -> Proxied {
     let image = test_image();
     let proxy = Proxy::start(std::path::Path::new("/var/run/docker.sock"));
     let host = proxy.docker_host();
-    let e = Exporter::start_with_env(
+    let exporter = Exporter::start_with_env(
         &["--docker.ping-interval", "1s"],
         &[("DOCKER_HOST", host.as_str())],
     );
-    let (a, b) = (unique("cut-a"), unique("cut-b"));
-    let _c = Cleanup(vec![a.clone(), b.clone()]);
+    let (a, b) = (unique(&format!("{what}-a")), unique(&format!("{what}-b")));
+    let cleanup = Cleanup(vec![a.clone(), b.clone()]);
     docker(&["run", "-d", "--name", &a, image, "sh", "-c", "exit 0"]);
-    e.wait_for(
+    exporter.wait_for(
         "docker_container_exits_total",
         &container_labels(&a, &[("exit_code", "0")]),
         1.0,
     );
+    Proxied {
+        proxy,
+        exporter,
+        a,
+        b,
+        _cleanup: cleanup,
+    }
+}
+
+#[test]
+fn events_during_a_connection_cut_are_counted_exactly_once() {
+    let image = test_image();
+    let p = through_a_proxy("cut");
+    let (proxy, e, a, b) = (&p.proxy, &p.exporter, p.a.clone(), p.b.clone());
 
     proxy.cut();
     e.wait_for("docker_events_exporter_up", &[], 0.0);
@@ -174,20 +197,8 @@ fn malformed_and_unknown_events_are_counted_and_the_stream_lives_on() {
 #[test]
 fn a_silent_half_open_stream_is_detected_by_ping_and_resumed() {
     let image = test_image();
-    let proxy = Proxy::start(std::path::Path::new("/var/run/docker.sock"));
-    let host = proxy.docker_host();
-    let e = Exporter::start_with_env(
-        &["--docker.ping-interval", "1s"],
-        &[("DOCKER_HOST", host.as_str())],
-    );
-    let (a, b) = (unique("frozen-a"), unique("frozen-b"));
-    let _c = Cleanup(vec![a.clone(), b.clone()]);
-    docker(&["run", "-d", "--name", &a, image, "sh", "-c", "exit 0"]);
-    e.wait_for(
-        "docker_container_exits_total",
-        &container_labels(&a, &[("exit_code", "0")]),
-        1.0,
-    );
+    let p = through_a_proxy("frozen");
+    let (proxy, e, a, b) = (&p.proxy, &p.exporter, p.a.clone(), p.b.clone());
 
     proxy.freeze();
     // Nothing closes: only the failing ping can tell the stream is dead.
