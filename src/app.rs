@@ -72,14 +72,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(cancel_on_signal(cancel.clone()));
-    if let (Some(r), Some(path)) = (&rules, &cli.config) {
-        tasks.spawn(reload_on_sighup(
-            path.clone(),
-            r.tx.clone(),
-            r.metrics.clone(),
-            metrics.clone(),
-            cancel.clone(),
-        ));
+    match (&rules, &cli.config) {
+        (Some(r), Some(path)) => {
+            tasks.spawn(reload_on_sighup(
+                path.clone(),
+                r.tx.clone(),
+                r.metrics.clone(),
+                metrics.clone(),
+                cancel.clone(),
+            ));
+        }
+        // SIGHUP's default action ends the process; a `systemctl reload` must not.
+        _ => {
+            tasks.spawn(ignore_sighup(cancel.clone()));
+        }
     }
     tasks.spawn(watch_engine(
         endpoint,
@@ -214,6 +220,19 @@ async fn reload_on_sighup(
         rule_metrics.loaded(true);
         tracing::info!(config = %path.display(), rules = new.rules.len(), "rules reloaded");
         let _ = tx.send(Arc::new(new));
+    }
+}
+
+async fn ignore_sighup(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = hup.recv() => tracing::info!("SIGHUP: there is no --config to reload"),
+        }
     }
 }
 

@@ -37,6 +37,9 @@ pub async fn execute(a: &RunAction, ctx: &Context<'_>, dry_run: bool) -> ActionR
         return Ok(());
     }
     let mut cmd = tokio::process::Command::new(program);
+    for var in &a.scrub_env {
+        cmd.env_remove(var);
+    }
     cmd.args(args)
         .envs(env)
         .stdin(Stdio::null())

@@ -61,6 +61,8 @@ const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 struct Checker<'a> {
     file: &'a str,
     errors: Vec<ConfigError>,
+    /// Environment variables the config reads secrets from.
+    secret_vars: Vec<String>,
 }
 
 /// Compiles the text of a rules file named `file`.
@@ -68,6 +70,7 @@ pub fn compile(file: &str, text: &str) -> Result<Vec<Arc<Rule>>, ConfigErrors> {
     let mut c = Checker {
         file,
         errors: Vec::new(),
+        secret_vars: Vec::new(),
     };
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
@@ -210,11 +213,17 @@ impl Checker<'_> {
                 self.err(name.span(), "a rule name must not be empty");
                 continue;
             }
-            if let Some(rule) = self.rule(name, body, &mut metric_names) {
-                rules.push(Arc::new(rule));
+            rules.extend(self.rule(name, body, &mut metric_names));
+        }
+        // Secrets stay out of the commands the rules run, whichever rule reads them.
+        for rule in &mut rules {
+            for action in &mut rule.actions {
+                if let Action::Run(run) = action {
+                    run.scrub_env = self.secret_vars.clone();
+                }
             }
         }
-        rules
+        rules.into_iter().map(Arc::new).collect()
     }
 
     fn rule(
@@ -409,6 +418,7 @@ impl Checker<'_> {
             timeout,
             env,
             cwd,
+            scrub_env: Vec::new(),
         })
     }
 
@@ -468,6 +478,7 @@ impl Checker<'_> {
                 else {
                     continue;
                 };
+                self.secret_vars.push(var.as_str().to_owned());
                 match std::env::var(var.as_str()) {
                     Ok(value) if http::HeaderValue::from_str(&value).is_ok() => {
                         secret_headers.push((name, Secret::new(value)))
@@ -611,19 +622,22 @@ impl Checker<'_> {
                 );
                 return None;
             }
-            (Some(var), None) => match std::env::var(var.as_str()) {
-                Ok(v) => Some(Secret::new(v)),
-                Err(_) => {
-                    self.err(
-                        var.span(),
-                        format!(
-                            "environment variable {} (SMTP password) is not set",
-                            var.as_str()
-                        ),
-                    );
-                    return None;
+            (Some(var), None) => {
+                self.secret_vars.push(var.as_str().to_owned());
+                match std::env::var(var.as_str()) {
+                    Ok(v) => Some(Secret::new(v)),
+                    Err(_) => {
+                        self.err(
+                            var.span(),
+                            format!(
+                                "environment variable {} (SMTP password) is not set",
+                                var.as_str()
+                            ),
+                        );
+                        return None;
+                    }
                 }
-            },
+            }
             (None, Some(file)) => match std::fs::read_to_string(file.as_str()) {
                 Ok(v) => Some(Secret::new(v.trim_end_matches(['\n', '\r']).to_owned())),
                 Err(e) => {

@@ -144,6 +144,9 @@ pub struct RunAction {
     pub timeout: Duration,
     pub env: Vec<(String, Template)>,
     pub cwd: Option<PathBuf>,
+    /// Environment variables that hold this config's secrets (SMTP passwords, webhook
+    /// headers): removed from the command's environment.
+    pub scrub_env: Vec<String>,
 }
 
 #[derive(Debug)]

@@ -203,6 +203,56 @@ fn webhook_is_retried_after_a_500_and_carries_the_event() {
 }
 
 #[test]
+fn run_commands_do_not_inherit_the_configs_secret_variables() {
+    let image = test_image();
+    let dir = tempdir("rules-env");
+    let out = dir.join("env.txt");
+    let name = unique("env");
+    let cfg = config(
+        &dir,
+        &format!(
+            "events_reactor:\n  notify:\n    event: {{type: never}}\n    webhook:\n      url: http://127.0.0.1:1/\n      \
+             headers_from_env: {{Authorization: DEE_SECRET}}\n  show env:\n    event: {{type: container, action: start, actor: {{name: {name}}}}}\n    \
+             run: [{PYTHON:?}, \"-c\", \"import os,sys; print(os.environ.get('DEE_SECRET', 'absent'), os.environ.get('DEE_PLAIN', 'absent'), file=open(sys.argv[1], 'a'))\", {:?}]\n",
+            out.display().to_string()
+        ),
+    );
+    let e = Exporter::start_with_env(
+        &["--config", cfg.to_str().expect("utf-8")],
+        &[("DEE_SECRET", "Bearer hush"), ("DEE_PLAIN", "visible")],
+    );
+    let _c = Cleanup(vec![name.clone()]);
+    docker(&["run", "-d", "--name", &name, image, "true"]);
+    e.wait_for(
+        "docker_events_exporter_actions_total",
+        &[
+            ("rule", "show env"),
+            ("action", "run"),
+            ("outcome", "success"),
+        ],
+        1.0,
+    );
+    assert_eq!(lines(&out), ["absent visible"]);
+}
+
+#[test]
+fn sighup_without_a_config_does_not_stop_the_exporter() {
+    let e = Exporter::start(&[]);
+    Command::new("kill")
+        .args(["-HUP", &e.pid().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(
+        wait_until(DEADLINE, || e
+            .log()
+            .contains("SIGHUP: there is no --config to reload")),
+        "{}",
+        e.log()
+    );
+    assert_eq!(e.value("docker_events_exporter_up", &[]), Some(1.0));
+}
+
+#[test]
 fn ip_placeholder_is_the_containers_address() {
     let image = test_image();
     let dir = tempdir("rules-ip");
