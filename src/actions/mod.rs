@@ -286,14 +286,7 @@ impl Executor {
             dry_run,
             host,
             engine,
-            // The builder fails only without a TLS provider; main installs ring first.
-            http: reqwest::Client::builder()
-                .user_agent(concat!(
-                    "docker-events-exporter/",
-                    env!("CARGO_PKG_VERSION")
-                ))
-                .build()
-                .unwrap_or_default(),
+            http: http_client(),
             logs: log::Writers::default(),
         }
     }
@@ -341,6 +334,20 @@ impl Executor {
         let outcome = result.map_or_else(|(o, _)| o, |()| Outcome::Success);
         self.metrics.count(rule, kind, outcome);
     }
+}
+
+fn http_client() -> reqwest::Client {
+    // reqwest is built without a bundled provider; ring is ours (a no-op if main did it).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!(
+            "docker-events-exporter/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+        // With a provider installed, building can only fail on bad builder options, and ours
+        // are fixed.
+        .expect("the webhook HTTP client builds")
 }
 
 /// An action's result: `Err((Failure | Timeout, why))`.
