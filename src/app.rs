@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::actions::{self, Executor, Reactor, RuleMetrics};
+use crate::actions::{self, Dry, Executor, Reactor, RuleMetrics};
 use crate::cli::Cli;
 use crate::docker::endpoint::Endpoint;
 use crate::docker::stream::{INSPECT_QUEUE, MAX_BACKOFF, MIN_BACKOFF, Watch, spawn_inspector};
@@ -125,7 +125,7 @@ fn default_cert_path() -> PathBuf {
 
 /// Binds the listen address; `:PORT` means every interface, IPv6 and IPv4 where the host has
 /// IPv6, IPv4 alone where it does not.
-async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
     let ctx = || format!("cannot listen on --web.listen-address {addr:?}");
     if let Some(port) = addr.strip_prefix(':') {
         let port: u16 = port
@@ -334,7 +334,7 @@ async fn watch_engine(
         let (queue_tx, queue_rx) = mpsc::channel(cli.rules_queue_size);
         let executor = Arc::new(Executor::new(
             r.metrics.clone(),
-            cli.dry_run,
+            if cli.dry_run { Dry::Log } else { Dry::Off },
             host.clone(),
             Some(start.engine.clone()),
         ));

@@ -16,6 +16,7 @@ pub struct Cli {
     /// The Docker Engine to watch: unix:///path, tcp://host:port, http://host:port or
     /// https://host:port (as the docker CLI reads DOCKER_HOST).
     #[arg(
+        global = true,
         long = "docker.host",
         value_name = "URL",
         env = "DOCKER_HOST",
@@ -25,11 +26,12 @@ pub struct Cli {
 
     /// Speak TLS to a tcp:// engine and verify it with ca.pem, presenting cert.pem and key.pem
     /// from --docker.cert-path. Also enabled by any non-empty DOCKER_TLS_VERIFY, as in the docker CLI.
-    #[arg(long = "docker.tls-verify")]
+    #[arg(global = true, long = "docker.tls-verify")]
     pub docker_tls_verify: bool,
 
     /// Folder holding ca.pem, cert.pem and key.pem for TLS [default: ~/.docker].
     #[arg(
+        global = true,
         long = "docker.cert-path",
         value_name = "DIR",
         env = "DOCKER_CERT_PATH"
@@ -38,6 +40,7 @@ pub struct Cli {
 
     /// How often to ping the engine; a failed ping ends a stream that may be half-open.
     #[arg(
+        global = true,
         long = "docker.ping-interval",
         value_name = "DURATION",
         env = "DOCKER_EVENTS_EXPORTER_PING_INTERVAL",
@@ -48,6 +51,7 @@ pub struct Cli {
 
     /// Address to serve metrics on; ":PORT" listens on every interface.
     #[arg(
+        global = true,
         long = "web.listen-address",
         value_name = "ADDR",
         env = "DOCKER_EVENTS_EXPORTER_LISTEN_ADDRESS",
@@ -57,6 +61,7 @@ pub struct Cli {
 
     /// Path under which to expose metrics.
     #[arg(
+        global = true,
         long = "web.telemetry-path",
         value_name = "PATH",
         env = "DOCKER_EVENTS_EXPORTER_TELEMETRY_PATH",
@@ -66,6 +71,7 @@ pub struct Cli {
 
     /// How long the series of a removed container stay before they are dropped.
     #[arg(
+        global = true,
         long = "metrics.series-ttl",
         value_name = "DURATION",
         env = "DOCKER_EVENTS_EXPORTER_SERIES_TTL",
@@ -77,6 +83,7 @@ pub struct Cli {
     /// Docker container label to export as the Prometheus label label_<KEY> (repeatable; the
     /// environment variable takes a comma-separated list).
     #[arg(
+        global = true,
         long = "container-label",
         value_name = "KEY",
         env = "DOCKER_EVENTS_EXPORTER_CONTAINER_LABELS",
@@ -87,6 +94,7 @@ pub struct Cli {
     /// Rules config (YAML): match events and run actions. Without it, metrics only. SIGHUP
     /// reloads it.
     #[arg(
+        global = true,
         long = "config",
         value_name = "FILE",
         env = "DOCKER_EVENTS_EXPORTER_CONFIG"
@@ -94,11 +102,16 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Log what each rule action would do (argv, URL, body) instead of doing it.
-    #[arg(long = "dry-run", env = "DOCKER_EVENTS_EXPORTER_DRY_RUN")]
+    #[arg(
+        global = true,
+        long = "dry-run",
+        env = "DOCKER_EVENTS_EXPORTER_DRY_RUN"
+    )]
     pub dry_run: bool,
 
     /// Rule firings that may wait for a free worker; past this they are dropped and counted.
     #[arg(
+        global = true,
         long = "rules.queue-size",
         value_name = "N",
         env = "DOCKER_EVENTS_EXPORTER_RULES_QUEUE_SIZE",
@@ -109,6 +122,7 @@ pub struct Cli {
 
     /// Rule actions running at once.
     #[arg(
+        global = true,
         long = "rules.workers",
         value_name = "N",
         env = "DOCKER_EVENTS_EXPORTER_RULES_WORKERS",
@@ -119,6 +133,7 @@ pub struct Cli {
 
     /// Least severe level of log lines to print.
     #[arg(
+        global = true,
         long = "log.level",
         value_name = "LEVEL",
         env = "DOCKER_EVENTS_EXPORTER_LOG_LEVEL",
@@ -128,6 +143,7 @@ pub struct Cli {
 
     /// Format of log lines (on standard error).
     #[arg(
+        global = true,
         long = "log.format",
         value_name = "FORMAT",
         env = "DOCKER_EVENTS_EXPORTER_LOG_FORMAT",
@@ -144,6 +160,34 @@ pub enum Command {
         /// The rules config to check.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+    },
+    /// Run saved events (`docker events --format '{{json .}}'`, one per line) through the same
+    /// pipeline, with --config rules in dry run; print the resulting metrics.
+    Replay {
+        /// The event file; - for standard input.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Serve the metrics on --web.listen-address instead of printing them.
+        #[arg(long)]
+        serve: bool,
+    },
+    /// Write a realistic event file (for replay and benchmarks) to standard output.
+    GenerateEvents {
+        /// Events to write.
+        #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+        events: u64,
+        /// Containers alive at once.
+        #[arg(long, value_name = "N", default_value_t = 200)]
+        containers: usize,
+        /// Engine event shape.
+        #[arg(long, value_name = "VERSION", default_value = "29")]
+        engine: crate::generate::Shape,
+        /// Seed: the same seed writes the same file.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        seed: u64,
+        /// Every container lives once (create, start, die, destroy) under a new name.
+        #[arg(long)]
+        churn: bool,
     },
 }
 

@@ -16,13 +16,17 @@
 //! - [`server`]: the axum router: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
 //! - [`rules`]: the rules config: loading and checking it, matchers, `%%key%%` templates.
 //! - [`actions`]: the action queue, batching, the worker pool, and each action kind.
+//! - [`replay`]: `replay FILE`: a saved event log through the same pipeline.
+//! - [`generate`]: realistic event files for replay and benchmarks.
 //! - [`logging`]: tracing set-up (logfmt or JSON).
 
 pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod docker;
+pub mod generate;
 pub mod logging;
 pub mod metrics;
+pub mod replay;
 pub mod rules;
 pub mod server;

@@ -2,12 +2,37 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use docker_events_exporter::cli::{Cli, Command};
-use docker_events_exporter::{app, logging, rules};
+use docker_events_exporter::{app, generate, logging, replay, rules};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::CheckConfig { file }) = &cli.command {
-        return check_config(file);
+    match &cli.command {
+        Some(Command::CheckConfig { file }) => return check_config(file),
+        Some(Command::GenerateEvents {
+            events,
+            containers,
+            engine,
+            seed,
+            churn,
+        }) => {
+            let spec = generate::Spec {
+                events: *events,
+                containers: *containers,
+                shape: *engine,
+                seed: *seed,
+                churn: *churn,
+                ..generate::Spec::default()
+            };
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            return match generate::generate(&spec, &mut out) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("docker-events-exporter: error: writing events: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
     }
     logging::init(cli.log_level, cli.log_format);
     // One TLS provider for the process (ring): reqwest and lettre use the process default.
@@ -23,7 +48,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(app::run(cli)) {
+    let result = match &cli.command {
+        Some(Command::Replay { file, serve }) => runtime.block_on(replay::run(&cli, file, *serve)),
+        _ => runtime.block_on(app::run(cli)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("docker-events-exporter: error: {e:#}");

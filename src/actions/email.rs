@@ -9,7 +9,7 @@ use super::{ActionResult, MAX_BODY_BYTES, MAX_FIELD_BYTES, Outcome};
 use crate::rules::template::Context;
 use crate::rules::{EmailAction, SmtpTls};
 
-pub async fn execute(a: &EmailAction, ctx: &Context<'_>, dry_run: bool) -> ActionResult {
+pub async fn execute(a: &EmailAction, ctx: &Context<'_>, dry: super::Dry) -> ActionResult {
     let subject = a
         .subject
         .render(ctx, MAX_FIELD_BYTES)
@@ -18,8 +18,10 @@ pub async fn execute(a: &EmailAction, ctx: &Context<'_>, dry_run: bool) -> Actio
         Some(t) => t.render(ctx, MAX_BODY_BYTES),
         None => digest(ctx),
     };
-    if dry_run {
-        tracing::info!(rule = ctx.rule, host = %a.host, port = a.port, to = ?a.to, subject, body, "dry run: would e-mail");
+    if dry.on() {
+        if dry.logs() {
+            tracing::info!(rule = ctx.rule, host = %a.host, port = a.port, to = ?a.to, subject, body, "dry run: would e-mail");
+        }
         return Ok(());
     }
     let fail = |what: &str, e: &dyn std::fmt::Display| (Outcome::Failure, format!("{what}: {e}"));

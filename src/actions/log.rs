@@ -19,14 +19,16 @@ pub struct Writers {
 }
 
 impl Writers {
-    pub async fn execute(&self, a: &LogAction, ctx: &Context<'_>, dry_run: bool) -> ActionResult {
+    pub async fn execute(&self, a: &LogAction, ctx: &Context<'_>, dry: super::Dry) -> ActionResult {
         let mut text = String::new();
         for ev in ctx.events {
             text.push_str(&payload(std::slice::from_ref(ev)));
             text.push('\n');
         }
-        if dry_run {
-            tracing::info!(rule = ctx.rule, path = ?a.path, lines = ctx.events.len(), "dry run: would append");
+        if dry.on() {
+            if dry.logs() {
+                tracing::info!(rule = ctx.rule, path = ?a.path, lines = ctx.events.len(), "dry run: would append");
+            }
             return Ok(());
         }
         let fail = |e: std::io::Error| {

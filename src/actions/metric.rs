@@ -10,7 +10,7 @@ use crate::rules::template::Context;
 /// Label values of a user metric are cut at this length.
 const MAX_LABEL_VALUE_BYTES: usize = 256;
 
-pub fn execute(a: &MetricAction, ctx: &Context<'_>, dry_run: bool) -> ActionResult {
+pub fn execute(a: &MetricAction, ctx: &Context<'_>, dry: super::Dry) -> ActionResult {
     for ev in ctx.events {
         let one = [Arc::clone(ev)];
         let single = Context {
@@ -24,8 +24,10 @@ pub fn execute(a: &MetricAction, ctx: &Context<'_>, dry_run: bool) -> ActionResu
             .iter()
             .map(|(_, t)| t.render(&single, MAX_FIELD_BYTES.min(MAX_LABEL_VALUE_BYTES)))
             .collect();
-        if dry_run {
-            tracing::info!(rule = ctx.rule, metric = %a.name, labels = ?values, "dry run: would increment");
+        if dry.on() {
+            if dry.logs() {
+                tracing::info!(rule = ctx.rule, metric = %a.name, labels = ?values, "dry run: would increment");
+            }
             continue;
         }
         {

@@ -148,6 +148,27 @@ impl RuleMetrics {
     }
 }
 
+/// Whether actions act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dry {
+    /// Act.
+    Off,
+    /// Render, and log what would be done (`--dry-run`).
+    Log,
+    /// Render only (replay: measure the work without the logging).
+    Silent,
+}
+
+impl Dry {
+    pub fn on(self) -> bool {
+        self != Self::Off
+    }
+
+    pub fn logs(self) -> bool {
+        self == Self::Log
+    }
+}
+
 /// One firing of a rule: one event, or a batch's digest.
 pub struct Fire {
     pub rule: Arc<Rule>,
@@ -183,8 +204,23 @@ impl Reactor {
         }
     }
 
+    /// Matches, throttles and queues; never waits.
     pub fn on_event(&mut self, ev: &Event) {
+        for fire in self.fires(ev) {
+            let (rule, kinds) = (fire.rule.clone(), fire.rule.actions.len());
+            if self.queue.try_send(fire).is_err() {
+                for a in rule.actions.iter().take(kinds) {
+                    self.metrics.count(&rule.name, a.kind(), Outcome::Dropped);
+                }
+                self.log_drop(&rule.name);
+            }
+        }
+    }
+
+    /// The firings an event causes: matched and past their throttle.
+    pub fn fires(&mut self, ev: &Event) -> Vec<Fire> {
         let rules = self.rules.borrow().clone();
+        let mut fires = Vec::new();
         let mut shared: Option<Arc<Event>> = None;
         for rule in &rules.rules {
             if !rule.is_match(ev) {
@@ -200,17 +236,12 @@ impl Reactor {
                 }
                 continue;
             }
-            let fire = Fire {
+            fires.push(Fire {
                 rule: rule.clone(),
                 events: vec![ev],
-            };
-            if self.queue.try_send(fire).is_err() {
-                for a in &rule.actions {
-                    self.metrics.count(&rule.name, a.kind(), Outcome::Dropped);
-                }
-                self.log_drop(&rule.name);
-            }
+            });
         }
+        fires
     }
 
     fn throttled(
@@ -267,7 +298,7 @@ impl Reactor {
 /// What actions need to run.
 pub struct Executor {
     pub metrics: Arc<RuleMetrics>,
-    pub dry_run: bool,
+    pub dry: Dry,
     pub host: Arc<str>,
     pub engine: Option<Engine>,
     pub http: reqwest::Client,
@@ -277,13 +308,13 @@ pub struct Executor {
 impl Executor {
     pub fn new(
         metrics: Arc<RuleMetrics>,
-        dry_run: bool,
+        dry: Dry,
         host: Arc<str>,
         engine: Option<Engine>,
     ) -> Self {
         Self {
             metrics,
-            dry_run,
+            dry,
             host,
             engine,
             http: http_client(),
@@ -308,11 +339,11 @@ impl Executor {
         };
         let start = Instant::now();
         let result = match action {
-            Action::Run(a) => run::execute(a, &ctx, self.dry_run).await,
-            Action::Webhook(a) => webhook::execute(a, &ctx, &self.http, self.dry_run).await,
-            Action::Log(a) => self.logs.execute(a, &ctx, self.dry_run).await,
-            Action::Email(a) => email::execute(a, &ctx, self.dry_run).await,
-            Action::Metric(a) => metric::execute(a, &ctx, self.dry_run),
+            Action::Run(a) => run::execute(a, &ctx, self.dry).await,
+            Action::Webhook(a) => webhook::execute(a, &ctx, &self.http, self.dry).await,
+            Action::Log(a) => self.logs.execute(a, &ctx, self.dry).await,
+            Action::Email(a) => email::execute(a, &ctx, self.dry).await,
+            Action::Metric(a) => metric::execute(a, &ctx, self.dry),
         };
         let rule = fire.rule.name.as_str();
         let kind = action.kind();

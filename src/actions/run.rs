@@ -18,7 +18,7 @@ const STDERR_TAIL_BYTES: usize = 2048;
 /// command may hold it open).
 const STDERR_GRACE: Duration = Duration::from_secs(1);
 
-pub async fn execute(a: &RunAction, ctx: &Context<'_>, dry_run: bool) -> ActionResult {
+pub async fn execute(a: &RunAction, ctx: &Context<'_>, dry: super::Dry) -> ActionResult {
     let argv: Vec<String> = a
         .argv
         .iter()
@@ -32,8 +32,10 @@ pub async fn execute(a: &RunAction, ctx: &Context<'_>, dry_run: bool) -> ActionR
     let Some((program, args)) = argv.split_first() else {
         return Err((Outcome::Failure, "empty argv".to_owned()));
     };
-    if dry_run {
-        tracing::info!(rule = ctx.rule, argv = ?argv, env = ?env.iter().map(|(k, _)| k).collect::<Vec<_>>(), "dry run: would run");
+    if dry.on() {
+        if dry.logs() {
+            tracing::info!(rule = ctx.rule, argv = ?argv, env = ?env.iter().map(|(k, _)| k).collect::<Vec<_>>(), "dry run: would run");
+        }
         return Ok(());
     }
     let mut cmd = tokio::process::Command::new(program);

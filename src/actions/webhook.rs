@@ -18,7 +18,7 @@ pub async fn execute(
     a: &WebhookAction,
     ctx: &Context<'_>,
     client: &reqwest::Client,
-    dry_run: bool,
+    dry: super::Dry,
 ) -> ActionResult {
     let url = a.url.render(ctx, MAX_FIELD_BYTES);
     let body = match &a.body {
@@ -30,16 +30,18 @@ pub async fn execute(
         .iter()
         .map(|(k, t)| (k.clone(), t.render(ctx, MAX_FIELD_BYTES)))
         .collect();
-    if dry_run {
-        tracing::info!(
-            rule = ctx.rule,
-            method = %a.method,
-            url,
-            headers = ?headers,
-            secret_headers = ?a.secret_headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            body,
-            "dry run: would send"
-        );
+    if dry.on() {
+        if dry.logs() {
+            tracing::info!(
+                rule = ctx.rule,
+                method = %a.method,
+                url,
+                headers = ?headers,
+                secret_headers = ?a.secret_headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                body,
+                "dry run: would send"
+            );
+        }
         return Ok(());
     }
     let url = reqwest::Url::parse(&url).map_err(|e| {

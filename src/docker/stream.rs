@@ -137,7 +137,7 @@ pub enum LineOutcome {
 /// and (later) replay.
 pub fn process_line(
     line: &[u8],
-    dedupe: &mut Dedupe,
+    dedupe: Option<&mut Dedupe>,
     tracker: &mut Tracker,
     reactor: Option<&mut Reactor>,
     metrics: &Metrics,
@@ -147,7 +147,7 @@ pub fn process_line(
     if line.is_empty() {
         return LineOutcome::Blank;
     }
-    if !dedupe.first_sighting(line) {
+    if dedupe.is_some_and(|d| !d.first_sighting(line)) {
         return LineOutcome::Duplicate;
     }
     match Event::decode(line) {
@@ -263,7 +263,7 @@ impl Watch {
                                 lines.feed(
                                     &data,
                                     |line| {
-                                        good |= process_line(line, &mut dedupe, tracker, reactor.as_mut(), metrics, &mut newest_nano)
+                                        good |= process_line(line, Some(&mut dedupe), tracker, reactor.as_mut(), metrics, &mut newest_nano)
                                             == LineOutcome::Applied;
                                     },
                                     || {
@@ -333,7 +333,7 @@ impl Watch {
                     let engine = self.engine.clone();
                     ping_task = Some(tokio::spawn(async move { engine.ping().await }));
                 }
-                _ = sweep.tick() => self.tracker.sweep(std::time::Instant::now()),
+                _ = sweep.tick() => self.tracker.sweep(),
             }
         }
         m.up.set(0);
@@ -413,15 +413,15 @@ mod tests {
         let mut newest = 0;
         let good = br#"{"Type":"container","Action":"oom","Actor":{"ID":"c","Attributes":{"name":"n","image":"i"}},"time":1,"timeNano":1000000005}"#;
         assert_eq!(
-            process_line(b"{oops", &mut d, &mut t, None, &m, &mut newest),
+            process_line(b"{oops", Some(&mut d), &mut t, None, &m, &mut newest),
             LineOutcome::DecodeError
         );
         assert_eq!(
-            process_line(good, &mut d, &mut t, None, &m, &mut newest),
+            process_line(good, Some(&mut d), &mut t, None, &m, &mut newest),
             LineOutcome::Applied
         );
         assert_eq!(
-            process_line(good, &mut d, &mut t, None, &m, &mut newest),
+            process_line(good, Some(&mut d), &mut t, None, &m, &mut newest),
             LineOutcome::Duplicate
         );
         assert_eq!(m.decode_errors.get(), 1);

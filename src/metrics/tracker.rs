@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::mpsc;
@@ -41,9 +41,20 @@ pub struct InspectRequest {
 
 type SeriesKey = Arc<[String]>;
 
+/// What "now" is for series expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The machine's clock: a live stream.
+    Wall,
+    /// The newest event's time: a replay, where an hour of events may pass in a second.
+    Events,
+}
+
 pub struct Tracker {
     m: Arc<Metrics>,
     ttl: Duration,
+    clock: Clock,
+    newest_nano: i64,
     containers: HashMap<String, Container>,
     series: HashMap<SeriesKey, Series>,
     inspect_tx: Option<mpsc::Sender<InspectRequest>>,
@@ -74,7 +85,8 @@ struct OpenExec {
 struct Series {
     /// Containers currently holding this label set (0 or 1 in practice: names are unique).
     live: u32,
-    expires_at: Option<Instant>,
+    /// When the series go, in the tracker's clock (nanoseconds since the epoch).
+    expires_at: Option<i64>,
     starts: IntCounter,
     oom_kills: IntCounter,
     restarts: IntCounter,
@@ -103,11 +115,28 @@ impl Tracker {
         Self {
             m,
             ttl,
+            clock: Clock::Wall,
+            newest_nano: 0,
             containers: HashMap::new(),
             series: HashMap::new(),
             inspect_tx,
             seq: 0,
             unknown_logged: HashSet::new(),
+        }
+    }
+
+    /// Expire series by event time instead of the machine's clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now_nano(&self) -> i64 {
+        match self.clock {
+            Clock::Events => self.newest_nano,
+            Clock::Wall => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
         }
     }
 
@@ -147,6 +176,7 @@ impl Tracker {
             .with_label_values(&[ev.object.as_str(), ev.action_label()])
             .inc();
         self.m.last_event_timestamp.set(ev.time_nano as f64 / 1e9);
+        self.newest_nano = self.newest_nano.max(ev.time_nano);
         if ev.object == ObjectType::Unknown || ev.action_label() == "unknown" {
             self.log_unknown(ev);
         }
@@ -376,7 +406,8 @@ impl Tracker {
     }
 
     /// Drops the series of label sets that no container has held for the TTL.
-    pub fn sweep(&mut self, now: Instant) {
+    pub fn sweep(&mut self) {
+        let now = self.now_nano();
         let m = &self.m;
         self.series.retain(|key, s| {
             if s.live > 0 || s.expires_at.is_none_or(|t| t > now) {
@@ -485,10 +516,12 @@ impl Tracker {
     }
 
     fn release(&mut self, key: &SeriesKey) {
+        let ttl = i64::try_from(self.ttl.as_nanos()).unwrap_or(i64::MAX);
+        let expires_at = self.now_nano().saturating_add(ttl);
         if let Some(s) = self.series.get_mut(key) {
             s.live = s.live.saturating_sub(1);
             if s.live == 0 {
-                s.expires_at = Some(Instant::now() + self.ttl);
+                s.expires_at = Some(expires_at);
             }
         }
     }
@@ -818,19 +851,23 @@ mod tests {
 
     #[test]
     fn series_of_a_destroyed_container_expire_after_the_ttl() {
-        let (mut t, m) = tracker();
-        t.apply(&event("create", "c1", 1, WEB));
-        t.apply(&event("die", "c1", 2, &[("exitCode", "0")]));
-        t.apply(&event("destroy", "c1", 3, WEB));
-        t.sweep(Instant::now());
+        let (t, m) = tracker();
+        let mut t = t.with_clock(Clock::Events);
+        let s = 1_000_000_000;
+        t.apply(&event("create", "c1", s, WEB));
+        t.apply(&event("die", "c1", 2 * s, &[("exitCode", "0")]));
+        t.apply(&event("destroy", "c1", 3 * s, WEB));
+        t.apply(&event("create", "other", 62 * s, &[("name", "other")]));
+        t.sweep();
         assert!(
             m.encode().contains("docker_container_exits_total{"),
             "kept until the TTL"
         );
-        t.sweep(Instant::now() + Duration::from_secs(61));
+        t.apply(&event("start", "other", 64 * s, &[("name", "other")]));
+        t.sweep();
         let text = m.encode();
-        assert!(!text.contains("docker_container_"), "{text}");
-        assert_eq!(t.series_count(), 0);
+        assert!(!text.contains("name=\"web\""), "{text}");
+        assert_eq!(t.series_count(), 1, "only the live container's");
     }
 
     #[test]
@@ -841,7 +878,7 @@ mod tests {
         t.apply(&event("destroy", "c1", 3, WEB));
         t.apply(&event("create", "c2", 4, WEB));
         t.apply(&event("start", "c2", 5, WEB));
-        t.sweep(Instant::now() + Duration::from_secs(61));
+        t.sweep();
         assert_eq!(m.starts.with_label_values(&L).get(), 2);
         assert_eq!(
             m.restarts.with_label_values(&L).get(),

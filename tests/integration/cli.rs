@@ -91,3 +91,79 @@ fn engine_identity_and_a_clean_drain_on_sigterm() {
     let status = e.terminate();
     assert!(status.success(), "SIGTERM drains and exits 0, got {status}");
 }
+
+#[test]
+fn generated_events_replay_into_exact_metrics() {
+    let bin = env!("CARGO_BIN_EXE_docker-events-exporter");
+    let dir = crate::support::tempdir("replay");
+    let file = dir.join("events.jsonl");
+    let out = Command::new(bin)
+        .args([
+            "generate-events",
+            "--events",
+            "20000",
+            "--containers",
+            "30",
+            "--engine",
+            "20.10",
+        ])
+        .output()
+        .expect("generate");
+    assert!(out.status.success());
+    std::fs::write(&file, &out.stdout).expect("write");
+    let lines = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    // Two lines the pipeline must skip and count.
+    std::fs::write(
+        dir.join("bad.jsonl"),
+        b"{not json\n{\"Type\":\"container\"}\n",
+    )
+    .expect("write");
+    let all = format!(
+        "{}\n{}",
+        std::fs::read_to_string(&file).expect("read").trim_end(),
+        std::fs::read_to_string(dir.join("bad.jsonl")).expect("read")
+    );
+    std::fs::write(&file, all).expect("write");
+    let out = Command::new(bin)
+        .args(["replay", file.to_str().expect("utf-8")])
+        .output()
+        .expect("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains(&format!("replayed {lines} events (2 unreadable)")),
+        "{summary}"
+    );
+    let s = crate::support::Scrape::parse(&String::from_utf8_lossy(&out.stdout));
+    let total: f64 = s
+        .matching("docker_events_total", &[])
+        .iter()
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(total, lines as f64);
+    assert_eq!(
+        s.value("docker_events_exporter_decode_errors_total", &[]),
+        Some(2.0)
+    );
+    // Every die is one exit: the exit counters add up to the die events.
+    let dies = s
+        .value(
+            "docker_events_total",
+            &[("object", "container"), ("action", "die")],
+        )
+        .expect("dies");
+    let exits: f64 = s
+        .matching("docker_container_exits_total", &[])
+        .iter()
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(exits, dies);
+}

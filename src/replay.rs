@@ -1,0 +1,159 @@
+//! `replay FILE`: events saved with `docker events --format '{{json .}}'` run through the same
+//! pipeline as the live stream (decode, metrics, and with `--config` the rules, whose actions
+//! run dry: rendered, never done). Operators use it to analyse a saved log; we use it to
+//! measure the pipeline without the engine's speed in the way.
+//!
+//! Series expire by event time, so a day of events replays as a day. Batches (wall-clock
+//! windows) do not apply: each firing is rendered at once.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::actions::{Dry, Executor, Reactor, RuleMetrics};
+use crate::cli::Cli;
+use crate::docker::stream::{LineOutcome, MAX_LINE_BYTES, process_line};
+use crate::metrics::Metrics;
+use crate::metrics::tracker::{Clock, Tracker};
+use crate::rules;
+
+/// How often (in events) expired series are swept during a replay.
+const SWEEP_EVERY: u64 = 16_384;
+/// Read buffer: large reads keep a replay from being bound by system calls.
+const READ_BUFFER: usize = 1 << 20;
+
+/// What a replay did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub events: u64,
+    pub unreadable: u64,
+    pub seconds: f64,
+    pub label_sets: usize,
+}
+
+impl Summary {
+    pub fn per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.events as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Replays `file` ("-" for standard input) into `metrics`.
+pub async fn replay(cli: &Cli, file: &Path, metrics: &Arc<Metrics>) -> anyhow::Result<Summary> {
+    let input: Box<dyn Read> = if file == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
+        )
+    };
+    let mut reader = BufReader::with_capacity(READ_BUFFER, input);
+    let mut tracker = Tracker::new(metrics.clone(), cli.series_ttl, None).with_clock(Clock::Events);
+    let mut rules = match &cli.config {
+        Some(path) => {
+            let loaded = rules::load(path)?;
+            let rule_metrics = Arc::new(RuleMetrics::register(&metrics.registry)?);
+            for c in loaded.metric_collectors() {
+                metrics.registry.register(Box::new(c.clone()))?;
+            }
+            rule_metrics.init(&loaded);
+            rule_metrics.loaded(true);
+            let host: Arc<str> = "replay".into();
+            let executor = Executor::new(rule_metrics.clone(), Dry::Silent, host.clone(), None);
+            let (_tx, rx) = watch::channel(Arc::new(loaded));
+            // The queue is never used: replay takes the firings directly.
+            let (queue, _) = tokio::sync::mpsc::channel(1);
+            Some((Reactor::new(rx, queue, rule_metrics, host), executor))
+        }
+        None => None,
+    };
+    let mut summary = Summary::default();
+    let mut newest = 0;
+    let mut line = Vec::with_capacity(4096);
+    let start = Instant::now();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        if line.len() > MAX_LINE_BYTES {
+            metrics.decode_errors.inc();
+            summary.unreadable += 1;
+            continue;
+        }
+        match process_line(&line, None, &mut tracker, None, metrics, &mut newest) {
+            LineOutcome::Applied => summary.events += 1,
+            LineOutcome::DecodeError => summary.unreadable += 1,
+            LineOutcome::Duplicate | LineOutcome::Blank => continue,
+        }
+        if let Some((reactor, executor)) = rules.as_mut()
+            && let Ok(ev) = crate::docker::event::Event::decode(line.trim_ascii())
+        {
+            for fire in reactor.fires(&ev) {
+                for index in 0..fire.rule.actions.len() {
+                    executor.execute(&fire, index).await;
+                }
+            }
+        }
+        if summary.events % SWEEP_EVERY == 0 {
+            tracker.sweep();
+        }
+    }
+    tracker.sweep();
+    summary.seconds = start.elapsed().as_secs_f64();
+    summary.label_sets = tracker.series_count();
+    Ok(summary)
+}
+
+/// The `replay` subcommand: replay, then print the metrics (or serve them with `serve`).
+pub async fn run(cli: &Cli, file: &Path, serve: bool) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new(&cli.container_labels)?);
+    let summary = replay(cli, file, &metrics).await?;
+    eprintln!(
+        "replayed {} events ({} unreadable) in {:.3} s: {:.0} events/s; {} label sets; peak RSS {}",
+        summary.events,
+        summary.unreadable,
+        summary.seconds,
+        summary.per_second(),
+        summary.label_sets,
+        peak_rss().map_or_else(
+            || "unknown".to_owned(),
+            |kb| format!("{:.1} MiB", kb as f64 / 1024.0)
+        ),
+    );
+    if !serve {
+        std::io::stdout().write_all(metrics.encode().as_bytes())?;
+        return Ok(());
+    }
+    let listener = crate::app::bind(&cli.listen_address).await?;
+    tracing::info!(address = %listener.local_addr()?, "serving the replayed metrics; Ctrl-C to stop");
+    let app = crate::server::router(crate::server::AppState {
+        metrics,
+        telemetry_path: cli.telemetry_path.clone(),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// The process's peak resident set (VmHWM), in KiB.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
