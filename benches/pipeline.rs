@@ -1,0 +1,128 @@
+//! The pipeline's stages over generated events: decode, metrics update, rule matching,
+//! template rendering. `cargo bench`; figures are events per second per core.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use docker_events_exporter::actions::{Reactor, RuleMetrics};
+use docker_events_exporter::docker::event::Event;
+use docker_events_exporter::generate::{Shape, Spec, generate};
+use docker_events_exporter::metrics::{Metrics, Tracker};
+use docker_events_exporter::rules::template::{Context, Template};
+
+const EVENTS: u64 = 20_000;
+
+fn lines(shape: Shape) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    generate(
+        &Spec {
+            events: EVENTS,
+            containers: 200,
+            shape,
+            ..Spec::default()
+        },
+        &mut out,
+    )
+    .expect("generate");
+    out.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    for (name, shape) in [
+        ("engine-29", Shape::Engine29),
+        ("engine-20.10", Shape::Engine20),
+    ] {
+        let lines = lines(shape);
+        g.throughput(Throughput::Elements(lines.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for l in &lines {
+                    black_box(Event::decode(black_box(l)).ok());
+                }
+            });
+        });
+    }
+    g.finish();
+}
+
+fn events() -> Vec<Event> {
+    lines(Shape::Engine29)
+        .iter()
+        .filter_map(|l| Event::decode(l).ok())
+        .collect()
+}
+
+fn metrics_update(c: &mut Criterion) {
+    let events = events();
+    let mut g = c.benchmark_group("metrics");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("tracker-apply", |b| {
+        let m = Arc::new(Metrics::new(&[]).expect("metrics"));
+        let mut t = Tracker::new(m, Duration::from_secs(3600), None);
+        b.iter(|| {
+            for e in &events {
+                t.apply(black_box(e));
+            }
+        });
+    });
+    g.finish();
+}
+
+fn rule_matching(c: &mut Criterion) {
+    let events = events();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/rules-20.yml");
+    let rules = docker_events_exporter::rules::load(std::path::Path::new(path)).expect("rules");
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(RuleMetrics::register(&registry).expect("metrics"));
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(rules));
+    let (queue, _rx) = tokio::sync::mpsc::channel(1);
+    let mut reactor = Reactor::new(rx, queue, metrics, "bench".into());
+    let mut g = c.benchmark_group("rules");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("match-20-rules", |b| {
+        b.iter(|| {
+            for e in &events {
+                black_box(reactor.fires(black_box(e)));
+            }
+        });
+    });
+    g.finish();
+}
+
+fn template_rendering(c: &mut Criterion) {
+    let events: Vec<Arc<Event>> = events().into_iter().take(1000).map(Arc::new).collect();
+    let argv = Template::parse("Docker container %%actor.name%% (%%actor.com.docker.compose.service%%): %%action%% on %%host%%")
+        .expect("template");
+    let payload = Template::parse("%%payload%%").expect("template");
+    let mut g = c.benchmark_group("template");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    for (name, t) in [("text", &argv), ("payload", &payload)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for e in &events {
+                    let ctx = Context {
+                        events: std::slice::from_ref(e),
+                        rule: "r",
+                        host: "h",
+                        ip: None,
+                    };
+                    black_box(t.render(&ctx, 1 << 20));
+                }
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(20);
+    targets = decode, metrics_update, rule_matching, template_rendering
+}
+criterion_main!(benches);
