@@ -6,8 +6,6 @@
 //! `id` and `from`) sends. Unknown fields are ignored; a line that is not such an event is an
 //! [`DecodeError`], never a reason to end the stream.
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
 
 /// The kind of object an event is about. Anything else is [`ObjectType::Unknown`], so that the
@@ -29,6 +27,14 @@ pub enum ObjectType {
 }
 
 impl ObjectType {
+    /// How many object types there are, [`ObjectType::Unknown`] included.
+    pub const COUNT: usize = 12;
+
+    /// A dense index, for tables keyed by object type.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     fn parse(s: &str) -> Self {
         match s {
             "builder" => Self::Builder,
@@ -65,52 +71,161 @@ impl ObjectType {
     }
 }
 
-/// Every action verb the Docker Engine API documents, across all object types. A verb outside
-/// this list is exported as `unknown`, keeping the `action` label bounded.
-pub const KNOWN_ACTIONS: &[&str] = &[
-    "attach",
-    "commit",
-    "connect",
-    "copy",
-    "create",
-    "delete",
-    "destroy",
-    "detach",
-    "die",
-    "disable",
-    "disconnect",
-    "enable",
-    "exec_create",
-    "exec_detach",
-    "exec_die",
-    "exec_start",
-    "export",
-    "health_status",
-    "import",
-    "install",
-    "kill",
-    "load",
-    "mount",
-    "oom",
-    "pause",
-    "prune",
-    "pull",
-    "push",
-    "reload",
-    "remove",
-    "rename",
-    "resize",
-    "restart",
-    "save",
-    "start",
-    "stop",
-    "tag",
-    "top",
-    "unmount",
-    "unpause",
-    "untag",
-    "update",
-];
+/// An action verb: every one the Docker Engine API documents, and `Unknown` for the rest (a
+/// bounded `action` label whatever a future engine sends). Parsed once per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verb {
+    Attach,
+    Commit,
+    Connect,
+    Copy,
+    Create,
+    Delete,
+    Destroy,
+    Detach,
+    Die,
+    Disable,
+    Disconnect,
+    Enable,
+    ExecCreate,
+    ExecDetach,
+    ExecDie,
+    ExecStart,
+    Export,
+    HealthStatus,
+    Import,
+    Install,
+    Kill,
+    Load,
+    Mount,
+    Oom,
+    Pause,
+    Prune,
+    Pull,
+    Push,
+    Reload,
+    Remove,
+    Rename,
+    Resize,
+    Restart,
+    Save,
+    Start,
+    Stop,
+    Tag,
+    Top,
+    Unmount,
+    Unpause,
+    Untag,
+    Update,
+    Unknown,
+}
+
+impl Verb {
+    /// How many verbs there are, `Unknown` included.
+    pub const COUNT: usize = 43;
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "attach" => Self::Attach,
+            "commit" => Self::Commit,
+            "connect" => Self::Connect,
+            "copy" => Self::Copy,
+            "create" => Self::Create,
+            "delete" => Self::Delete,
+            "destroy" => Self::Destroy,
+            "detach" => Self::Detach,
+            "die" => Self::Die,
+            "disable" => Self::Disable,
+            "disconnect" => Self::Disconnect,
+            "enable" => Self::Enable,
+            "exec_create" => Self::ExecCreate,
+            "exec_detach" => Self::ExecDetach,
+            "exec_die" => Self::ExecDie,
+            "exec_start" => Self::ExecStart,
+            "export" => Self::Export,
+            "health_status" => Self::HealthStatus,
+            "import" => Self::Import,
+            "install" => Self::Install,
+            "kill" => Self::Kill,
+            "load" => Self::Load,
+            "mount" => Self::Mount,
+            "oom" => Self::Oom,
+            "pause" => Self::Pause,
+            "prune" => Self::Prune,
+            "pull" => Self::Pull,
+            "push" => Self::Push,
+            "reload" => Self::Reload,
+            "remove" => Self::Remove,
+            "rename" => Self::Rename,
+            "resize" => Self::Resize,
+            "restart" => Self::Restart,
+            "save" => Self::Save,
+            "start" => Self::Start,
+            "stop" => Self::Stop,
+            "tag" => Self::Tag,
+            "top" => Self::Top,
+            "unmount" => Self::Unmount,
+            "unpause" => Self::Unpause,
+            "untag" => Self::Untag,
+            "update" => Self::Update,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The `action` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Attach => "attach",
+            Self::Commit => "commit",
+            Self::Connect => "connect",
+            Self::Copy => "copy",
+            Self::Create => "create",
+            Self::Delete => "delete",
+            Self::Destroy => "destroy",
+            Self::Detach => "detach",
+            Self::Die => "die",
+            Self::Disable => "disable",
+            Self::Disconnect => "disconnect",
+            Self::Enable => "enable",
+            Self::ExecCreate => "exec_create",
+            Self::ExecDetach => "exec_detach",
+            Self::ExecDie => "exec_die",
+            Self::ExecStart => "exec_start",
+            Self::Export => "export",
+            Self::HealthStatus => "health_status",
+            Self::Import => "import",
+            Self::Install => "install",
+            Self::Kill => "kill",
+            Self::Load => "load",
+            Self::Mount => "mount",
+            Self::Oom => "oom",
+            Self::Pause => "pause",
+            Self::Prune => "prune",
+            Self::Pull => "pull",
+            Self::Push => "push",
+            Self::Reload => "reload",
+            Self::Remove => "remove",
+            Self::Rename => "rename",
+            Self::Resize => "resize",
+            Self::Restart => "restart",
+            Self::Save => "save",
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Tag => "tag",
+            Self::Top => "top",
+            Self::Unmount => "unmount",
+            Self::Unpause => "unpause",
+            Self::Untag => "untag",
+            Self::Update => "update",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// A dense index, for tables keyed by verb.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// One engine event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +235,12 @@ pub struct Event {
     pub type_name: String,
     /// The full action, e.g. `exec_start: /bin/sh -c true` or `health_status: healthy`.
     pub action: String,
+    /// The action's verb (the part before `": "`), parsed.
+    pub verb: Verb,
     pub actor_id: String,
-    pub attributes: HashMap<String, String>,
+    /// In the engine's order (sorted by key). A list, not a map: events carry a few to a few
+    /// dozen, and scanning them is cheaper than hashing every one at decode.
+    pub attributes: Vec<(String, String)>,
     pub scope: String,
     /// Nanoseconds since the Unix epoch (`timeNano`, or `time` in seconds when absent).
     pub time_nano: i64,
@@ -139,22 +258,24 @@ impl Event {
     }
 
     pub fn attr(&self, key: &str) -> Option<&str> {
-        self.attributes.get(key).map(String::as_str)
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The `action` label value: the verb if it is a known one, else `unknown`.
     pub fn action_label(&self) -> &'static str {
-        let verb = self.verb();
-        KNOWN_ACTIONS
-            .iter()
-            .find(|known| **known == verb)
-            .copied()
-            .unwrap_or("unknown")
+        self.verb.as_str()
     }
 }
 
 pub fn verb_of(action: &str) -> &str {
-    action.split_once(": ").map_or(action, |(verb, _)| verb)
+    // A byte search: this runs several times per event.
+    match action.as_bytes().iter().position(|b| *b == b':') {
+        Some(i) if action.as_bytes().get(i + 1) == Some(&b' ') => &action[..i],
+        _ => action,
+    }
 }
 
 /// Why a line is not an event.
@@ -184,15 +305,43 @@ struct Raw {
 struct RawActor {
     #[serde(rename = "ID")]
     id: Option<String>,
-    #[serde(rename = "Attributes")]
-    attributes: Option<HashMap<String, String>>,
+    #[serde(rename = "Attributes", default, deserialize_with = "pairs")]
+    attributes: Vec<(String, String)>,
+}
+
+/// A JSON object (or null) as its key/value pairs, in order.
+fn pairs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of string values")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut v = Vec::with_capacity(map.size_hint().unwrap_or(8));
+            while let Some(pair) = map.next_entry::<String, String>()? {
+                v.push(pair);
+            }
+            Ok(v)
+        }
+    }
+    d.deserialize_any(Pairs)
 }
 
 impl Event {
     /// Decodes one line (without its newline).
     pub fn decode(line: &[u8]) -> Result<Self, DecodeError> {
-        let raw: Raw =
-            serde_json::from_slice(line).map_err(|e| DecodeError::Json(e.to_string()))?;
+        // One UTF-8 check for the whole line (fast on ASCII) lets serde_json skip its own check
+        // of every string.
+        let text =
+            std::str::from_utf8(line).map_err(|e| DecodeError::Json(format!("not UTF-8: {e}")))?;
+        let raw: Raw = serde_json::from_str(text).map_err(|e| DecodeError::Json(e.to_string()))?;
         let type_name = raw
             .typ
             .filter(|t| !t.is_empty())
@@ -206,12 +355,13 @@ impl Event {
             .or_else(|| raw.time.and_then(|s| s.checked_mul(1_000_000_000)))
             .ok_or(DecodeError::Missing("time or timeNano"))?;
         let (actor_id, attributes) = match raw.actor {
-            Some(a) => (a.id.unwrap_or_default(), a.attributes.unwrap_or_default()),
+            Some(a) => (a.id.unwrap_or_default(), a.attributes),
             None => Default::default(),
         };
         Ok(Self {
             object: ObjectType::parse(&type_name),
             type_name,
+            verb: Verb::parse(verb_of(&action)),
             action,
             actor_id,
             attributes,
@@ -251,6 +401,16 @@ mod tests {
         let e = Event::decode(br#"{"Type":"image","Action":"pull","Actor":{"ID":"x"},"time":5}"#)
             .expect("decodes");
         assert_eq!(e.time_nano, 5_000_000_000);
+    }
+
+    #[test]
+    fn verbs_split_at_colon_space_and_parse() {
+        assert_eq!(Verb::parse("exec_die"), Verb::ExecDie);
+        assert_eq!(Verb::ExecDie.as_str(), "exec_die");
+        assert_eq!(Verb::parse("frob"), Verb::Unknown);
+        assert_eq!(verb_of("exec_start: /bin/sh -c true"), "exec_start");
+        assert_eq!(verb_of("health_status:healthy"), "health_status:healthy");
+        assert_eq!(verb_of("die"), "die");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::mpsc;
 
 use super::Metrics;
-use crate::docker::event::{Event, ObjectType};
+use crate::docker::event::{Event, ObjectType, Verb};
 use crate::docker::{ContainerSnapshot, ContainerState, Health};
 
 /// Label values longer than this are cut (at a character boundary): a label is
@@ -39,7 +39,51 @@ pub struct InspectRequest {
     pub seq: u64,
 }
 
-type SeriesKey = Arc<[String]>;
+/// A series' label values, with their hash computed once: the tracker looks series up on
+/// every container event, and hashing five strings each time showed in the profile.
+#[derive(Clone)]
+struct SeriesKey {
+    hash: u64,
+    values: Arc<[String]>,
+}
+
+impl SeriesKey {
+    fn new(values: Vec<String>) -> Self {
+        use std::hash::BuildHasher;
+        // Any fixed hasher will do: it only spreads keys over the map, which rehashes `hash`
+        // with its own seeded hasher.
+        let hash = foldhash::fast::FixedState::with_seed(0).hash_one(&values);
+        Self {
+            hash,
+            values: values.into(),
+        }
+    }
+}
+
+impl std::ops::Deref for SeriesKey {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.values
+    }
+}
+
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+            && (Arc::ptr_eq(&self.values, &other.values) || self.values == other.values)
+    }
+}
+
+impl Eq for SeriesKey {}
+
+impl std::hash::Hash for SeriesKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Maps keyed by engine-made IDs and our own keys: foldhash, seeded per process.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What "now" is for series expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +99,10 @@ pub struct Tracker {
     ttl: Duration,
     clock: Clock,
     newest_nano: i64,
-    containers: HashMap<String, Container>,
-    series: HashMap<SeriesKey, Series>,
+    /// `docker_events_total` by (object, action) index; see `count_event`.
+    event_counters: Vec<Option<IntCounter>>,
+    containers: FastMap<String, Container>,
+    series: FastMap<SeriesKey, Series>,
     inspect_tx: Option<mpsc::Sender<InspectRequest>>,
     seq: u64,
     unknown_logged: HashSet<(String, String)>,
@@ -94,9 +140,11 @@ struct Series {
     run_duration: Option<Histogram>,
     exec_duration: Option<Histogram>,
     health: Option<HealthSeries>,
-    exit_codes: Vec<String>,
-    signals: Vec<String>,
-    exec_exit_codes: Vec<String>,
+    /// Counters by extra label value (exit code, signal), created on first use and kept here
+    /// so that later events need no label hashing; removal walks them.
+    exits: Vec<(String, IntCounter)>,
+    kills: Vec<(String, IntCounter)>,
+    execs: Vec<(String, IntCounter)>,
 }
 
 struct HealthSeries {
@@ -117,8 +165,9 @@ impl Tracker {
             ttl,
             clock: Clock::Wall,
             newest_nano: 0,
-            containers: HashMap::new(),
-            series: HashMap::new(),
+            event_counters: vec![None; ObjectType::COUNT * Verb::COUNT],
+            containers: FastMap::default(),
+            series: FastMap::default(),
             inspect_tx,
             seq: 0,
             unknown_logged: HashSet::new(),
@@ -171,24 +220,21 @@ impl Tracker {
 
     /// Applies one event: the one place where an event changes a metric.
     pub fn apply(&mut self, ev: &Event) {
-        self.m
-            .events
-            .with_label_values(&[ev.object.as_str(), ev.action_label()])
-            .inc();
+        self.count_event(ev);
         self.m.last_event_timestamp.set(ev.time_nano as f64 / 1e9);
         self.newest_nano = self.newest_nano.max(ev.time_nano);
-        if ev.object == ObjectType::Unknown || ev.action_label() == "unknown" {
+        if ev.object == ObjectType::Unknown || ev.verb == Verb::Unknown {
             self.log_unknown(ev);
         }
         match ev.object {
             ObjectType::Container => self.apply_container(ev),
-            ObjectType::Image => match ev.verb() {
-                "pull" => self
+            ObjectType::Image => match ev.verb {
+                Verb::Pull => self
                     .m
                     .image_pulls
                     .with_label_values(&[&image_label(ev)])
                     .inc(),
-                "push" => self
+                Verb::Push => self
                     .m
                     .image_pushes
                     .with_label_values(&[&image_label(ev)])
@@ -206,9 +252,9 @@ impl Tracker {
         if id.is_empty() {
             return;
         }
-        let verb = ev.verb();
+        let verb = ev.verb;
         if !self.containers.contains_key(id) {
-            if verb == "destroy" {
+            if verb == Verb::Destroy {
                 return;
             }
             // A container we have not seen: created while we were not looking (or the create
@@ -230,17 +276,17 @@ impl Tracker {
                 },
             );
             self.request_inspect(id, seq);
-            if verb != "create" {
+            if verb != Verb::Create {
                 tracing::debug!(
                     container = name,
-                    action = verb,
+                    action = verb.as_str(),
                     "event for a container not seen before"
                 );
             }
         }
         match verb {
-            "create" => self.set_state(id, Some(ContainerState::Created)),
-            "start" => {
+            Verb::Create => self.set_state(id, Some(ContainerState::Created)),
+            Verb::Start => {
                 let (has_run, has_healthcheck) = match self.containers.get_mut(id) {
                     Some(c) => {
                         let has_run = std::mem::replace(&mut c.has_run, true);
@@ -260,7 +306,7 @@ impl Tracker {
                     self.set_health(id, Some(Health::Starting));
                 }
             }
-            "die" => {
+            Verb::Die => {
                 let code = exit_code_label(ev.attr("exitCode"));
                 let started = self
                     .containers
@@ -278,8 +324,7 @@ impl Tracker {
                 let m = self.m.clone();
                 let key = self.containers[id].key.clone();
                 if let Some(s) = self.series.get_mut(&key) {
-                    m.exits.with_label_values(&with_extra(&key, &code)).inc();
-                    remember(&mut s.exit_codes, code);
+                    by_value(&mut s.exits, &m.exits, &key, code).inc();
                     if let Some(secs) = run_seconds {
                         s.run_duration
                             .get_or_insert_with(|| m.run_duration.with_label_values(&labels(&key)))
@@ -291,30 +336,29 @@ impl Tracker {
                 // The engine knows whether it will restart the container; ask it.
                 self.request_inspect(id, seq);
             }
-            "oom" => {
+            Verb::Oom => {
                 if let Some(s) = self.series_of(id) {
                     s.oom_kills.inc();
                 }
             }
-            "kill" => {
+            Verb::Kill => {
                 let signal = signal_label(ev.attr("signal"));
                 let m = self.m.clone();
                 let key = self.containers[id].key.clone();
                 if let Some(s) = self.series.get_mut(&key) {
-                    m.kills.with_label_values(&with_extra(&key, &signal)).inc();
-                    remember(&mut s.signals, signal);
+                    by_value(&mut s.kills, &m.kills, &key, signal).inc();
                 }
             }
-            "pause" => self.set_state(id, Some(ContainerState::Paused)),
-            "unpause" => self.set_state(id, Some(ContainerState::Running)),
-            "destroy" => self.remove_container(id),
-            "rename" => self.rename(id, ev),
-            "health_status" => {
+            Verb::Pause => self.set_state(id, Some(ContainerState::Paused)),
+            Verb::Unpause => self.set_state(id, Some(ContainerState::Running)),
+            Verb::Destroy => self.remove_container(id),
+            Verb::Rename => self.rename(id, ev),
+            Verb::HealthStatus => {
                 if let Some(h) = ev.action_detail().and_then(Health::parse) {
                     self.set_health(id, Some(h));
                 }
             }
-            "exec_create" | "exec_start" => {
+            Verb::ExecCreate | Verb::ExecStart => {
                 let Some(exec_id) = ev.attr("execID") else {
                     return;
                 };
@@ -332,11 +376,11 @@ impl Tracker {
                 if exec.command.is_none() {
                     exec.command = ev.action_detail().map(str::to_owned);
                 }
-                if verb == "exec_start" {
+                if verb == Verb::ExecStart {
                     exec.started_nano = Some(ev.time_nano);
                 }
             }
-            "exec_die" => self.exec_died(id, ev),
+            Verb::ExecDie => self.exec_died(id, ev),
             _ => {}
         }
     }
@@ -371,8 +415,7 @@ impl Tracker {
             }
         } else {
             let code = exit_code_label(ev.attr("exitCode"));
-            m.execs.with_label_values(&with_extra(&key, &code)).inc();
-            remember(&mut s.exec_exit_codes, code);
+            by_value(&mut s.execs, &m.execs, &key, code).inc();
             if let Some(secs) = seconds {
                 s.exec_duration
                     .get_or_insert_with(|| m.exec_duration.with_label_values(&labels(&key)))
@@ -423,6 +466,19 @@ impl Tracker {
         self.series.len()
     }
 
+    /// `docker_events_total`, from a table of counters by (object, action): no label hashing
+    /// per event.
+    fn count_event(&mut self, ev: &Event) {
+        let slot = ev.object.index() * Verb::COUNT + ev.verb.index();
+        let m = &self.m;
+        self.event_counters[slot]
+            .get_or_insert_with(|| {
+                m.events
+                    .with_label_values(&[ev.object.as_str(), ev.action_label()])
+            })
+            .inc();
+    }
+
     fn log_unknown(&mut self, ev: &Event) {
         let kind = (ev.type_name.clone(), ev.verb().to_owned());
         if self.unknown_logged.len() < MAX_UNKNOWN_KINDS_LOGGED
@@ -455,7 +511,7 @@ impl Tracker {
                 .iter()
                 .map(|k| cap(label(k).unwrap_or_default())),
         );
-        values.into()
+        SeriesKey::new(values)
     }
 
     fn insert_container(&mut self, id: String, c: Container) {
@@ -485,7 +541,7 @@ impl Tracker {
         }
         let mut values = c.key.to_vec();
         values[0] = cap(new_name);
-        let new_key: SeriesKey = values.into();
+        let new_key = SeriesKey::new(values);
         let (state, health) = (c.state, c.health);
         self.set_state(id, None);
         self.set_health(id, None);
@@ -612,9 +668,9 @@ impl Series {
             run_duration: None,
             exec_duration: None,
             health: None,
-            exit_codes: Vec::new(),
-            signals: Vec::new(),
-            exec_exit_codes: Vec::new(),
+            exits: Vec::new(),
+            kills: Vec::new(),
+            execs: Vec::new(),
         }
     }
 
@@ -639,13 +695,13 @@ impl Series {
         for r in ["success", "failure"] {
             let _ = m.healthchecks.remove_label_values(&with_extra(key, r));
         }
-        for c in &self.exit_codes {
+        for (c, _) in &self.exits {
             let _ = m.exits.remove_label_values(&with_extra(key, c));
         }
-        for c in &self.signals {
+        for (c, _) in &self.kills {
             let _ = m.kills.remove_label_values(&with_extra(key, c));
         }
-        for c in &self.exec_exit_codes {
+        for (c, _) in &self.execs {
             let _ = m.execs.remove_label_values(&with_extra(key, c));
         }
     }
@@ -679,10 +735,22 @@ fn with_extra<'a>(key: &'a SeriesKey, extra: &'a str) -> Vec<&'a str> {
     l
 }
 
-fn remember(seen: &mut Vec<String>, value: String) {
-    if !seen.contains(&value) {
-        seen.push(value);
-    }
+/// The counter of `vec` for this series and extra label value, from the series' cache.
+fn by_value<'a>(
+    cache: &'a mut Vec<(String, IntCounter)>,
+    vec: &prometheus::IntCounterVec,
+    key: &SeriesKey,
+    value: String,
+) -> &'a IntCounter {
+    let i = match cache.iter().position(|(v, _)| *v == value) {
+        Some(i) => i,
+        None => {
+            let counter = vec.with_label_values(&with_extra(key, &value));
+            cache.push((value, counter));
+            cache.len() - 1
+        }
+    };
+    &cache[i].1
 }
 
 fn cap(s: &str) -> String {
@@ -739,6 +807,7 @@ mod tests {
             object: ObjectType::Container,
             type_name: "container".into(),
             action: action.into(),
+            verb: crate::docker::event::Verb::parse(crate::docker::event::verb_of(action)),
             actor_id: id.into(),
             attributes: attrs
                 .iter()

@@ -213,7 +213,12 @@ struct WireActor<'a> {
     #[serde(rename = "ID")]
     id: &'a str,
     #[serde(rename = "Attributes")]
-    attributes: &'a std::collections::HashMap<String, String>,
+    #[serde(serialize_with = "as_map")]
+    attributes: &'a [(String, String)],
+}
+
+fn as_map<S: serde::Serializer>(pairs: &&[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
 fn push_json_escaped(out: &mut String, s: &str) {
@@ -253,6 +258,7 @@ mod tests {
             object: ObjectType::Container,
             type_name: "container".into(),
             action: "start".into(),
+            verb: crate::docker::event::Verb::Start,
             actor_id: "abc".into(),
             attributes: [
                 ("name".to_owned(), "web; rm -rf / \"x\"".to_owned()),
