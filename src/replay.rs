@@ -91,14 +91,16 @@ pub async fn replay(cli: &Cli, file: &Path, metrics: &Arc<Metrics>) -> anyhow::R
             summary.unreadable += 1;
             continue;
         }
-        match process_line(&line, None, &mut tracker, None, metrics, &mut newest) {
-            LineOutcome::Applied => summary.events += 1,
-            LineOutcome::DecodeError => summary.unreadable += 1,
+        let ev = match process_line(&line, None, &mut tracker, None, metrics, &mut newest) {
+            LineOutcome::Applied(ev) => ev,
+            LineOutcome::DecodeError => {
+                summary.unreadable += 1;
+                continue;
+            }
             LineOutcome::Duplicate | LineOutcome::Blank => continue,
-        }
-        if let Some((reactor, executor)) = rules.as_mut()
-            && let Ok(ev) = crate::docker::event::Event::decode(line.trim_ascii())
-        {
+        };
+        summary.events += 1;
+        if let Some((reactor, executor)) = rules.as_mut() {
             for fire in reactor.fires(&ev) {
                 for index in 0..fire.rule.actions.len() {
                     executor.execute(&fire, index).await;

@@ -124,17 +124,18 @@ impl Lines {
     }
 }
 
-/// What one line did; for tests and for the caller's bookkeeping.
+/// What one line did; for tests and for the caller's bookkeeping. An applied event is handed
+/// back, so a caller with more to do with it (replay's rules) need not decode it again.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LineOutcome {
-    Applied,
+    Applied(Event),
     Duplicate,
     DecodeError,
     Blank,
 }
 
 /// Dedupe, decode and apply one line: metrics first, then the rules. Shared by the live stream
-/// and (later) replay.
+/// and replay.
 pub fn process_line(
     line: &[u8],
     dedupe: Option<&mut Dedupe>,
@@ -157,13 +158,19 @@ pub fn process_line(
             if let Some(r) = reactor {
                 r.on_event(&ev);
             }
-            LineOutcome::Applied
+            LineOutcome::Applied(ev)
         }
         Err(e) => {
             metrics.decode_errors.inc();
             tracing::warn!(error = %e, line = %preview(line), "skipping an event line that cannot be read");
             LineOutcome::DecodeError
         }
+    }
+}
+
+impl LineOutcome {
+    pub fn is_applied(&self) -> bool {
+        matches!(self, Self::Applied(_))
     }
 }
 
@@ -264,7 +271,7 @@ impl Watch {
                                     &data,
                                     |line| {
                                         good |= process_line(line, Some(&mut dedupe), tracker, reactor.as_mut(), metrics, &mut newest_nano)
-                                            == LineOutcome::Applied;
+                                            .is_applied();
                                     },
                                     || {
                                         metrics.decode_errors.inc();
@@ -416,10 +423,7 @@ mod tests {
             process_line(b"{oops", Some(&mut d), &mut t, None, &m, &mut newest),
             LineOutcome::DecodeError
         );
-        assert_eq!(
-            process_line(good, Some(&mut d), &mut t, None, &m, &mut newest),
-            LineOutcome::Applied
-        );
+        assert!(process_line(good, Some(&mut d), &mut t, None, &m, &mut newest).is_applied());
         assert_eq!(
             process_line(good, Some(&mut d), &mut t, None, &m, &mut newest),
             LineOutcome::Duplicate
