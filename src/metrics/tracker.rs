@@ -50,9 +50,11 @@ struct SeriesKey {
 impl SeriesKey {
     fn new(values: Vec<String>) -> Self {
         use std::hash::BuildHasher;
-        // Any fixed hasher will do: it only spreads keys over the map, which rehashes `hash`
-        // with its own seeded hasher.
-        let hash = foldhash::fast::FixedState::with_seed(0).hash_one(&values);
+        // Seeded once per process: label values are chosen by whoever runs containers, and a
+        // fixed seed would let them precompute colliding keys.
+        static SEED: std::sync::LazyLock<foldhash::fast::RandomState> =
+            std::sync::LazyLock::new(Default::default);
+        let hash = SEED.hash_one(&values);
         Self {
             hash,
             values: values.into(),
