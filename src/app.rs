@@ -44,13 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let rules = match &cli.config {
         Some(path) => {
-            let loaded = rules::load(path)?;
-            let rule_metrics = Arc::new(RuleMetrics::register(&metrics.registry)?);
-            for c in loaded.metric_collectors() {
-                metrics.registry.register(Box::new(c.clone()))?;
-            }
-            rule_metrics.init(&loaded);
-            rule_metrics.loaded(true);
+            let (loaded, rule_metrics) = actions::load_rules(path, &metrics.registry)?;
             tracing::info!(config = %path.display(), rules = loaded.rules.len(), dry_run = cli.dry_run, "rules loaded");
             let (tx, rx) = watch::channel(Arc::new(loaded));
             Some(RulesSetup {

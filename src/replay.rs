@@ -14,12 +14,11 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::actions::{Dry, Executor, Reactor, RuleMetrics};
+use crate::actions::{Dry, Executor, Reactor};
 use crate::cli::Cli;
 use crate::docker::stream::{LineOutcome, MAX_LINE_BYTES, process_line};
 use crate::metrics::Metrics;
 use crate::metrics::tracker::{Clock, Tracker};
-use crate::rules;
 
 /// How often (in events) expired series are swept during a replay.
 const SWEEP_EVERY: u64 = 16_384;
@@ -58,13 +57,7 @@ pub async fn replay(cli: &Cli, file: &Path, metrics: &Arc<Metrics>) -> anyhow::R
     let mut tracker = Tracker::new(metrics.clone(), cli.series_ttl, None).with_clock(Clock::Events);
     let mut rules = match &cli.config {
         Some(path) => {
-            let loaded = rules::load(path)?;
-            let rule_metrics = Arc::new(RuleMetrics::register(&metrics.registry)?);
-            for c in loaded.metric_collectors() {
-                metrics.registry.register(Box::new(c.clone()))?;
-            }
-            rule_metrics.init(&loaded);
-            rule_metrics.loaded(true);
+            let (loaded, rule_metrics) = crate::actions::load_rules(path, &metrics.registry)?;
             let host: Arc<str> = "replay".into();
             let executor = Executor::new(rule_metrics.clone(), Dry::Silent, host.clone(), None);
             let (_tx, rx) = watch::channel(Arc::new(loaded));

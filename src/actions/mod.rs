@@ -148,6 +148,22 @@ impl RuleMetrics {
     }
 }
 
+/// Loads a rules file at start-up (the live exporter's and replay's): registers the rules
+/// layer's metrics and the rules' own counters, and starts their series at 0.
+pub fn load_rules(
+    path: &std::path::Path,
+    registry: &Registry,
+) -> anyhow::Result<(Rules, Arc<RuleMetrics>)> {
+    let loaded = crate::rules::load(path)?;
+    let rule_metrics = Arc::new(RuleMetrics::register(registry)?);
+    for c in loaded.metric_collectors() {
+        registry.register(Box::new(c.clone()))?;
+    }
+    rule_metrics.init(&loaded);
+    rule_metrics.loaded(true);
+    Ok((loaded, rule_metrics))
+}
+
 /// Whether actions act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dry {
