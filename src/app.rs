@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -18,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::actions::{self, Dry, Executor, Reactor, RuleMetrics};
 use crate::cli::Cli;
 use crate::docker::endpoint::Endpoint;
-use crate::docker::stream::{INSPECT_QUEUE, MAX_BACKOFF, MIN_BACKOFF, Watch, spawn_inspector};
+use crate::docker::stream::{INSPECT_QUEUE, MAX_BACKOFF, Watch, backoff, spawn_inspector};
 use crate::docker::{ContainerSnapshot, Engine, EngineError};
 use crate::metrics::{Metrics, Tracker};
 use crate::rules::{self, Rules};
@@ -273,12 +272,7 @@ async fn watch_engine(
     cancel: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let mut delays = ExponentialBuilder::default()
-        .with_min_delay(MIN_BACKOFF)
-        .with_max_delay(MAX_BACKOFF)
-        .with_jitter()
-        .without_max_times()
-        .build();
+    let mut delays = backoff();
     let start = loop {
         let attempt = tokio::select! {
             _ = cancel.cancelled() => return,

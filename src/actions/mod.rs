@@ -223,9 +223,10 @@ impl Reactor {
     /// Matches, throttles and queues; never waits.
     pub fn on_event(&mut self, ev: &Event) {
         for fire in self.fires(ev) {
-            let (rule, kinds) = (fire.rule.clone(), fire.rule.actions.len());
-            if self.queue.try_send(fire).is_err() {
-                for a in rule.actions.iter().take(kinds) {
+            // A refused send hands the firing back.
+            if let Err(refused) = self.queue.try_send(fire) {
+                let rule = refused.into_inner().rule;
+                for a in &rule.actions {
                     self.metrics.count(&rule.name, a.kind(), Outcome::Dropped);
                 }
                 self.log_drop(&rule.name);

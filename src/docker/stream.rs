@@ -181,7 +181,9 @@ fn preview(line: &[u8]) -> String {
         .collect()
 }
 
-fn backoff() -> impl Iterator<Item = Duration> {
+/// Waits between attempts to reach the engine: from [`MIN_BACKOFF`], doubling with jitter, up
+/// to [`MAX_BACKOFF`].
+pub fn backoff() -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
         .with_min_delay(MIN_BACKOFF)
         .with_max_delay(MAX_BACKOFF)

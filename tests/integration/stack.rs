@@ -259,13 +259,7 @@ fn real_prometheus_fires_crash_loop_and_oom_alerts_and_every_panel_returns_data(
     ]);
     // Stopped on purpose: SIGTERM (ignored by sleep as PID 1), then SIGKILL after 1 s.
     docker(&["stop", "-t", "1", &stopped]);
-    let repo = format!("127.0.0.1:{}/{}", registry.port, unique("stack-img"));
-    let tagged = format!("{repo}:v1");
-    let _rm = RemoveImage(tagged.clone());
-    docker(&["tag", image, &tagged]);
-    docker(&["push", &tagged]);
-    docker(&["rmi", &tagged]);
-    docker(&["pull", &tagged]);
+    let _pulled = registry.push_and_pull(image, "stack-img");
 
     // Two user execs with a scrape between them, so the exec histogram (born at its first
     // observation) shows an increase.

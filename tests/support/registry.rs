@@ -39,6 +39,22 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Tags `image` into this registry under a new repository, pushes it, removes it locally
+    /// and pulls it back: one push and one pull event. Returns the repository (the `image`
+    /// label) and a guard that removes the pulled image.
+    pub fn push_and_pull(&self, image: &str, what: &str) -> (String, super::RemoveImage) {
+        let repo = format!("127.0.0.1:{}/{}", self.port, super::unique(what));
+        let tagged = format!("{repo}:v1");
+        let guard = super::RemoveImage(tagged.clone());
+        super::docker(&["tag", image, &tagged]);
+        super::docker(&["push", &tagged]);
+        super::docker(&["rmi", &tagged]);
+        super::docker(&["pull", &tagged]);
+        (repo, guard)
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
