@@ -120,9 +120,53 @@ fn template_rendering(c: &mut Criterion) {
     g.finish();
 }
 
+/// A scrape's text of 10,000 containers' series (the bench script's scrape figure without the
+/// HTTP side), written into chunks that are dropped.
+fn scrape_encoding(c: &mut Criterion) {
+    // `cargo test --all-targets` runs this once, unoptimized, as a smoke test: a tenth of it.
+    let scale = if cfg!(debug_assertions) { 10 } else { 1 };
+    let mut text = Vec::new();
+    generate(
+        &Spec {
+            events: 400_000 / scale,
+            containers: 10_000 / scale as usize,
+            ..Spec::default()
+        },
+        &mut text,
+    )
+    .expect("generate");
+    let m = Arc::new(Metrics::new(&[]).expect("metrics"));
+    let mut t = Tracker::new(m.clone(), Duration::from_secs(3600), None);
+    for l in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        if let Ok(e) = Event::decode(l) {
+            t.apply(&e);
+        }
+    }
+    let mut bytes = 0;
+    let mut out = Vec::new();
+    m.encode_chunks(&mut out, &mut |c| {
+        bytes += c.len();
+        true
+    });
+    let mut g = c.benchmark_group("scrape");
+    g.throughput(Throughput::Bytes((bytes + out.len()) as u64));
+    g.bench_function("encode-10k-containers", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            m.encode_chunks(&mut out, &mut |c| {
+                black_box(&c);
+                c.clear();
+                true
+            });
+            black_box(out);
+        });
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(20);
-    targets = decode, metrics_update, rule_matching, template_rendering
+    targets = decode, metrics_update, rule_matching, template_rendering, scrape_encoding
 }
 criterion_main!(benches);

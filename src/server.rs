@@ -4,12 +4,16 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use bytes::Bytes;
+
 use crate::metrics::Metrics;
+use crate::metrics::containers::CHUNK_BYTES;
 
 /// The exposition format's content type, as Prometheus expects it.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -29,18 +33,36 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Chunks of a scrape in flight between the encoder and the connection: enough to keep both
+/// busy, few enough that a slow client holds at most this many chunks of memory.
+const SCRAPE_CHUNKS_IN_FLIGHT: usize = 4;
+
 async fn metrics(State(state): State<AppState>) -> Response {
-    // Encoding a large registry takes milliseconds: off the async workers, so it never delays
-    // the event stream.
+    // Encoding thousands of containers takes milliseconds: done off the async workers, so it
+    // never delays the event stream, and streamed in chunks, so a scrape's text is never held
+    // whole in memory. A client that goes away stops the encoder at its next chunk.
     let m = state.metrics.clone();
-    match tokio::task::spawn_blocking(move || m.encode()).await {
-        Ok(body) => ([(header::CONTENT_TYPE, TEXT_FORMAT)], body).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding metrics failed: {e}\n"),
-        )
-            .into_response(),
-    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(SCRAPE_CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
+        let sent = m.encode_chunks(&mut out, &mut |chunk| {
+            let full = std::mem::replace(chunk, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4));
+            tx.blocking_send(Bytes::from(full)).is_ok()
+        });
+        if sent && !out.is_empty() {
+            let _ = tx.blocking_send(Bytes::from(out));
+        }
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    (
+        [(header::CONTENT_TYPE, TEXT_FORMAT)],
+        Body::from_stream(chunks),
+    )
+        .into_response()
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -76,7 +98,6 @@ fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
     use axum::http::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
@@ -113,6 +134,40 @@ mod tests {
         assert_eq!(ctype, TEXT_FORMAT);
         assert!(body.contains("docker_events_exporter_up 0\n"), "{body}");
         assert_eq!(get(app, "/metrics").await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_large_scrape_streams_the_same_text_as_encode() {
+        let (app, metrics) = app();
+        for i in 0..3000 {
+            let (_, cell) = metrics.containers.insert(&[
+                format!("container-{i}"),
+                "image".to_owned(),
+                "project".to_owned(),
+                "service".to_owned(),
+            ]);
+            cell.lock().starts = i;
+        }
+        let containers = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.contains("docker_container_"))
+                .map(str::to_owned)
+                .collect()
+        };
+        let (status, _, body) = get(app, "/custom").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.len() > 2 * CHUNK_BYTES,
+            "{} bytes: not chunked",
+            body.len()
+        );
+        let want = containers(&metrics.encode());
+        assert_eq!(
+            want.len(),
+            3000 * 9 + 4 * 2,
+            "starts, oom, restarts, 6 states; HELP and TYPE of 4 families"
+        );
+        assert_eq!(containers(&body), want);
     }
 
     #[tokio::test]

@@ -1,12 +1,12 @@
 //! The registry and every metric family we export: names, help, labels and buckets. The
 //! [`tracker`] is the one place where an event changes a metric.
 
+pub mod containers;
 pub mod tracker;
 
-use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
-};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+pub use containers::ContainerSeries;
 
 pub use tracker::Tracker;
 
@@ -71,18 +71,8 @@ pub struct Metrics {
     pub registry: Registry,
     /// The Docker label keys allow-listed with `--container-label`, in label order.
     pub label_keys: Vec<String>,
-    pub starts: IntCounterVec,
-    pub exits: IntCounterVec,
-    pub oom_kills: IntCounterVec,
-    pub kills: IntCounterVec,
-    pub restarts: IntCounterVec,
-    pub run_duration: HistogramVec,
-    pub execs: IntCounterVec,
-    pub exec_duration: HistogramVec,
-    pub healthchecks: IntCounterVec,
-    pub healthcheck_duration: HistogramVec,
-    pub health_status: IntGaugeVec,
-    pub state: IntGaugeVec,
+    /// Every per-container family, outside the registry: see [`containers`].
+    pub containers: ContainerSeries,
     pub image_pulls: IntCounterVec,
     pub image_pushes: IntCounterVec,
     pub events: IntCounterVec,
@@ -130,14 +120,11 @@ impl Metrics {
             keys.push(key.clone());
             names.push(name);
         }
-        let base: Vec<&str> = CONTAINER_LABELS
+        let container_labels: Vec<String> = CONTAINER_LABELS
             .iter()
-            .copied()
-            .chain(names.iter().map(String::as_str))
+            .map(|l| (*l).to_owned())
+            .chain(names)
             .collect();
-        let with = |extra: &'static str| -> Vec<&str> {
-            base.iter().copied().chain(std::iter::once(extra)).collect()
-        };
         let registry = Registry::new();
         let counter =
             |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
@@ -151,69 +138,9 @@ impl Metrics {
                 registry.register(Box::new(g.clone()))?;
                 Ok(g)
             };
-        let histogram =
-            |name: &str, help: &str, buckets: &[f64]| -> Result<HistogramVec, prometheus::Error> {
-                let h = HistogramVec::new(
-                    HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-                    &base,
-                )?;
-                registry.register(Box::new(h.clone()))?;
-                Ok(h)
-            };
 
         let m = Self {
-            starts: counter(CONTAINER_STARTS, "Container start events.", &base)?,
-            exits: counter(
-                CONTAINER_EXITS,
-                "Container die events, by exit code.",
-                &with("exit_code"),
-            )?,
-            oom_kills: counter(CONTAINER_OOM_KILLS, "Container OOM kill events.", &base)?,
-            kills: counter(
-                CONTAINER_KILLS,
-                "Container kill events, by signal number.",
-                &with("signal"),
-            )?,
-            restarts: counter(
-                CONTAINER_RESTARTS,
-                "Starts of a container that had run before (restart policy or docker restart).",
-                &base,
-            )?,
-            run_duration: histogram(
-                CONTAINER_RUN_DURATION,
-                "Time from a container's start to its death.",
-                RUN_DURATION_BUCKETS,
-            )?,
-            execs: counter(
-                CONTAINER_EXECS,
-                "Finished user execs (not healthcheck probes), by exit code.",
-                &with("exit_code"),
-            )?,
-            exec_duration: histogram(
-                CONTAINER_EXEC_DURATION,
-                "Time from a user exec's start to its end.",
-                EXEC_DURATION_BUCKETS,
-            )?,
-            healthchecks: counter(
-                CONTAINER_HEALTHCHECKS,
-                "Finished healthcheck probes, by result (success, failure).",
-                &with("result"),
-            )?,
-            healthcheck_duration: histogram(
-                CONTAINER_HEALTHCHECK_DURATION,
-                "Time from a healthcheck probe's start to its end.",
-                HEALTHCHECK_DURATION_BUCKETS,
-            )?,
-            health_status: gauge(
-                CONTAINER_HEALTH_STATUS,
-                "1 for the container's current health status, 0 for the others.",
-                &with("status"),
-            )?,
-            state: gauge(
-                CONTAINER_STATE,
-                "1 for the container's current state, 0 for the others.",
-                &with("state"),
-            )?,
+            containers: ContainerSeries::new(container_labels),
             image_pulls: counter(IMAGE_PULLS, "Image pull events.", &["image"])?,
             image_pushes: counter(IMAGE_PUSHES, "Image push events.", &["image"])?,
             events: counter(
@@ -268,13 +195,31 @@ impl Metrics {
         Ok(m)
     }
 
-    /// The text exposition of every family.
+    /// The text exposition of every family, whole.
     pub fn encode(&self) -> String {
+        let mut all = Vec::new();
+        let mut out = Vec::new();
+        self.encode_chunks(&mut out, &mut |chunk| {
+            all.extend_from_slice(chunk);
+            true
+        });
+        all.extend_from_slice(&out);
+        // Both writers write UTF-8 only: the registry's encoder and ours copy UTF-8 strings.
+        String::from_utf8(all).unwrap_or_default()
+    }
+
+    /// The text exposition, handed to `flush` in chunks of about
+    /// [`containers::CHUNK_BYTES`]; what is left in `out` at the end is the last chunk. Returns
+    /// false if `flush` did (the reader went away).
+    pub fn encode_chunks(
+        &self,
+        out: &mut Vec<u8>,
+        flush: &mut dyn FnMut(&mut Vec<u8>) -> bool,
+    ) -> bool {
         let families = self.registry.gather();
-        // Encoding into a String cannot fail: the text encoder only fails on writer errors.
-        prometheus::TextEncoder::new()
-            .encode_to_string(&families)
-            .unwrap_or_default()
+        // The text encoder only fails on writer errors, and a Vec does not fail.
+        let _ = prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, out);
+        self.containers.encode(out, flush)
     }
 }
 

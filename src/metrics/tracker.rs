@@ -12,10 +12,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use prometheus::{Histogram, IntCounter, IntGauge};
+use prometheus::IntCounter;
 use tokio::sync::mpsc;
 
 use super::Metrics;
+use super::containers::{Cell, Code, bump};
+use super::{EXEC_DURATION_BUCKETS, HEALTHCHECK_DURATION_BUCKETS, RUN_DURATION_BUCKETS};
 use crate::docker::event::{Event, ObjectType, Verb};
 use crate::docker::{ContainerSnapshot, ContainerState, Health};
 
@@ -128,32 +130,16 @@ struct OpenExec {
     started_nano: Option<i64>,
 }
 
-/// The metric handles of one label set. Counters that alerts use with `increase()` exist from
-/// the start at 0, so that their first increment is seen; the rest appear on first use.
+/// One label set's place in the container series. Counters that alerts use with `increase()`
+/// exist from the start at 0, so that their first increment is seen; the rest appear on first
+/// use (see [`super::containers::CellData`]).
 struct Series {
     /// Containers currently holding this label set (0 or 1 in practice: names are unique).
     live: u32,
     /// When the series go, in the tracker's clock (nanoseconds since the epoch).
     expires_at: Option<i64>,
-    starts: IntCounter,
-    oom_kills: IntCounter,
-    restarts: IntCounter,
-    state: [IntGauge; 6],
-    run_duration: Option<Histogram>,
-    exec_duration: Option<Histogram>,
-    health: Option<HealthSeries>,
-    /// Counters by extra label value (exit code, signal), created on first use and kept here
-    /// so that later events need no label hashing; removal walks them.
-    exits: Vec<(String, IntCounter)>,
-    kills: Vec<(String, IntCounter)>,
-    execs: Vec<(String, IntCounter)>,
-}
-
-struct HealthSeries {
-    success: IntCounter,
-    failure: IntCounter,
-    duration: Histogram,
-    status: [IntGauge; 3],
+    id: u64,
+    cell: Arc<Cell>,
 }
 
 impl Tracker {
@@ -298,9 +284,10 @@ impl Tracker {
                     None => return,
                 };
                 if let Some(s) = self.series_of(id) {
-                    s.starts.inc();
+                    let mut d = s.cell.lock();
+                    d.starts += 1;
                     if has_run {
-                        s.restarts.inc();
+                        d.restarts += 1;
                     }
                 }
                 self.set_state(id, Some(ContainerState::Running));
@@ -309,7 +296,7 @@ impl Tracker {
                 }
             }
             Verb::Die => {
-                let code = exit_code_label(ev.attr("exitCode"));
+                let code = Code::exit(ev.attr("exitCode"));
                 let started = self
                     .containers
                     .get_mut(id)
@@ -323,14 +310,13 @@ impl Tracker {
                     (_, Some(d)) => d.parse::<f64>().ok().filter(|d| *d >= 0.0),
                     _ => None,
                 };
-                let m = self.m.clone();
-                let key = self.containers[id].key.clone();
-                if let Some(s) = self.series.get_mut(&key) {
-                    by_value(&mut s.exits, &m.exits, &key, code).inc();
+                if let Some(s) = self.series_of(id) {
+                    let mut d = s.cell.lock();
+                    bump(&mut d.exits, code);
                     if let Some(secs) = run_seconds {
-                        s.run_duration
-                            .get_or_insert_with(|| m.run_duration.with_label_values(&labels(&key)))
-                            .observe(secs);
+                        d.run_duration
+                            .get_or_insert_default()
+                            .observe(RUN_DURATION_BUCKETS, secs);
                     }
                 }
                 self.set_state(id, Some(ContainerState::Exited));
@@ -340,15 +326,13 @@ impl Tracker {
             }
             Verb::Oom => {
                 if let Some(s) = self.series_of(id) {
-                    s.oom_kills.inc();
+                    s.cell.lock().oom_kills += 1;
                 }
             }
             Verb::Kill => {
-                let signal = signal_label(ev.attr("signal"));
-                let m = self.m.clone();
-                let key = self.containers[id].key.clone();
-                if let Some(s) = self.series.get_mut(&key) {
-                    by_value(&mut s.kills, &m.kills, &key, signal).inc();
+                let signal = Code::signal(ev.attr("signal"));
+                if let Some(s) = self.series_of(id) {
+                    bump(&mut s.cell.lock().kills, signal);
                 }
             }
             Verb::Pause => self.set_state(id, Some(ContainerState::Paused)),
@@ -400,28 +384,26 @@ impl Tracker {
             .started_nano
             .filter(|s| ev.time_nano >= *s)
             .map(|s| (ev.time_nano - s) as f64 / 1e9);
-        let key = c.key.clone();
-        let m = self.m.clone();
-        let Some(s) = self.series.get_mut(&key) else {
+        let Some(s) = self.series.get(&c.key) else {
             return;
         };
+        let mut d = s.cell.lock();
         if probe {
-            let h = s.health.get_or_insert_with(|| HealthSeries::new(&m, &key));
+            let h = d.health.get_or_insert_default();
             if ev.attr("exitCode") == Some("0") {
-                h.success.inc();
+                h.success += 1;
             } else {
-                h.failure.inc();
+                h.failure += 1;
             }
             if let Some(secs) = seconds {
-                h.duration.observe(secs);
+                h.duration.observe(HEALTHCHECK_DURATION_BUCKETS, secs);
             }
         } else {
-            let code = exit_code_label(ev.attr("exitCode"));
-            by_value(&mut s.execs, &m.execs, &key, code).inc();
+            bump(&mut d.execs, Code::exit(ev.attr("exitCode")));
             if let Some(secs) = seconds {
-                s.exec_duration
-                    .get_or_insert_with(|| m.exec_duration.with_label_values(&labels(&key)))
-                    .observe(secs);
+                d.exec_duration
+                    .get_or_insert_default()
+                    .observe(EXEC_DURATION_BUCKETS, secs);
             }
         }
     }
@@ -454,11 +436,11 @@ impl Tracker {
     pub fn sweep(&mut self) {
         let now = self.now_nano();
         let m = &self.m;
-        self.series.retain(|key, s| {
+        self.series.retain(|_, s| {
             if s.live > 0 || s.expires_at.is_none_or(|t| t > now) {
                 return true;
             }
-            s.remove(m, key);
+            m.containers.remove(s.id);
             false
         });
     }
@@ -565,10 +547,15 @@ impl Tracker {
     /// A container takes the label set: create its series if need be and stop any expiry.
     fn hold(&mut self, key: &SeriesKey) {
         let m = &self.m;
-        let s = self
-            .series
-            .entry(key.clone())
-            .or_insert_with(|| Series::new(m, key));
+        let s = self.series.entry(key.clone()).or_insert_with(|| {
+            let (id, cell) = m.containers.insert(key);
+            Series {
+                live: 0,
+                expires_at: None,
+                id,
+                cell,
+            }
+        });
         s.live += 1;
         s.expires_at = None;
     }
@@ -584,22 +571,20 @@ impl Tracker {
         }
     }
 
-    fn series_of(&mut self, id: &str) -> Option<&mut Series> {
+    fn series_of(&self, id: &str) -> Option<&Series> {
         let key = &self.containers.get(id)?.key;
-        self.series.get_mut(key)
+        self.series.get(key)
     }
 
     fn set_healthcheck(&mut self, id: &str, command: Option<String>) {
-        let m = self.m.clone();
         let Some(c) = self.containers.get_mut(id) else {
             return;
         };
         c.healthcheck_command = command;
-        if c.healthcheck_command.is_some() {
-            let key = c.key.clone();
-            if let Some(s) = self.series.get_mut(&key) {
-                s.health.get_or_insert_with(|| HealthSeries::new(&m, &key));
-            }
+        if c.healthcheck_command.is_some()
+            && let Some(s) = self.series.get(&c.key)
+        {
+            s.cell.lock().health.get_or_insert_default();
         }
     }
 
@@ -610,33 +595,26 @@ impl Tracker {
         };
         c.state = state;
         c.seq = seq;
-        let key = c.key.clone();
-        if let Some(s) = self.series.get(&key) {
-            for (gauge, st) in s.state.iter().zip(ContainerState::ALL) {
-                gauge.set(i64::from(Some(st) == state));
-            }
+        if let Some(s) = self.series.get(&c.key) {
+            s.cell.lock().state = state;
         }
     }
 
     fn set_health(&mut self, id: &str, health: Option<Health>) {
         let seq = self.seq;
-        let m = self.m.clone();
         let Some(c) = self.containers.get_mut(id) else {
             return;
         };
         c.health = health;
         c.seq = seq;
-        let key = c.key.clone();
-        let Some(s) = self.series.get_mut(&key) else {
+        let Some(s) = self.series.get(&c.key) else {
             return;
         };
-        if health.is_none() && s.health.is_none() {
+        let mut d = s.cell.lock();
+        if health.is_none() && d.health.is_none() {
             return;
         }
-        let h = s.health.get_or_insert_with(|| HealthSeries::new(&m, &key));
-        for (gauge, st) in h.status.iter().zip(Health::ALL) {
-            gauge.set(i64::from(Some(st) == health));
-        }
+        d.health.get_or_insert_default().status = health;
     }
 
     fn request_inspect(&self, id: &str, seq: u64) {
@@ -656,105 +634,6 @@ impl Tracker {
     }
 }
 
-impl Series {
-    fn new(m: &Metrics, key: &SeriesKey) -> Self {
-        let l = labels(key);
-        Self {
-            live: 0,
-            expires_at: None,
-            starts: m.starts.with_label_values(&l),
-            oom_kills: m.oom_kills.with_label_values(&l),
-            restarts: m.restarts.with_label_values(&l),
-            state: ContainerState::ALL
-                .map(|st| m.state.with_label_values(&with_extra(key, st.as_str()))),
-            run_duration: None,
-            exec_duration: None,
-            health: None,
-            exits: Vec::new(),
-            kills: Vec::new(),
-            execs: Vec::new(),
-        }
-    }
-
-    /// Removes every series of this label set from the registry. Removal of one that was never
-    /// created returns an error we do not care about.
-    fn remove(&self, m: &Metrics, key: &SeriesKey) {
-        let l = labels(key);
-        let _ = m.starts.remove_label_values(&l);
-        let _ = m.oom_kills.remove_label_values(&l);
-        let _ = m.restarts.remove_label_values(&l);
-        let _ = m.run_duration.remove_label_values(&l);
-        let _ = m.exec_duration.remove_label_values(&l);
-        let _ = m.healthcheck_duration.remove_label_values(&l);
-        for st in ContainerState::ALL {
-            let _ = m.state.remove_label_values(&with_extra(key, st.as_str()));
-        }
-        for h in Health::ALL {
-            let _ = m
-                .health_status
-                .remove_label_values(&with_extra(key, h.as_str()));
-        }
-        for r in ["success", "failure"] {
-            let _ = m.healthchecks.remove_label_values(&with_extra(key, r));
-        }
-        for (c, _) in &self.exits {
-            let _ = m.exits.remove_label_values(&with_extra(key, c));
-        }
-        for (c, _) in &self.kills {
-            let _ = m.kills.remove_label_values(&with_extra(key, c));
-        }
-        for (c, _) in &self.execs {
-            let _ = m.execs.remove_label_values(&with_extra(key, c));
-        }
-    }
-}
-
-impl HealthSeries {
-    fn new(m: &Metrics, key: &SeriesKey) -> Self {
-        Self {
-            success: m
-                .healthchecks
-                .with_label_values(&with_extra(key, "success")),
-            failure: m
-                .healthchecks
-                .with_label_values(&with_extra(key, "failure")),
-            duration: m.healthcheck_duration.with_label_values(&labels(key)),
-            status: Health::ALL.map(|h| {
-                m.health_status
-                    .with_label_values(&with_extra(key, h.as_str()))
-            }),
-        }
-    }
-}
-
-fn labels(key: &SeriesKey) -> Vec<&str> {
-    key.iter().map(String::as_str).collect()
-}
-
-fn with_extra<'a>(key: &'a SeriesKey, extra: &'a str) -> Vec<&'a str> {
-    let mut l = labels(key);
-    l.push(extra);
-    l
-}
-
-/// The counter of `vec` for this series and extra label value, from the series' cache.
-fn by_value<'a>(
-    cache: &'a mut Vec<(String, IntCounter)>,
-    vec: &prometheus::IntCounterVec,
-    key: &SeriesKey,
-    value: String,
-) -> &'a IntCounter {
-    let i = match cache.iter().position(|(v, _)| *v == value) {
-        Some(i) => i,
-        None => {
-            let counter = vec.with_label_values(&with_extra(key, &value));
-            cache.push((value, counter));
-            cache.len() - 1
-        }
-    };
-    &cache[i].1
-}
-
 fn cap(s: &str) -> String {
     if s.len() <= MAX_LABEL_VALUE_BYTES {
         return s.to_owned();
@@ -764,23 +643,6 @@ fn cap(s: &str) -> String {
         end -= 1;
     }
     s[..end].to_owned()
-}
-
-/// Exit codes are 0..=255 on Linux (-1 when the engine could not tell); anything else is `other`,
-/// keeping the label bounded.
-fn exit_code_label(code: Option<&str>) -> String {
-    match code.and_then(|c| c.parse::<i64>().ok()) {
-        Some(c @ -1..=255) => c.to_string(),
-        _ => "other".to_owned(),
-    }
-}
-
-/// Signals are numbers 1..=64 in kill events; anything else is `other`.
-fn signal_label(signal: Option<&str>) -> String {
-    match signal.and_then(|s| s.parse::<u8>().ok()) {
-        Some(s @ 1..=64) => s.to_string(),
-        _ => "other".to_owned(),
-    }
 }
 
 /// The repository a pull or push names, without tag or digest: one series per repository, not
@@ -803,6 +665,11 @@ fn repository(reference: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::{
+        CONTAINER_EXECS, CONTAINER_EXITS, CONTAINER_HEALTH_STATUS, CONTAINER_HEALTHCHECK_DURATION,
+        CONTAINER_HEALTHCHECKS, CONTAINER_RESTARTS, CONTAINER_RUN_DURATION, CONTAINER_STARTS,
+        CONTAINER_STATE,
+    };
 
     fn event(action: &str, id: &str, time_nano: i64, attrs: &[(&str, &str)]) -> Event {
         Event {
@@ -826,14 +693,24 @@ mod tests {
     }
 
     const WEB: &[(&str, &str)] = &[("name", "web"), ("image", "nginx"), ("team", "a")];
-    const L: [&str; 5] = ["web", "nginx", "", "", "a"];
+
+    /// The value of `metric{<web's labels>[,extra]}` in the exposition, if that series exists.
+    fn value(m: &Metrics, metric: &str, extra: Option<(&str, &str)>) -> Option<f64> {
+        let extra = extra.map_or(String::new(), |(k, v)| format!(",{k}=\"{v}\""));
+        let prefix = format!(
+            "{metric}{{name=\"web\",image=\"nginx\",compose_project=\"\",compose_service=\"\",label_team=\"a\"{extra}}} "
+        );
+        let text = m.encode();
+        let line = text.lines().find(|l| l.starts_with(&prefix))?;
+        line[prefix.len()..].parse().ok()
+    }
 
     #[test]
     fn second_start_is_a_restart() {
         let (mut t, m) = tracker();
         t.apply(&event("create", "c1", 1, WEB));
         t.apply(&event("start", "c1", 2, WEB));
-        assert_eq!(m.restarts.with_label_values(&L).get(), 0);
+        assert_eq!(value(&m, CONTAINER_RESTARTS, None), Some(0.0));
         t.apply(&event(
             "die",
             "c1",
@@ -841,28 +718,23 @@ mod tests {
             &[("name", "web"), ("exitCode", "1")],
         ));
         t.apply(&event("start", "c1", 4_000_000_000, WEB));
-        assert_eq!(m.starts.with_label_values(&L).get(), 2);
-        assert_eq!(m.restarts.with_label_values(&L).get(), 1);
-        let h = m.run_duration.with_label_values(&L);
-        assert_eq!(h.get_sample_count(), 1);
-        assert_eq!(h.get_sample_sum(), 3.0);
+        assert_eq!(value(&m, CONTAINER_STARTS, None), Some(2.0));
+        assert_eq!(value(&m, CONTAINER_RESTARTS, None), Some(1.0));
+        let run = format!("{CONTAINER_RUN_DURATION}_count");
+        assert_eq!(value(&m, &run, None), Some(1.0));
+        let run = format!("{CONTAINER_RUN_DURATION}_sum");
+        assert_eq!(value(&m, &run, None), Some(3.0));
         assert_eq!(
-            m.exits
-                .with_label_values(&["web", "nginx", "", "", "a", "1"])
-                .get(),
-            1
+            value(&m, CONTAINER_EXITS, Some(("exit_code", "1"))),
+            Some(1.0)
         );
         assert_eq!(
-            m.state
-                .with_label_values(&["web", "nginx", "", "", "a", "running"])
-                .get(),
-            1
+            value(&m, CONTAINER_STATE, Some(("state", "running"))),
+            Some(1.0)
         );
         assert_eq!(
-            m.state
-                .with_label_values(&["web", "nginx", "", "", "a", "exited"])
-                .get(),
-            0
+            value(&m, CONTAINER_STATE, Some(("state", "exited"))),
+            Some(0.0)
         );
     }
 
@@ -902,21 +774,34 @@ mod tests {
             &[("execID", "u1"), ("exitCode", "3")],
         ));
         t.apply(&event("health_status: healthy", "c1", 90, WEB));
-        let with = |x: &'static str| ["web", "nginx", "", "", "a", x];
-        assert_eq!(m.healthchecks.with_label_values(&with("success")).get(), 1);
-        assert_eq!(m.healthchecks.with_label_values(&with("failure")).get(), 0);
+        let result = |r| Some(("result", r));
         assert_eq!(
-            m.healthcheck_duration
-                .with_label_values(&L)
-                .get_sample_sum(),
-            0.05
+            value(&m, CONTAINER_HEALTHCHECKS, result("success")),
+            Some(1.0)
         );
-        assert_eq!(m.execs.with_label_values(&with("3")).get(), 1);
-        assert_eq!(m.execs.with_label_values(&with("0")).get(), 0);
-        assert_eq!(m.health_status.with_label_values(&with("healthy")).get(), 1);
         assert_eq!(
-            m.health_status.with_label_values(&with("starting")).get(),
-            0
+            value(&m, CONTAINER_HEALTHCHECKS, result("failure")),
+            Some(0.0)
+        );
+        let probe_sum = format!("{CONTAINER_HEALTHCHECK_DURATION}_sum");
+        assert_eq!(value(&m, &probe_sum, None), Some(0.05));
+        assert_eq!(
+            value(&m, CONTAINER_EXECS, Some(("exit_code", "3"))),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&m, CONTAINER_EXECS, Some(("exit_code", "0"))),
+            None,
+            "an exit code appears with its first exec"
+        );
+        let status = |s| Some(("status", s));
+        assert_eq!(
+            value(&m, CONTAINER_HEALTH_STATUS, status("healthy")),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&m, CONTAINER_HEALTH_STATUS, status("starting")),
+            Some(0.0)
         );
     }
 
@@ -950,21 +835,24 @@ mod tests {
         t.apply(&event("create", "c2", 4, WEB));
         t.apply(&event("start", "c2", 5, WEB));
         t.sweep();
-        assert_eq!(m.starts.with_label_values(&L).get(), 2);
+        assert_eq!(value(&m, CONTAINER_STARTS, None), Some(2.0));
         assert_eq!(
-            m.restarts.with_label_values(&L).get(),
-            0,
+            value(&m, CONTAINER_RESTARTS, None),
+            Some(0.0),
             "a new container is not a restart"
         );
     }
 
     #[test]
     fn unbounded_values_become_bounded_labels() {
-        assert_eq!(exit_code_label(Some("137")), "137");
-        assert_eq!(exit_code_label(Some("3221225477")), "other");
-        assert_eq!(exit_code_label(None), "other");
-        assert_eq!(signal_label(Some("9")), "9");
-        assert_eq!(signal_label(Some("SIGKILL")), "other");
+        assert_eq!(Code::exit(Some("137")), Code::exit(Some("137")));
+        assert_ne!(Code::exit(Some("137")), Code::OTHER);
+        assert_eq!(Code::exit(Some("3221225477")), Code::OTHER);
+        assert_eq!(Code::exit(Some("256")), Code::OTHER);
+        assert_eq!(Code::exit(None), Code::OTHER);
+        assert_ne!(Code::signal(Some("9")), Code::OTHER);
+        assert_eq!(Code::signal(Some("65")), Code::OTHER);
+        assert_eq!(Code::signal(Some("SIGKILL")), Code::OTHER);
         assert_eq!(repository("127.0.0.1:5000/app:v1"), "127.0.0.1:5000/app");
         assert_eq!(
             repository("127.0.0.1:5000/app@sha256:60ae"),
