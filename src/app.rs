@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -17,16 +16,15 @@ use tokio_util::task::TaskTracker;
 use crate::actions::{self, Dry, Executor, Reactor, RuleMetrics};
 use crate::cli::Cli;
 use crate::docker::endpoint::Endpoint;
+use crate::docker::state::{Position, Saved, StateFile};
 use crate::docker::stream::{INSPECT_QUEUE, MAX_BACKOFF, Watch, backoff, spawn_inspector};
-use crate::docker::{ContainerSnapshot, Engine, EngineError};
+use crate::docker::{ContainerSnapshot, Engine, EngineError, format_since};
 use crate::metrics::{Metrics, Tracker};
 use crate::rules::{self, Rules};
 use crate::server::{self, AppState};
 
 /// How long shutdown waits for tasks to finish before giving up on them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Inspects at once while seeding the container table at start-up.
-pub const SEED_CONCURRENCY: usize = 8;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let cert_path = cli
@@ -234,6 +232,7 @@ struct Start {
     engine: Engine,
     since_nano: i64,
     host: String,
+    engine_id: String,
     containers: Vec<ContainerSnapshot>,
 }
 
@@ -241,27 +240,60 @@ struct Start {
 /// after the snapshot is replayed by the subscription from that time.
 async fn prepare(endpoint: &Endpoint) -> Result<Start, EngineError> {
     let engine = Engine::connect(endpoint.clone()).await?;
-    let info = engine.info().await?;
-    let since_nano = info.now_nano;
-    let ids = engine.list_container_ids().await?;
-    let containers: Vec<_> = futures_util::stream::iter(ids)
-        .map(|id| {
-            let engine = engine.clone();
-            async move { engine.inspect(&id).await }
-        })
-        .buffer_unordered(SEED_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        // A container removed between the list and its inspect is simply not there.
-        .filter_map(Result::ok)
-        .collect();
+    let (info, containers) = engine.snapshot().await?;
     Ok(Start {
         engine,
-        since_nano,
+        since_nano: info.now_nano,
         host: info.name,
+        engine_id: info.id,
         containers,
     })
+}
+
+/// Where the subscription starts: the saved position if the state file has one for this
+/// engine, else the engine's present. Resuming from a position the engine no longer holds
+/// (it restarted, or more than its 256 buffered events passed) is a gap: counted and logged.
+/// The snapshot taken at start-up sets every gauge right either way.
+async fn resume_point(state_file: Option<&StateFile>, start: &Start, metrics: &Metrics) -> Saved {
+    let present = Saved {
+        engine_id: start.engine_id.clone(),
+        position_nano: start.since_nano,
+        lines_at_position: Vec::new(),
+    };
+    let Some(file) = state_file else {
+        return present;
+    };
+    let saved = match file.load() {
+        Ok(Some(saved)) => saved,
+        Ok(None) => {
+            tracing::info!(state_file = %file.path().display(), "no saved position yet; starting from the present");
+            return present;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "starting from the present");
+            return present;
+        }
+    };
+    if saved.engine_id != start.engine_id {
+        tracing::warn!(state_file = %file.path().display(), saved_engine = %saved.engine_id, engine = %start.engine_id, "the saved position is another engine's; starting from the present");
+        return present;
+    }
+    if saved.position_nano > start.since_nano {
+        tracing::warn!(position = %format_since(saved.position_nano), engine_time = %format_since(start.since_nano), "the saved position is in the engine's future (its clock went back?); starting from the present");
+        return present;
+    }
+    match start.engine.holds_events_until(saved.position_nano).await {
+        Ok(true) => {}
+        Ok(false) => {
+            metrics.stream_gaps.inc();
+            tracing::warn!(position = %format_since(saved.position_nano), "the engine no longer holds the events since the saved position (it restarted, or more than 256 events passed): events from then until now may be lost; the gauges are set from the engine's containers");
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "could not ask the engine which events it holds; resuming anyway")
+        }
+    }
+    tracing::info!(since = %format_since(saved.position_nano), "resuming from the saved position");
+    saved
 }
 
 async fn watch_engine(
@@ -306,9 +338,12 @@ async fn watch_engine(
 
     let (inspect_tx, inspect_rx) = mpsc::channel(INSPECT_QUEUE);
     let (answer_tx, answer_rx) = mpsc::channel(INSPECT_QUEUE);
+    let state_file = cli.state_file.as_deref().map(StateFile::new);
+    let resume = resume_point(state_file.as_ref(), &start, &metrics).await;
+    let since_nano = resume.position_nano;
     let mut tracker = Tracker::new(metrics.clone(), cli.series_ttl, Some(inspect_tx));
     for c in &start.containers {
-        tracker.seed(c, start.since_nano);
+        tracker.seed(c, since_nano);
     }
     spawn_inspector(
         start.engine.clone(),
@@ -341,7 +376,8 @@ async fn watch_engine(
         reactor,
         metrics,
         answers: answer_rx,
-        since_nano: start.since_nano,
+        position: Position::new(resume),
+        state_file,
         ping_interval: cli.ping_interval,
         series_ttl: cli.series_ttl,
     }

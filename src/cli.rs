@@ -49,6 +49,17 @@ pub struct Cli {
     )]
     pub ping_interval: Duration,
 
+    /// Keep the stream's position in this file, so that a restarted exporter resumes where it
+    /// stopped (`since=`) and recognises the events it had already counted. Without it, a
+    /// restart starts from the engine's present.
+    #[arg(
+        global = true,
+        long = "docker.state-file",
+        value_name = "PATH",
+        env = "DOCKER_EVENTS_EXPORTER_STATE_FILE"
+    )]
+    pub state_file: Option<std::path::PathBuf>,
+
     /// Address to serve metrics on; ":PORT" listens on every interface.
     #[arg(
         global = true,

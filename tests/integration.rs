@@ -13,6 +13,8 @@ mod health;
 mod images;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
+#[path = "integration/reliability.rs"]
+mod reliability;
 #[path = "integration/resilience.rs"]
 mod resilience;
 #[path = "integration/rules.rs"]

@@ -7,6 +7,7 @@
 
 pub mod endpoint;
 pub mod event;
+pub mod state;
 pub mod stream;
 
 use std::collections::HashMap;
@@ -27,6 +28,10 @@ use self::endpoint::{Endpoint, RequestError};
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a list or inspect call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Inspects at once while taking a snapshot of every container.
+pub const SNAPSHOT_CONCURRENCY: usize = 8;
+/// The most we read of the engine's held events (it holds 256).
+const HELD_EVENTS_LIMIT: usize = 4 * 1024 * 1024;
 /// The largest JSON answer we read from a non-streaming call (an inspect is a few KiB).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
@@ -75,6 +80,8 @@ struct InfoAnswer {
     system_time: String,
     #[serde(rename = "Name", default)]
     name: String,
+    #[serde(rename = "ID", default)]
+    id: String,
 }
 
 /// What `GET /info` tells us.
@@ -84,6 +91,8 @@ pub struct EngineInfo {
     pub now_nano: i64,
     /// The engine host's name (`%%host%%` in rules).
     pub name: String,
+    /// The engine's ID: the same across its restarts, different for another engine.
+    pub id: String,
 }
 
 /// Container state as the `docker_container_state` gauge names it. `removing` is transient and
@@ -164,6 +173,12 @@ pub struct ContainerSnapshot {
     pub healthcheck_command: Option<String>,
     pub started_at_nano: Option<i64>,
     pub finished_at_nano: Option<i64>,
+    /// The exit code of its last run (0 for one that never ran).
+    pub exit_code: Option<i64>,
+    /// Whether its last run ended in an OOM kill.
+    pub oom_killed: bool,
+    /// Restarts by its restart policy (not `docker restart`), as the engine counts them.
+    pub restart_count: i64,
 }
 
 /// A connected engine client. Cheap to clone.
@@ -250,6 +265,7 @@ impl Engine {
         Ok(EngineInfo {
             now_nano,
             name: info.name,
+            id: info.id,
         })
     }
 
@@ -289,6 +305,54 @@ impl Engine {
         let path = format!("/v{}/events?since={}", self.api, format_since(since_nano));
         let resp = self.endpoint.send(get(&path)?).await?;
         Ok(check_status(&path, resp).await?.into_body())
+    }
+
+    /// Whether the engine still holds an event at or before `position_nano` in the buffer it
+    /// replays from (its last 256 events, emptied when it restarts). If it does, a subscription
+    /// from `position_nano` replays everything since; if not, events may have been lost.
+    pub async fn holds_events_until(&self, position_nano: i64) -> Result<bool, EngineError> {
+        // An `until` in the engine's past makes it send what it holds and close at once.
+        let path = format!(
+            "/v{}/events?since=0&until={}",
+            self.api,
+            format_since(position_nano)
+        );
+        let resp = self.endpoint.send(get(&path)?).await?;
+        let body = check_status(&path, resp).await?.into_body();
+        // At most 256 events of at most a few KiB: the limit only guards against a peer
+        // that is not an engine.
+        let body = Limited::new(body, HELD_EVENTS_LIMIT);
+        let bytes = tokio::time::timeout(CALL_TIMEOUT, body.collect())
+            .await
+            .map_err(|_| EngineError::Timeout {
+                what: "reading the engine's held events",
+                after: CALL_TIMEOUT,
+            })?
+            .map_err(|e| EngineError::Status {
+                path: path.clone(),
+                status: StatusCode::OK,
+                message: format!("reading the held events: {e}"),
+            })?
+            .to_bytes();
+        Ok(bytes
+            .split(|b| *b == b'\n')
+            .any(|l| event::Event::decode(l.trim_ascii()).is_ok()))
+    }
+
+    /// Every container, inspected, as of the engine time it returns (taken first, so that every
+    /// change after it comes as an event to a subscription from that time). A container
+    /// removed between the list and its inspect is simply not there.
+    pub async fn snapshot(&self) -> Result<(EngineInfo, Vec<ContainerSnapshot>), EngineError> {
+        use futures_util::StreamExt;
+        let info = self.info().await?;
+        let ids = self.list_container_ids().await?;
+        let containers = futures_util::stream::iter(ids)
+            .map(|id| async move { self.inspect(&id).await })
+            .buffer_unordered(SNAPSHOT_CONCURRENCY)
+            .filter_map(|r| async move { r.ok() })
+            .collect()
+            .await;
+        Ok((info, containers))
     }
 
     /// Every container, running or not.
@@ -351,6 +415,9 @@ impl Engine {
             healthcheck_command,
             started_at_nano: state.started_at.as_deref().and_then(parse_rfc3339_nano),
             finished_at_nano: state.finished_at.as_deref().and_then(parse_rfc3339_nano),
+            exit_code: state.exit_code,
+            oom_killed: state.oom_killed.unwrap_or(false),
+            restart_count: c.restart_count.unwrap_or(0),
         })
     }
 }

@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use super::Engine;
 use super::event::Event;
+use super::state::{Position, StateFile};
 use crate::actions::Reactor;
 use crate::metrics::Metrics;
 use crate::metrics::tracker::{InspectRequest, Tracker};
@@ -234,7 +235,10 @@ pub struct Watch {
     pub reactor: Option<Reactor>,
     pub metrics: Arc<Metrics>,
     pub answers: mpsc::Receiver<(InspectRequest, super::ContainerSnapshot)>,
-    pub since_nano: i64,
+    /// Where the subscription starts, and the engine it belongs to.
+    pub position: Position,
+    /// Where to keep the position, if anywhere.
+    pub state_file: Option<StateFile>,
     pub ping_interval: Duration,
     pub series_ttl: Duration,
 }
@@ -245,7 +249,15 @@ impl Watch {
         let m = self.metrics.clone();
         let mut dedupe = Dedupe::default();
         let mut lines = Lines::default();
-        let mut newest_nano = self.since_nano;
+        let mut newest_nano = self.position.saved.position_nano;
+        for line in &self.position.saved.lines_at_position {
+            dedupe.first_sighting(line.as_bytes());
+        }
+        // Events up to the engine's time at a resubscription are replays of what it held.
+        let mut replay_until = 0;
+        let (reconcile_tx, mut reconciles) = mpsc::channel::<Reconcile>(1);
+        let mut snapshot_task: Option<JoinHandle<()>> = None;
+        let mut save_failing = false;
         let mut delays = backoff();
         let mut subscribed_before = false;
         let mut body: Option<Incoming> = None;
@@ -268,12 +280,18 @@ impl Watch {
                             if let Ok(data) = frame.into_data() {
                                 let mut good = false;
                                 let (tracker, metrics) = (&mut self.tracker, &m);
-                                let reactor = &mut self.reactor;
+                                let (reactor, position) = (&mut self.reactor, &mut self.position);
                                 lines.feed(
                                     &data,
                                     |line| {
-                                        good |= process_line(line, Some(&mut dedupe), tracker, reactor.as_mut(), metrics, &mut newest_nano)
-                                            .is_applied();
+                                        let outcome = process_line(line, Some(&mut dedupe), tracker, reactor.as_mut(), metrics, &mut newest_nano);
+                                        if let LineOutcome::Applied(ev) = outcome {
+                                            good = true;
+                                            position.applied(ev.time_nano, line.trim_ascii());
+                                            if ev.time_nano <= replay_until {
+                                                metrics.replayed_events.inc();
+                                            }
+                                        }
                                     },
                                     || {
                                         metrics.decode_errors.inc();
@@ -282,6 +300,7 @@ impl Watch {
                                 );
                                 if good {
                                     delays = backoff();
+                                    self.save_position(&mut save_failing);
                                 }
                             }
                             None
@@ -297,7 +316,10 @@ impl Watch {
                 }
                 Some((req, snap)) = self.answers.recv() => self.tracker.apply_inspect(&req, &snap),
                 _ = tokio::time::sleep_until(retry_at), if body.is_none() => {
-                    let subscribe = tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.engine.subscribe(newest_nano));
+                    let subscribe = tokio::time::timeout(
+                        SUBSCRIBE_TIMEOUT,
+                        subscribe(&self.engine, newest_nano, subscribed_before.then_some(self.position.saved.engine_id.as_str())),
+                    );
                     let attempt = tokio::select! {
                         _ = cancel.cancelled() => break,
                         r = subscribe => r,
@@ -309,8 +331,9 @@ impl Watch {
                         })
                     });
                     match attempt {
-                        Ok(b) => {
-                            body = Some(b);
+                        Ok(sub) => {
+                            body = Some(sub.body);
+                            replay_until = sub.info.now_nano;
                             m.up.set(1);
                             if subscribed_before {
                                 m.reconnects.inc();
@@ -319,11 +342,25 @@ impl Watch {
                                 tracing::info!(since = %super::format_since(newest_nano), "subscribed to the event stream");
                             }
                             subscribed_before = true;
+                            if let Some(why) = sub.gap {
+                                m.stream_gaps.inc();
+                                tracing::warn!(position = %super::format_since(newest_nano), reason = why, "events may have been lost while the stream was down; reconciling with the engine's containers");
+                                self.position.saved.engine_id = sub.info.id;
+                                if let Some(t) = snapshot_task.take() {
+                                    t.abort();
+                                }
+                                snapshot_task = Some(spawn_snapshot(self.engine.clone(), newest_nano, self.tracker.seq(), reconcile_tx.clone()));
+                            }
                         }
                         Err(e) => {
                             retry_at = self.lost(&format!("{:#}", anyhow::Error::from(e)), &mut delays);
                         }
                     }
+                }
+                Some(r) = reconciles.recv() => {
+                    let changes = self.tracker.reconcile(&r.containers, r.position_nano, r.snapshot_nano, r.seq);
+                    m.reconciled_changes.inc_by(changes);
+                    tracing::info!(changes, containers = r.containers.len(), "reconciled with the engine's containers after a gap");
                 }
                 res = join(&mut ping_task) => {
                     ping_task = None;
@@ -349,6 +386,33 @@ impl Watch {
         if let Some(t) = ping_task {
             t.abort();
         }
+        if let Some(t) = snapshot_task {
+            t.abort();
+        }
+        self.save_position(&mut save_failing);
+    }
+
+    /// Writes the position to the state file, if there is one and it moved. A failure is
+    /// logged once until a write succeeds again; the stream goes on either way.
+    fn save_position(&mut self, failing: &mut bool) {
+        let Some(file) = &self.state_file else {
+            return;
+        };
+        if !self.position.take_dirty() {
+            return;
+        }
+        match file.save(&self.position.saved) {
+            Ok(()) if *failing => {
+                *failing = false;
+                tracing::info!(state_file = %file.path().display(), "the state file is written again");
+            }
+            Ok(()) => {}
+            Err(e) if !*failing => {
+                *failing = true;
+                tracing::warn!(error = %e, "the stream goes on, but a restart will not resume from here");
+            }
+            Err(_) => {}
+        }
     }
 
     /// Marks the stream lost and returns when to try again.
@@ -363,6 +427,68 @@ impl Watch {
         );
         Instant::now() + wait
     }
+}
+
+/// A subscription and what was learnt while making it.
+struct Subscription {
+    body: Incoming,
+    info: super::EngineInfo,
+    /// Why events may have been lost before it, if they may have.
+    gap: Option<&'static str>,
+}
+
+/// Asks the engine's time and ID, checks for a gap if this is a resubscription (`engine_id`
+/// is the engine we were watching), and subscribes from `since_nano`.
+async fn subscribe(
+    engine: &Engine,
+    since_nano: i64,
+    engine_id: Option<&str>,
+) -> Result<Subscription, super::EngineError> {
+    let info = engine.info().await?;
+    let gap = match engine_id {
+        None => None,
+        Some(id) if id != info.id => Some("a different engine answers (its ID changed)"),
+        Some(_) if !engine.holds_events_until(since_nano).await? => Some(
+            "the engine no longer holds the events since our position (it restarted, or more than 256 events passed)",
+        ),
+        Some(_) => None,
+    };
+    let body = engine.subscribe(since_nano).await?;
+    Ok(Subscription { body, info, gap })
+}
+
+/// A snapshot of every container for [`Tracker::reconcile`].
+struct Reconcile {
+    containers: Vec<super::ContainerSnapshot>,
+    position_nano: i64,
+    snapshot_nano: i64,
+    seq: u64,
+}
+
+/// Lists and inspects every container in the background; the stream goes on meanwhile.
+fn spawn_snapshot(
+    engine: Engine,
+    position_nano: i64,
+    seq: u64,
+    tx: mpsc::Sender<Reconcile>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        match engine.snapshot().await {
+            Ok((info, containers)) => {
+                let _ = tx
+                    .send(Reconcile {
+                        containers,
+                        position_nano,
+                        snapshot_nano: info.now_nano,
+                        seq,
+                    })
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "could not list the containers to reconcile after a gap; the gauges may be off until each container's next event")
+            }
+        }
+    })
 }
 
 async fn next_frame(

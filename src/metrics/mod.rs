@@ -31,6 +31,9 @@ pub const UP: &str = "docker_events_exporter_up";
 pub const RECONNECTS: &str = "docker_events_exporter_reconnects_total";
 pub const LAST_EVENT_TIMESTAMP: &str = "docker_events_exporter_last_event_timestamp_seconds";
 pub const DECODE_ERRORS: &str = "docker_events_exporter_decode_errors_total";
+pub const STREAM_GAPS: &str = "docker_events_exporter_stream_gaps_total";
+pub const REPLAYED_EVENTS: &str = "docker_events_exporter_replayed_events_total";
+pub const RECONCILED_CHANGES: &str = "docker_events_exporter_reconciled_changes_total";
 
 /// Container run time: from a second to a week.
 pub const RUN_DURATION_BUCKETS: &[f64] = &[
@@ -81,6 +84,9 @@ pub struct Metrics {
     pub reconnects: IntCounter,
     pub last_event_timestamp: Gauge,
     pub decode_errors: IntCounter,
+    pub stream_gaps: IntCounter,
+    pub replayed_events: IntCounter,
+    pub reconciled_changes: IntCounter,
 }
 
 /// `label_<key>` with every character Prometheus does not allow in a label name made `_`.
@@ -166,6 +172,18 @@ impl Metrics {
                 DECODE_ERRORS,
                 "Event lines that could not be read as events.",
             )?,
+            stream_gaps: IntCounter::new(
+                STREAM_GAPS,
+                "Resubscriptions after which events may have been lost: the engine restarted or no longer held our position.",
+            )?,
+            replayed_events: IntCounter::new(
+                REPLAYED_EVENTS,
+                "Events the engine replayed after a resubscription that had not been seen before.",
+            )?,
+            reconciled_changes: IntCounter::new(
+                RECONCILED_CHANGES,
+                "Corrections made from the engine's container list after a gap.",
+            )?,
             label_keys: keys,
             registry,
         };
@@ -174,6 +192,10 @@ impl Metrics {
         m.registry
             .register(Box::new(m.last_event_timestamp.clone()))?;
         m.registry.register(Box::new(m.decode_errors.clone()))?;
+        m.registry.register(Box::new(m.stream_gaps.clone()))?;
+        m.registry.register(Box::new(m.replayed_events.clone()))?;
+        m.registry
+            .register(Box::new(m.reconciled_changes.clone()))?;
 
         let build_info = IntGaugeVec::new(
             Opts::new(

@@ -119,6 +119,12 @@ struct Container {
     healthcheck_command: Option<String>,
     started_nano: Option<i64>,
     has_run: bool,
+    /// The newest start and end we know of, from events or the engine: a reconcile counts
+    /// only what is newer.
+    last_started_nano: Option<i64>,
+    last_finished_nano: Option<i64>,
+    /// The engine's count of restart-policy restarts, when last asked.
+    restart_count: Option<i64>,
     execs: HashMap<String, OpenExec>,
     /// `seq` of the last event that set `state` or `health`.
     seq: u64,
@@ -196,6 +202,9 @@ impl Tracker {
             healthcheck_command: None,
             started_nano: if running { snap.started_at_nano } else { None },
             has_run,
+            last_started_nano: snap.started_at_nano,
+            last_finished_nano: snap.finished_at_nano,
+            restart_count: Some(snap.restart_count),
             execs: HashMap::new(),
             seq: 0,
         };
@@ -259,6 +268,9 @@ impl Tracker {
                     healthcheck_command: None,
                     started_nano: None,
                     has_run: false,
+                    last_started_nano: None,
+                    last_finished_nano: None,
+                    restart_count: None,
                     execs: HashMap::new(),
                     seq,
                 },
@@ -279,6 +291,7 @@ impl Tracker {
                     Some(c) => {
                         let has_run = std::mem::replace(&mut c.has_run, true);
                         c.started_nano = Some(ev.time_nano);
+                        c.last_started_nano = c.last_started_nano.max(Some(ev.time_nano));
                         (has_run, c.healthcheck_command.is_some())
                     }
                     None => return,
@@ -297,10 +310,10 @@ impl Tracker {
             }
             Verb::Die => {
                 let code = Code::exit(ev.attr("exitCode"));
-                let started = self
-                    .containers
-                    .get_mut(id)
-                    .and_then(|c| c.started_nano.take());
+                let started = self.containers.get_mut(id).and_then(|c| {
+                    c.last_finished_nano = c.last_finished_nano.max(Some(ev.time_nano));
+                    c.started_nano.take()
+                });
                 let run_seconds = match (started, ev.attr("execDuration")) {
                     // Our own start and die times are nanosecond-precise; the engine's
                     // execDuration (newer engines) is whole seconds, so it is the fallback.
@@ -416,6 +429,9 @@ impl Tracker {
         };
         let fresh = c.seq <= req.seq;
         let running = c.state == Some(ContainerState::Running);
+        c.restart_count = Some(snap.restart_count);
+        c.last_started_nano = c.last_started_nano.max(snap.started_at_nano);
+        c.last_finished_nano = c.last_finished_nano.max(snap.finished_at_nano);
         let missing_health = c.health.is_none();
         self.set_healthcheck(&req.id, snap.healthcheck_command.clone());
         // A transient state (removing, stopping) leaves the last known one in place.
@@ -430,6 +446,120 @@ impl Tracker {
             );
             self.set_health(&req.id, if running { snap.health } else { None });
         }
+    }
+
+    /// Brings the tracker in line with the engine after a gap in the events: `snaps` is every
+    /// container, listed at engine time `snapshot_nano`; `position_nano` is where our events
+    /// stopped. Corrects state and health, forgets removed containers, learns new ones, and
+    /// counts the transitions the events missed where the engine still tells them: the last
+    /// start and last exit (with its exit code and OOM kill) of each container, and its restart
+    /// policy's restarts. Transitions after `snapshot_nano` are left to their events, which the
+    /// subscription delivers. Returns how many changes it made; logs each one.
+    pub fn reconcile(
+        &mut self,
+        snaps: &[ContainerSnapshot],
+        position_nano: i64,
+        snapshot_nano: i64,
+        seq: u64,
+    ) -> u64 {
+        let mut changes = 0;
+        let present: HashSet<&str> = snaps.iter().map(|s| s.id.as_str()).collect();
+        let gone: Vec<String> = self
+            .containers
+            .keys()
+            .filter(|id| !present.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            let name = self.containers[&id].key[0].clone();
+            tracing::info!(container = %name, "reconciled: removed while the events were lost");
+            self.remove_container(&id);
+            changes += 1;
+        }
+        let in_gap = |t: Option<i64>| t.filter(|t| *t > position_nano && *t <= snapshot_nano);
+        for snap in snaps {
+            if !self.containers.contains_key(&snap.id) {
+                // Created while the events were lost: known from now on. Its missed start and
+                // exit are counted below like anyone's.
+                self.seed(snap, position_nano);
+                if let Some(c) = self.containers.get_mut(&snap.id) {
+                    c.last_started_nano = None;
+                    c.last_finished_nano = None;
+                    c.restart_count = Some(0);
+                }
+                tracing::info!(container = %snap.name, "reconciled: created while the events were lost");
+                changes += 1;
+            }
+            let Some(c) = self.containers.get_mut(&snap.id) else {
+                continue;
+            };
+            let missed_start = in_gap(snap.started_at_nano)
+                .filter(|t| c.last_started_nano.is_none_or(|known| *t > known));
+            let missed_exit = in_gap(snap.finished_at_nano)
+                .filter(|t| c.last_finished_nano.is_none_or(|known| *t > known));
+            // How many starts: the engine counts its restart policy's restarts; a start that is
+            // not one of them (`docker start`) shows only as a newer StartedAt.
+            let policy_restarts =
+                u64::try_from(snap.restart_count - c.restart_count.unwrap_or(snap.restart_count))
+                    .unwrap_or(0);
+            c.restart_count = Some(snap.restart_count);
+            let first_run = u64::from(!c.has_run);
+            let starts = (policy_restarts + first_run).max(1);
+            if let Some(t) = missed_start {
+                c.has_run = true;
+                c.last_started_nano = Some(t);
+                c.started_nano = Some(t);
+            }
+            if let Some(t) = missed_exit {
+                c.last_finished_nano = Some(t);
+            }
+            let name = c.key[0].clone();
+            if let Some(s) = self.series.get(&c.key) {
+                let mut d = s.cell.lock();
+                if missed_start.is_some() {
+                    let restarts = starts - first_run;
+                    d.starts += starts;
+                    d.restarts += restarts;
+                    tracing::info!(container = %name, restarts, "reconciled: started while the events were lost");
+                    changes += 1;
+                }
+                if missed_exit.is_some() {
+                    let code = snap.exit_code.map(|c| c.to_string());
+                    bump(&mut d.exits, Code::exit(code.as_deref()));
+                    if snap.oom_killed {
+                        d.oom_kills += 1;
+                    }
+                    tracing::info!(container = %name, exit_code = ?snap.exit_code, oom_killed = snap.oom_killed, "reconciled: exited while the events were lost");
+                    changes += 1;
+                }
+            }
+            // Gauges: what the engine says, unless an event since the request said otherwise.
+            if c.seq <= seq {
+                let running = matches!(
+                    snap.state,
+                    Some(ContainerState::Running | ContainerState::Paused)
+                );
+                let health = if running { snap.health } else { None };
+                if snap.state.is_some() && c.state != snap.state {
+                    tracing::info!(container = %name, state = ?snap.state, was = ?c.state, "reconciled: state");
+                    changes += 1;
+                    self.set_state(&snap.id, snap.state);
+                }
+                let c = &self.containers[&snap.id];
+                if c.health != health {
+                    tracing::info!(container = %name, health = ?health, was = ?c.health, "reconciled: health");
+                    changes += 1;
+                    self.set_health(&snap.id, health);
+                }
+            }
+            self.set_healthcheck(&snap.id, snap.healthcheck_command.clone());
+        }
+        changes
+    }
+
+    /// The tracker's count of container events, for [`Self::reconcile`]'s `seq`.
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 
     /// Drops the series of label sets that no container has held for the TTL.
@@ -667,8 +797,8 @@ mod tests {
     use super::*;
     use crate::metrics::{
         CONTAINER_EXECS, CONTAINER_EXITS, CONTAINER_HEALTH_STATUS, CONTAINER_HEALTHCHECK_DURATION,
-        CONTAINER_HEALTHCHECKS, CONTAINER_RESTARTS, CONTAINER_RUN_DURATION, CONTAINER_STARTS,
-        CONTAINER_STATE,
+        CONTAINER_HEALTHCHECKS, CONTAINER_OOM_KILLS, CONTAINER_RESTARTS, CONTAINER_RUN_DURATION,
+        CONTAINER_STARTS, CONTAINER_STATE,
     };
 
     fn event(action: &str, id: &str, time_nano: i64, attrs: &[(&str, &str)]) -> Event {
@@ -752,6 +882,9 @@ mod tests {
                 healthcheck_command: Some("/bin/sh -c true".into()),
                 started_at_nano: Some(1),
                 finished_at_nano: None,
+                exit_code: Some(0),
+                oom_killed: false,
+                restart_count: 0,
             },
             10,
         );
@@ -824,6 +957,78 @@ mod tests {
         let text = m.encode();
         assert!(!text.contains("name=\"web\""), "{text}");
         assert_eq!(t.series_count(), 1, "only the live container's");
+    }
+
+    fn snap(
+        id: &str,
+        name: &str,
+        state: ContainerState,
+        started: i64,
+        finished: i64,
+    ) -> ContainerSnapshot {
+        ContainerSnapshot {
+            id: id.into(),
+            name: name.into(),
+            image: "nginx".into(),
+            labels: [("team".to_owned(), "a".to_owned())].into(),
+            state: Some(state),
+            health: None,
+            healthcheck_command: None,
+            started_at_nano: Some(started),
+            finished_at_nano: Some(finished),
+            exit_code: Some(137),
+            oom_killed: true,
+            restart_count: 0,
+        }
+    }
+
+    #[test]
+    fn a_reconcile_counts_what_the_gap_hid_and_only_that() {
+        let (t, m) = tracker();
+        let mut t = t.with_clock(Clock::Events);
+        t.seed(&snap("c1", "web", ContainerState::Running, 5, 0), 10);
+        t.seed(&snap("gone", "old", ContainerState::Running, 5, 0), 10);
+        t.apply(&event("kill", "c1", 20, &[("signal", "15")]));
+        // The engine restarted at 30: web was killed (OOM, 137) and its policy restarted it
+        // twice, the last start at 40; "old" was removed; "new" was created and exited.
+        let mut web = snap("c1", "web", ContainerState::Running, 40, 35);
+        web.restart_count = 2;
+        let new = snap("c9", "new", ContainerState::Exited, 32, 33);
+        let changes = t.reconcile(&[web.clone(), new], 20, 50, t.seq());
+        assert_eq!(
+            value(&m, CONTAINER_STARTS, None),
+            Some(2.0),
+            "two policy restarts"
+        );
+        assert_eq!(value(&m, CONTAINER_RESTARTS, None), Some(2.0));
+        assert_eq!(
+            value(&m, CONTAINER_EXITS, Some(("exit_code", "137"))),
+            Some(1.0),
+            "the last exit"
+        );
+        assert_eq!(value(&m, CONTAINER_OOM_KILLS, None), Some(1.0));
+        assert_eq!(
+            value(&m, CONTAINER_STATE, Some(("state", "running"))),
+            Some(1.0)
+        );
+        let text = m.encode();
+        assert!(text.contains("docker_container_state{name=\"old\",image=\"nginx\",compose_project=\"\",compose_service=\"\",label_team=\"a\",state=\"running\"} 0\n"), "{text}");
+        assert!(text.contains("docker_container_starts_total{name=\"new\",image=\"nginx\",compose_project=\"\",compose_service=\"\",label_team=\"a\"} 1\n"), "{text}");
+        assert!(text.contains("docker_container_exits_total{name=\"new\",image=\"nginx\",compose_project=\"\",compose_service=\"\",label_team=\"a\",exit_code=\"137\"} 1\n"), "{text}");
+        // old removed, new created + started + exited, web started + exited.
+        assert_eq!(changes, 6);
+        // The same snapshot again finds nothing new: nothing is counted twice.
+        assert_eq!(
+            t.reconcile(&[web], 20, 50, t.seq()),
+            1,
+            "only new's removal"
+        );
+        assert_eq!(value(&m, CONTAINER_STARTS, None), Some(2.0));
+        // A start after the snapshot is left to its event.
+        let mut later = snap("c1", "web", ContainerState::Running, 60, 35);
+        later.restart_count = 3;
+        assert_eq!(t.reconcile(&[later], 20, 50, t.seq()), 0);
+        assert_eq!(value(&m, CONTAINER_STARTS, None), Some(2.0));
     }
 
     #[test]

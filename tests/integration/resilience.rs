@@ -104,6 +104,18 @@ fn events_during_a_connection_cut_are_counted_exactly_once() {
         s.value("docker_events_exporter_decode_errors_total", &[]),
         Some(0.0)
     );
+    // The engine held everything: a resume, not a gap.
+    assert_eq!(
+        s.value("docker_events_exporter_stream_gaps_total", &[]),
+        Some(0.0)
+    );
+    let replayed = s
+        .value("docker_events_exporter_replayed_events_total", &[])
+        .unwrap_or_default();
+    assert!(
+        replayed >= 7.0,
+        "a: 2 starts, 2 dies; b: create, start, die; saw {replayed}"
+    );
 }
 
 #[test]

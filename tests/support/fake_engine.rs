@@ -156,6 +156,12 @@ fn serve(mut conn: Box<dyn Conn>, events: &[Vec<u8>], kept: &Mutex<Vec<Box<dyn C
                 let _ = conn.write_all(line);
                 let _ = conn.write_all(b"\n\r\n");
             }
+            if path.contains("until=") {
+                // Asked for what the engine holds up to a past time: it answers and closes.
+                let _ = conn.write_all(b"0\r\n\r\n");
+                let _ = conn.flush();
+                return;
+            }
             let _ = conn.flush();
             kept.lock().expect("lock").push(conn);
         }

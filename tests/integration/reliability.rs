@@ -1,0 +1,205 @@
+//! Gaps the engine cannot replay: an exporter killed and restarted with its state file, and an
+//! engine restarted under a running exporter.
+
+use crate::support::engine::PrivateEngine;
+use crate::support::{
+    Cleanup, DEADLINE, Exporter, container_labels, docker, now_secs, tempdir, test_image, unique,
+    wait_status, wait_until,
+};
+
+/// The position the state file holds (`timeNano` of the newest applied event), if any.
+fn saved_position(state: &std::path::Path) -> Option<i64> {
+    let text = std::fs::read_to_string(state).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["position_nano"].as_i64()
+}
+
+#[test]
+fn a_sigkilled_exporter_resumes_from_its_state_file_without_counting_twice() {
+    let image = test_image();
+    let dir = tempdir("state");
+    let state = dir.join("state.json");
+    let state_arg = state.to_str().expect("utf-8 path");
+    let a = unique("sigkill");
+    let _cleanup = Cleanup(vec![a.clone()]);
+
+    let since = now_secs();
+    let first = Exporter::start(&["--docker.state-file", state_arg]);
+    docker(&["run", "-d", "--name", &a, image, "sh", "-c", "exit 0"]);
+    let id = docker(&["inspect", "-f", "{{.Id}}", &a]);
+    first.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&a, &[("exit_code", "0")]),
+        1.0,
+    );
+    // The position is written after every batch; wait until it is at or past the container's
+    // die (other tests' events move it too), then kill without warning.
+    let die: i64 = docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &now_secs(),
+        "--filter",
+        &format!("container={id}"),
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.TimeNano}}",
+    ])
+    .parse()
+    .expect("one die event");
+    let ok = wait_until(DEADLINE, || {
+        saved_position(&state).is_some_and(|p| p >= die)
+    });
+    assert!(
+        ok,
+        "state file never reached the die at {die}: {:?}",
+        saved_position(&state)
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &first.pid().to_string()])
+        .status();
+    drop(first);
+
+    // Two runs while no exporter watches.
+    for _ in 0..2 {
+        docker(&["start", &a]);
+        wait_status(&a, "exited");
+    }
+    let second = Exporter::start(&["--docker.state-file", state_arg]);
+    second.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&a, &[("exit_code", "0")]),
+        2.0,
+    );
+    let s = second.scrape();
+    assert_eq!(
+        s.value("docker_container_starts_total", &container_labels(&a, &[])),
+        Some(2.0),
+        "the two starts while down, not the one before; log:\n{}",
+        second.log()
+    );
+    // The second is a restart; the first would need the engine to say that the container ran
+    // before the saved position, and all it tells is its last start (README, Reliability).
+    assert_eq!(
+        s.value(
+            "docker_container_restarts_total",
+            &container_labels(&a, &[])
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value("docker_events_exporter_stream_gaps_total", &[]),
+        Some(0.0)
+    );
+    let replayed = s
+        .value("docker_events_exporter_replayed_events_total", &[])
+        .unwrap_or_default();
+    assert!(
+        replayed >= 4.0,
+        "two starts and two dies replayed, saw {replayed}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_engine_restart_is_reported_as_a_gap_and_reconciled() {
+    let mut engine = PrivateEngine::start();
+    let host = engine.host();
+    let image = crate::support::IMAGE;
+    let exporter = Exporter::start_with_env(
+        &["--docker.ping-interval", "1s"],
+        &[("DOCKER_HOST", host.as_str())],
+    );
+    let run = |name: &str, cmd: &str| {
+        engine.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            name,
+            image,
+            "sh",
+            "-c",
+            cmd,
+        ]);
+    };
+    // Running when the engine goes down: it is stopped while no subscriber hears it.
+    run("victim", "sleep 600");
+    run("early", "exit 3");
+    exporter.wait_for(
+        "docker_container_exits_total",
+        &container_labels("early", &[("exit_code", "3")]),
+        1.0,
+    );
+    exporter.wait_for(
+        "docker_container_state",
+        &container_labels("victim", &[("state", "running")]),
+        1.0,
+    );
+
+    for round in 1..=2 {
+        engine.down();
+        exporter.wait_for("docker_events_exporter_up", &[], 0.0);
+        engine.up();
+        // Events after the restart: held by the new engine, so replayed or streamed exactly.
+        engine.docker(&["start", "early"]);
+        exporter.wait_for("docker_events_exporter_up", &[], 1.0);
+        exporter.wait_for(
+            "docker_container_exits_total",
+            &container_labels("early", &[("exit_code", "3")]),
+            1.0 + f64::from(round),
+        );
+        exporter.wait_for(
+            "docker_events_exporter_stream_gaps_total",
+            &[],
+            f64::from(round),
+        );
+        if round == 1 {
+            // The victim died with the engine; no event said so. The reconcile does.
+            let code = engine.docker(&["inspect", "-f", "{{.State.ExitCode}}", "victim"]);
+            exporter.wait_for(
+                "docker_container_state",
+                &container_labels("victim", &[("state", "exited")]),
+                1.0,
+            );
+            exporter.wait_for(
+                "docker_container_exits_total",
+                &container_labels("victim", &[("exit_code", code.as_str())]),
+                1.0,
+            );
+        }
+    }
+    let s = exporter.scrape();
+    assert_eq!(
+        s.value(
+            "docker_container_starts_total",
+            &container_labels("early", &[])
+        ),
+        Some(3.0),
+        "log:\n{}",
+        exporter.log()
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_starts_total",
+            &container_labels("victim", &[])
+        ),
+        Some(1.0)
+    );
+    let reconciled = s
+        .value("docker_events_exporter_reconciled_changes_total", &[])
+        .unwrap_or_default();
+    assert!(
+        reconciled >= 2.0,
+        "victim's exit and state, saw {reconciled}"
+    );
+    assert!(
+        exporter
+            .log()
+            .contains("events may have been lost while the stream was down"),
+        "the gap is logged"
+    );
+}
