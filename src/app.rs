@@ -90,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let app = server::router(AppState {
         metrics,
         telemetry_path: path.clone(),
+        scrapes: server::ScrapeLimits::default(),
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(cancel.clone().cancelled_owned())

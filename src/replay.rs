@@ -135,6 +135,7 @@ pub async fn run(cli: &Cli, file: &Path, serve: bool) -> anyhow::Result<()> {
     let app = crate::server::router(crate::server::AppState {
         metrics,
         telemetry_path: cli.telemetry_path.clone(),
+        scrapes: crate::server::ScrapeLimits::default(),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -2,6 +2,7 @@
 //! (the process is alive) and `/-/ready` (subscribed to the engine).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -22,6 +23,41 @@ pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub telemetry_path: String,
+    pub scrapes: ScrapeLimits,
+}
+
+/// How many scrapes may encode at once, and how long each may wait.
+#[derive(Clone)]
+pub struct ScrapeLimits {
+    permits: Arc<tokio::sync::Semaphore>,
+    /// How long a scrape waits for a permit before it is refused with 503.
+    pub queue_timeout: Duration,
+    /// How long a client may leave a chunk untaken before its scrape is abandoned.
+    pub stall_timeout: Duration,
+}
+
+/// Scrapes encoding at once: Prometheus pairs and a person with curl fit; a flood of clients
+/// does not get a thread and 1 MiB of chunks each.
+pub const MAX_CONCURRENT_SCRAPES: usize = 8;
+
+impl ScrapeLimits {
+    pub fn new(concurrent: usize, queue_timeout: Duration, stall_timeout: Duration) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(concurrent)),
+            queue_timeout,
+            stall_timeout,
+        }
+    }
+}
+
+impl Default for ScrapeLimits {
+    fn default() -> Self {
+        Self::new(
+            MAX_CONCURRENT_SCRAPES,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+        )
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -38,19 +74,51 @@ pub fn router(state: AppState) -> Router {
 const SCRAPE_CHUNKS_IN_FLIGHT: usize = 4;
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let limits = state.scrapes;
+    let permit =
+        match tokio::time::timeout(limits.queue_timeout, limits.permits.clone().acquire_owned())
+            .await
+        {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                tracing::warn!(
+                    limit = MAX_CONCURRENT_SCRAPES,
+                    "refusing a scrape: too many in progress"
+                );
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many scrapes in progress; retry later\n",
+                )
+                    .into_response();
+            }
+        };
     // Encoding thousands of containers takes milliseconds: done off the async workers, so it
     // never delays the event stream, and streamed in chunks, so a scrape's text is never held
-    // whole in memory. A client that goes away stops the encoder at its next chunk.
+    // whole in memory. A client that goes away, or stops reading for `stall_timeout`, ends
+    // the encoder at its next chunk; no lock is held while a chunk waits.
     let m = state.metrics.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(SCRAPE_CHUNKS_IN_FLIGHT);
+    let runtime = tokio::runtime::Handle::current();
+    let stall = limits.stall_timeout;
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let send = |chunk: Bytes| match runtime
+            .block_on(tokio::time::timeout(stall, tx.send(chunk)))
+        {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                tracing::warn!(timeout = ?stall, "abandoning a scrape: the client stopped reading");
+                false
+            }
+        };
         let mut out = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
         let sent = m.encode_chunks(&mut out, &mut |chunk| {
             let full = std::mem::replace(chunk, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4));
-            tx.blocking_send(Bytes::from(full)).is_ok()
+            send(Bytes::from(full))
         });
         if sent && !out.is_empty() {
-            let _ = tx.blocking_send(Bytes::from(out));
+            send(Bytes::from(out));
         }
     });
     let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -107,6 +175,7 @@ mod tests {
         let state = AppState {
             metrics: metrics.clone(),
             telemetry_path: "/custom".to_owned(),
+            scrapes: ScrapeLimits::default(),
         };
         (router(state), metrics)
     }
@@ -168,6 +237,45 @@ mod tests {
             "starts, oom, restarts, 6 states; HELP and TYPE of 4 families"
         );
         assert_eq!(containers(&body), want);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_is_abandoned_and_frees_its_place() {
+        let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
+        for i in 0..3000 {
+            let name = format!("container-{i}");
+            metrics
+                .containers
+                .insert(&[name, "image".into(), String::new(), String::new()]);
+        }
+        let app = router(AppState {
+            metrics: metrics.clone(),
+            telemetry_path: "/metrics".to_owned(),
+            scrapes: ScrapeLimits::new(1, Duration::from_secs(20), Duration::from_millis(300)),
+        });
+        let request = || {
+            Request::get("/metrics")
+                .body(Body::empty())
+                .expect("request")
+        };
+        // Takes the only place, then reads nothing: its encoder stalls on a full channel.
+        let stalled = app.clone().oneshot(request()).await.expect("infallible");
+        // Waits for the place, which the stall timeout gives back.
+        let (status, _, body) = get(app, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        let whole = body.matches("docker_container_state{").count();
+        assert_eq!(whole, 3000 * 6);
+        let cut = stalled
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let cut = String::from_utf8_lossy(&cut);
+        assert!(
+            cut.matches("docker_container_state{").count() < whole,
+            "the stalled scrape was abandoned, not finished"
+        );
     }
 
     #[tokio::test]

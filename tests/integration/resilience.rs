@@ -240,3 +240,89 @@ fn a_silent_half_open_stream_is_detected_by_ping_and_resumed() {
     );
     assert!(e.log().contains("ping failed"), "{}", e.log());
 }
+
+#[test]
+fn hanging_and_concurrent_scrapes_and_a_reload_leave_the_counts_exact() {
+    use std::io::Write as _;
+    let image = test_image();
+    let dir = crate::support::tempdir("scrapes");
+    let a = unique("scrapes");
+    let _cleanup = Cleanup(vec![a.clone()]);
+    let cfg = dir.join("rules.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "events_reactor:\n  audit:\n    event: {{type: container, action: die, actor: {{name: {a}}}}}\n    log: {:?}\n",
+            dir.join("audit.jsonl").display().to_string()
+        ),
+    )
+    .expect("write config");
+    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
+    // Clients that ask and never read, and one that never finishes asking.
+    let mut idle = Vec::new();
+    for request in [
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /metr",
+    ] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", e.port)).expect("connect");
+        s.write_all(request.as_bytes()).expect("write");
+        idle.push(s);
+    }
+    let reloaded_before = e
+        .value(
+            "docker_events_exporter_config_last_reload_success_timestamp_seconds",
+            &[],
+        )
+        .expect("reload time");
+    let port = e.port;
+    let scrapers: Vec<_> = (0..20)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let (status, body) =
+                    crate::support::http_get(port, "/metrics").expect("a scrape answers");
+                (status, body.contains("docker_events_exporter_up 1\n"))
+            })
+        })
+        .collect();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &e.pid().to_string()])
+        .status();
+    for _ in 0..3 {
+        docker(&["run", "-d", "--name", &a, image, "sh", "-c", "exit 4"]);
+        wait_status(&a, "exited");
+        docker(&["rm", &a]);
+    }
+    for s in scrapers {
+        assert_eq!(s.join().expect("scraper"), (200, true));
+    }
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&a, &[("exit_code", "4")]),
+        3.0,
+    );
+    e.wait_for(
+        "docker_events_exporter_rule_matches_total",
+        &[("rule", "audit")],
+        3.0,
+    );
+    let s = e.scrape();
+    assert_eq!(
+        s.value("docker_container_starts_total", &container_labels(&a, &[])),
+        Some(3.0)
+    );
+    assert_eq!(
+        s.value("docker_events_exporter_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    let reloaded_after = s
+        .value(
+            "docker_events_exporter_config_last_reload_success_timestamp_seconds",
+            &[],
+        )
+        .expect("reload time");
+    assert!(reloaded_after > reloaded_before, "the SIGHUP reloaded");
+    drop(idle);
+    let _ = std::fs::remove_dir_all(dir);
+}
