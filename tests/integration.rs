@@ -19,6 +19,8 @@ mod reliability;
 mod resilience;
 #[path = "integration/rules.rs"]
 mod rules;
+#[path = "integration/security.rs"]
+mod security;
 #[path = "integration/stack.rs"]
 mod stack;
 #[path = "integration/tls.rs"]

@@ -144,12 +144,30 @@ impl Exporter {
         e
     }
 
+    /// Starts the exporter as an unprivileged user (65534, "nobody") when the tests run as
+    /// root, and waits until it is ready. (Run as non-root, the tests are unprivileged already.)
+    pub fn start_unprivileged(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let e = Self::spawn_with(args, env, true);
+        e.wait_ready();
+        e
+    }
+
     /// Starts the exporter without waiting for it to be ready.
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn_with(args, env, false)
+    }
+
+    fn spawn_with(args: &[&str], env: &[(&str, &str)], unprivileged: bool) -> Self {
+        use std::os::unix::process::CommandExt as _;
         let port = free_port();
         let log = std::env::temp_dir().join(format!("{}.log", unique("exporter")));
         let listen = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"));
+        if unprivileged && nix_is_root() {
+            // std drops the supplementary groups too when root sets a uid.
+            cmd.uid(NOBODY).gid(NOBODY);
+        }
+        let child = cmd
             .args(["--web.listen-address", &listen, "--log.level", "debug"])
             .args(args)
             .env_remove("DOCKER_HOST")
@@ -242,6 +260,16 @@ impl Drop for Exporter {
             let _ = std::fs::remove_file(&self.log);
         }
     }
+}
+
+/// The unprivileged user and group the exporter image runs as too.
+pub const NOBODY: u32 = 65534;
+
+pub fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 pub fn tail(s: &str, n: usize) -> String {
