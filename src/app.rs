@@ -52,11 +52,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let web = load_web_config(&cli)?;
     let listener = bind(&cli.listen_address).await?;
     tracing::info!(
         address = %listener.local_addr()?,
         path = %path,
         version = env!("CARGO_PKG_VERSION"),
+        web = %web.summary(),
         "serving metrics"
     );
 
@@ -91,9 +93,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         metrics,
         telemetry_path: path.clone(),
         scrapes: server::ScrapeLimits::default(),
+        auth: web.auth,
     });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.clone().cancelled_owned())
+    let served = server::serve(listener, app, web.tls, cancel.clone(), DRAIN_TIMEOUT)
         .await
         .context("serving HTTP");
     cancel.cancel();
@@ -106,6 +108,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     served
+}
+
+/// The `--web.config.file`, checked (every problem with its place), or plain HTTP without one.
+pub fn load_web_config(cli: &Cli) -> anyhow::Result<crate::web::WebConfig> {
+    match &cli.web_config_file {
+        Some(file) => Ok(crate::web::load(file)?),
+        None => Ok(crate::web::WebConfig {
+            tls: None,
+            auth: None,
+        }),
+    }
 }
 
 fn default_cert_path() -> PathBuf {

@@ -70,6 +70,16 @@ pub struct Cli {
     )]
     pub listen_address: String,
 
+    /// TLS and basic auth for the HTTP side, in the web config format Prometheus exporters
+    /// share (exporter-toolkit); check it with `promtool check web-config` or `check-config`.
+    #[arg(
+        global = true,
+        long = "web.config.file",
+        value_name = "FILE",
+        env = "DOCKER_EVENTS_EXPORTER_WEB_CONFIG_FILE"
+    )]
+    pub web_config_file: Option<PathBuf>,
+
     /// Path under which to expose metrics.
     #[arg(
         global = true,

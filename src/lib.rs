@@ -30,3 +30,4 @@ pub mod metrics;
 pub mod replay;
 pub mod rules;
 pub mod server;
+pub mod web;

@@ -7,7 +7,9 @@ use docker_events_exporter::{app, generate, logging, replay, rules};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
-        Some(Command::CheckConfig { file }) => return check_config(file),
+        Some(Command::CheckConfig { file }) => {
+            return check_config(file, cli.web_config_file.as_deref());
+        }
         Some(Command::GenerateEvents {
             events,
             containers,
@@ -55,13 +57,24 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("docker-events-exporter: error: {e:#}");
+            // Multi-line errors (every problem of a config file) end in a newline of their own.
+            let message = format!("{e:#}");
+            eprintln!("docker-events-exporter: error: {}", message.trim_end());
             ExitCode::FAILURE
         }
     }
 }
 
-fn check_config(file: &std::path::Path) -> ExitCode {
+fn check_config(file: &std::path::Path, web: Option<&std::path::Path>) -> ExitCode {
+    if let Some(web) = web {
+        match docker_events_exporter::web::load(web) {
+            Ok(w) => println!("{}: ok, {}", web.display(), w.summary()),
+            Err(errors) => {
+                eprint!("{errors}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     match rules::load(file) {
         Ok(r) => {
             let names: Vec<&str> = r.rules.iter().map(|r| r.name.as_str()).collect();

@@ -130,18 +130,29 @@ pub async fn run(cli: &Cli, file: &Path, serve: bool) -> anyhow::Result<()> {
         std::io::stdout().write_all(metrics.encode().as_bytes())?;
         return Ok(());
     }
+    let web = crate::app::load_web_config(cli)?;
     let listener = crate::app::bind(&cli.listen_address).await?;
-    tracing::info!(address = %listener.local_addr()?, "serving the replayed metrics; Ctrl-C to stop");
+    tracing::info!(address = %listener.local_addr()?, web = %web.summary(), "serving the replayed metrics; Ctrl-C to stop");
     let app = crate::server::router(crate::server::AppState {
         metrics,
         telemetry_path: cli.telemetry_path.clone(),
         scrapes: crate::server::ScrapeLimits::default(),
+        auth: web.auth,
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_ctrl_c = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_ctrl_c.cancel();
+    });
+    crate::server::serve(
+        listener,
+        app,
+        web.tls,
+        stop,
+        std::time::Duration::from_secs(5),
+    )
+    .await?;
     Ok(())
 }
 

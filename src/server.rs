@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use crate::metrics::Metrics;
 use crate::metrics::containers::CHUNK_BYTES;
+use crate::web::BasicAuth;
 
 /// The exposition format's content type, as Prometheus expects it.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -24,6 +25,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub telemetry_path: String,
     pub scrapes: ScrapeLimits,
+    /// Basic auth for every path, from `--web.config.file`.
+    pub auth: Option<Arc<BasicAuth>>,
 }
 
 /// How many scrapes may encode at once, and how long each may wait.
@@ -61,12 +64,103 @@ impl Default for ScrapeLimits {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let auth = state.auth.clone();
+    let router = Router::new()
         .route(&state.telemetry_path.clone(), get(metrics))
         .route("/", get(landing))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready))
-        .with_state(state)
+        .with_state(state);
+    match auth {
+        Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, basic_auth)),
+        None => router,
+    }
+}
+
+/// Lets a request in only with a valid `Authorization: Basic` header (every path, as
+/// exporter-toolkit does). bcrypt runs on a blocking thread.
+async fn basic_auth(
+    State(auth): State<Arc<BasicAuth>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let ok = tokio::task::spawn_blocking(move || auth.check(header.as_deref()))
+        .await
+        .unwrap_or(false);
+    if ok {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic")],
+            "Unauthorized\n",
+        )
+            .into_response()
+    }
+}
+
+/// How long a client has to complete its TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown`, over TLS if `tls` is given; then waits up to
+/// `drain` for open connections.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: tokio_util::sync::CancellationToken,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let Some(tls) = tls else {
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "HTTPS connection ended with an error");
+            }
+        });
+    }
+    let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
+    Ok(())
 }
 
 /// Chunks of a scrape in flight between the encoder and the connection: enough to keep both
@@ -176,6 +270,7 @@ mod tests {
             metrics: metrics.clone(),
             telemetry_path: "/custom".to_owned(),
             scrapes: ScrapeLimits::default(),
+            auth: None,
         };
         (router(state), metrics)
     }
@@ -252,6 +347,7 @@ mod tests {
             metrics: metrics.clone(),
             telemetry_path: "/metrics".to_owned(),
             scrapes: ScrapeLimits::new(1, Duration::from_secs(20), Duration::from_millis(300)),
+            auth: None,
         });
         let request = || {
             Request::get("/metrics")

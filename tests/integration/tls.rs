@@ -8,7 +8,7 @@ use crate::support::fake_engine::FakeEngine;
 use crate::support::{Exporter, tempdir, wait_until};
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
-fn make_certs(dir: &Path) {
+pub fn make_certs(dir: &Path) {
     let script = r#"set -e
 key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 key ca-key.pem
@@ -87,4 +87,144 @@ fn an_engine_certificate_from_another_ca_is_refused() {
     assert!(refused, "{}", e.log());
     assert_eq!(e.value("docker_events_exporter_up", &[]), Some(0.0));
     assert_eq!(engine.open_streams(), 0);
+}
+
+/// `curl` against the exporter's HTTPS side; returns (HTTP status, headers and body).
+fn curl(port: u16, ca: &Path, args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .args(args)
+        .arg(format!("https://localhost:{port}/metrics"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("none")
+        .to_owned();
+    (status, text)
+}
+
+#[test]
+fn web_config_serves_tls_and_basic_auth_to_a_real_client() {
+    let dir = tempdir("web-config");
+    make_certs(&dir);
+    let hash = bcrypt::hash("s3cret-pw", 6).expect("bcrypt");
+    let web = dir.join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: server-cert.pem\n  key_file: server-key.pem\nbasic_auth_users:\n  prometheus: {hash}\n"
+        ),
+    )
+    .expect("write web config");
+    // Prometheus' own checker accepts the same file.
+    let promtool = Command::new("promtool")
+        .args(["check", "web-config"])
+        .arg(&web)
+        .output()
+        .expect("promtool runs (apt-get install prometheus)");
+    assert!(
+        promtool.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&promtool.stdout),
+        String::from_utf8_lossy(&promtool.stderr)
+    );
+
+    let e = Exporter::spawn(&["--web.config.file", web.to_str().expect("utf-8")], &[]);
+    let ca = dir.join("ca.pem");
+    let ok = wait_until(crate::support::DEADLINE, || {
+        curl(e.port, &ca, &["-u", "prometheus:s3cret-pw"]).0 == "200"
+    });
+    assert!(ok, "no HTTPS answer; log:\n{}", e.log());
+    let (_, body) = curl(e.port, &ca, &["-u", "prometheus:s3cret-pw"]);
+    assert!(
+        body.contains("\ndocker_events_exporter_build_info{"),
+        "{body}"
+    );
+    let (status, head) = curl(e.port, &ca, &[]);
+    assert_eq!(status, "401");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: basic"),
+        "{head}"
+    );
+    assert_eq!(curl(e.port, &ca, &["-u", "prometheus:wrong"]).0, "401");
+    assert_eq!(curl(e.port, &ca, &["-u", "someone:s3cret-pw"]).0, "401");
+    // Plain HTTP gets no metrics.
+    let plain = crate::support::http_get(e.port, "/metrics");
+    assert!(
+        plain.as_ref().is_none_or(|(status, _)| *status != 200),
+        "{plain:?}"
+    );
+    let log = e.log();
+    assert!(
+        !log.contains(&hash) && !log.contains("s3cret-pw"),
+        "a secret in the log:\n{log}"
+    );
+    drop(e);
+
+    // Client certificates, required and verified against a CA.
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server-cert.pem\n  key_file: server-key.pem\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n",
+    )
+    .expect("write web config");
+    let e = Exporter::spawn(&["--web.config.file", web.to_str().expect("utf-8")], &[]);
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let with_cert = [
+        "--cert",
+        cert.to_str().expect("utf-8"),
+        "--key",
+        key.to_str().expect("utf-8"),
+    ];
+    let ok = wait_until(crate::support::DEADLINE, || {
+        curl(e.port, &ca, &with_cert).0 == "200"
+    });
+    assert!(
+        ok,
+        "no HTTPS answer with a client certificate; log:\n{}",
+        e.log()
+    );
+    assert_eq!(
+        curl(e.port, &ca, &[]).0,
+        "none",
+        "the handshake fails without a certificate"
+    );
+    drop(e);
+
+    // A file both checkers refuse: the exporter names the problem and its place, and exits.
+    std::fs::write(&web, "basic_auth_users:\n  prometheus: plain-text-pw\n").expect("write");
+    let promtool = Command::new("promtool")
+        .args(["check", "web-config"])
+        .arg(&web)
+        .output()
+        .expect("promtool runs");
+    assert!(
+        !promtool.status.success(),
+        "promtool accepted a plain password"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
+        .args([
+            "--web.config.file",
+            web.to_str().expect("utf-8"),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("run the exporter");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        format!(
+            "docker-events-exporter: error: 1 problem in the web config:\n{}:2:15: basic_auth_users: the password of \"prometheus\" is not a bcrypt hash; make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`\n",
+            web.display()
+        )
+    );
+    assert!(!stderr.contains("plain-text-pw"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
 }
