@@ -326,3 +326,69 @@ fn hanging_and_concurrent_scrapes_and_a_reload_leave_the_counts_exact() {
     drop(idle);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_hundred_cuts_at_random_moments_lose_nothing_and_count_nothing_twice() {
+    const RUNS: usize = 25;
+    let p = through_a_proxy("cuts");
+    let (proxy, e, a) = (&p.proxy, &p.exporter, p.a.clone());
+    // The container runs again and again while the connection is cut under it.
+    let runner = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            for _ in 0..RUNS {
+                docker(&["start", &a]);
+                wait_status(&a, "exited");
+            }
+        })
+    };
+    // A fixed pseudo-random sequence: the moments vary, the run is reproducible.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |range: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % range
+    };
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(20 + next(100)));
+        proxy.cut();
+        std::thread::sleep(std::time::Duration::from_millis(5 + next(50)));
+        proxy.restore();
+    }
+    runner.join().expect("runner");
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&a, &[("exit_code", "0")]),
+        1.0 + RUNS as f64,
+    );
+    let s = e.scrape();
+    assert_eq!(
+        s.value("docker_container_starts_total", &container_labels(&a, &[])),
+        Some(1.0 + RUNS as f64),
+        "log:\n{}",
+        crate::support::tail(&e.log(), 40)
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_restarts_total",
+            &container_labels(&a, &[])
+        ),
+        Some(RUNS as f64)
+    );
+    assert_eq!(
+        s.value("docker_events_exporter_decode_errors_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        s.value("docker_events_exporter_stream_gaps_total", &[]),
+        Some(0.0)
+    );
+    let reconnects = s
+        .value("docker_events_exporter_reconnects_total", &[])
+        .unwrap_or_default();
+    assert!(
+        reconnects >= 10.0,
+        "the cuts cut the stream: {reconnects} reconnects"
+    );
+}

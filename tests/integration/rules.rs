@@ -780,3 +780,98 @@ fn metric_action_counts_by_label_up_to_its_series_limit_and_throttle_holds() {
     );
     assert_eq!(actions(&e, "once per name", "log", "throttled"), Some(1.0));
 }
+
+/// Accepts connections and answers each after `delay`, or never (`None`); counts requests.
+fn slow_server(delay: Option<std::time::Duration>) -> (u16, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen: Arc<Mutex<usize>> = Arc::default();
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                *counter.lock().expect("lock") += 1;
+                match delay {
+                    Some(d) => {
+                        std::thread::sleep(d);
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                    }
+                    // Hold the connection open and say nothing, until the test ends.
+                    None => std::thread::sleep(std::time::Duration::from_secs(120)),
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn webhook_targets_that_refuse_hang_or_dawdle_never_hold_up_the_metrics() {
+    let image = test_image();
+    let dir = tempdir("rules-targets");
+    let name = unique("targets");
+    let refused = free_port();
+    let (hang, _) = slow_server(None);
+    let (slow, slow_seen) = slow_server(Some(std::time::Duration::from_millis(1500)));
+    let rule = |rule: &str, port: u16, timeout: &str| {
+        format!(
+            "  {rule}:\n    event: {{type: container, action: die, actor: {{name: \"{name}-*\"}}}}\n    \
+             webhook:\n      url: http://127.0.0.1:{port}/hook\n      retries: 0\n      timeout: {timeout}\n"
+        )
+    };
+    let cfg = config(
+        &dir,
+        &format!(
+            "events_reactor:\n{}{}{}",
+            rule("refused", refused, "2s"),
+            rule("hang", hang, "3s"),
+            rule("slow", slow, "10s")
+        ),
+    );
+    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
+    let names: Vec<String> = (0..5).map(|i| format!("{name}-{i}")).collect();
+    let _c = Cleanup(names.clone());
+    for n in &names {
+        docker(&["run", "-d", "--name", n, image, "sh", "-c", "exit 5"]);
+    }
+    for n in &names {
+        e.wait_for(
+            "docker_container_exits_total",
+            &crate::support::container_labels(n, &[("exit_code", "5")]),
+            1.0,
+        );
+    }
+    // Every exit is counted while the hanging target still holds its requests.
+    let hung = actions(&e, "hang", "webhook", "timeout").unwrap_or_default();
+    assert!(
+        hung < 5.0,
+        "the metrics waited for the hanging webhook ({hung} done)"
+    );
+    let settled = wait_until(DEADLINE, || {
+        actions(&e, "refused", "webhook", "failure") == Some(5.0)
+            && actions(&e, "hang", "webhook", "timeout") == Some(5.0)
+            && actions(&e, "slow", "webhook", "success") == Some(5.0)
+    });
+    assert!(
+        settled,
+        "refused {:?}, hang {:?}, slow {:?}; log:\n{}",
+        actions(&e, "refused", "webhook", "failure"),
+        actions(&e, "hang", "webhook", "timeout"),
+        actions(&e, "slow", "webhook", "success"),
+        crate::support::tail(&e.log(), 30)
+    );
+    assert_eq!(*slow_seen.lock().expect("lock"), 5);
+    assert_eq!(e.value("docker_events_exporter_up", &[]), Some(1.0));
+    let log = e.log();
+    assert!(log.contains("webhook"), "failures are logged");
+}
