@@ -7,6 +7,8 @@ mod support;
 
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/fuzz_corpus.rs"]
+mod fuzz_corpus;
 #[path = "integration/health.rs"]
 mod health;
 #[path = "integration/images.rs"]

@@ -565,4 +565,42 @@ mod tests {
         );
         assert_eq!(newest, 1_000_000_005);
     }
+
+    #[test]
+    fn hostile_lines_give_counted_errors_or_capped_values() {
+        let m = Arc::new(Metrics::new(&["team".to_owned()]).expect("metrics"));
+        let mut t = Tracker::new(m.clone(), Duration::from_secs(60), None);
+        let mut newest = 0;
+        let mut apply =
+            |line: &[u8]| process_line(line, None, &mut t, None, &m, &mut newest).is_applied();
+        // 20,000 attributes: decoded and applied; only the labels we use reach the metrics.
+        let many: String = (0..20_000).map(|i| format!(",\"k{i}\":\"v{i}\"")).collect();
+        let huge_map = format!(
+            r#"{{"Type":"container","Action":"create","Actor":{{"ID":"c1","Attributes":{{"name":"many"{many}}}}},"time":1,"timeNano":1000000001}}"#
+        );
+        assert!(apply(huge_map.as_bytes()));
+        // A name and a label value of 900 KB: the series' labels are cut to 256 bytes.
+        let big = "x".repeat(900 * 1024);
+        let big_label = format!(
+            r#"{{"Type":"container","Action":"create","Actor":{{"ID":"c2","Attributes":{{"name":"{big}","team":"{big}"}}}},"time":1,"timeNano":1000000002}}"#
+        );
+        assert!(apply(big_label.as_bytes()));
+        // Invalid UTF-8 inside a string: a counted error, not a replacement character.
+        let mut invalid =
+            br#"{"Type":"container","Action":"create","Actor":{"ID":"c3","Attributes":{"name":"#
+                .to_vec();
+        invalid.extend_from_slice(b"\"bad\xff\xfe\"}},\"time\":1}");
+        assert!(!apply(&invalid));
+        assert_eq!(m.decode_errors.get(), 1);
+        let text = m.encode();
+        let capped = "x".repeat(crate::metrics::tracker::MAX_LABEL_VALUE_BYTES);
+        assert!(
+            text.contains(&format!(
+                "docker_container_starts_total{{name=\"{capped}\",image=\"\",compose_project=\"\",compose_service=\"\",label_team=\"{capped}\"}} 0\n"
+            )),
+            "the 900 KB values are capped"
+        );
+        let longest = text.lines().map(str::len).max().unwrap_or(0);
+        assert!(longest < 1024, "a line of {longest} bytes");
+    }
 }
