@@ -258,6 +258,8 @@ impl Watch {
         let (reconcile_tx, mut reconciles) = mpsc::channel::<Reconcile>(1);
         let mut snapshot_task: Option<JoinHandle<()>> = None;
         let mut save_failing = false;
+        // The lines at the position matter only to a state file: no copy per event without one.
+        let keep_position = self.state_file.is_some();
         let mut delays = backoff();
         let mut subscribed_before = false;
         let mut body: Option<Incoming> = None;
@@ -287,7 +289,9 @@ impl Watch {
                                         let outcome = process_line(line, Some(&mut dedupe), tracker, reactor.as_mut(), metrics, &mut newest_nano);
                                         if let LineOutcome::Applied(ev) = outcome {
                                             good = true;
-                                            position.applied(ev.time_nano, line.trim_ascii());
+                                            if keep_position {
+                                                position.applied(ev.time_nano, line.trim_ascii());
+                                            }
                                             if ev.time_nano <= replay_until {
                                                 metrics.replayed_events.inc();
                                             }

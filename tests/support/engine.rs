@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use super::{IMAGE, docker_output, tempdir, test_image, unique, wait_until};
 
-/// The private engine's bridge and its address: a /24 unlikely to be in use.
-const BRIDGE_ADDRESS: &str = "172.31.250.1/24";
+/// Private engines started by this test process: each gets its own bridge and /24 (from
+/// 172.31.240.0/24 up, unlikely to be in use).
+static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 pub struct PrivateEngine {
     dir: PathBuf,
@@ -25,7 +26,10 @@ impl PrivateEngine {
         let dir = tempdir("engine");
         // containerd's sockets live under the exec root, and unix socket paths are short.
         let exec_root = PathBuf::from(format!("/tmp/{}", unique("x")));
-        let bridge = format!("deebr{}", std::process::id() % 100_000);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(n < 15, "more private engines than subnets set aside");
+        let bridge = format!("deebr{}-{n}", std::process::id() % 100_000);
+        let address = format!("172.31.{}.1/24", 240 + n);
         let ip = |args: &[&str]| {
             let out = Command::new("ip")
                 .args(args)
@@ -39,7 +43,7 @@ impl PrivateEngine {
             );
         };
         ip(&["link", "add", &bridge, "type", "bridge"]);
-        ip(&["addr", "add", BRIDGE_ADDRESS, "dev", &bridge]);
+        ip(&["addr", "add", &address, "dev", &bridge]);
         let mut e = Self {
             dir,
             bridge,
@@ -59,8 +63,12 @@ impl PrivateEngine {
         e
     }
 
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
+    }
+
     pub fn host(&self) -> String {
-        format!("unix://{}", self.dir.join("docker.sock").display())
+        format!("unix://{}", self.socket().display())
     }
 
     /// `docker -H <this engine> ARGS`; panics with stderr on failure.

@@ -201,7 +201,12 @@ impl Exporter {
     }
 
     pub fn scrape(&self) -> Scrape {
-        let (status, body) = http_get(self.port, "/metrics").expect("scrape /metrics");
+        let Some((status, body)) = http_get(self.port, "/metrics") else {
+            panic!(
+                "scrape /metrics failed; log tail:\n{}",
+                tail(&self.log(), 30)
+            );
+        };
         assert_eq!(status, 200, "{body}");
         Scrape::parse(&body)
     }
