@@ -8,7 +8,7 @@
 //! labels), not by container ID: a container recreated under the same name continues its
 //! counters. When no container holds a key any more, its series are dropped after the TTL.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +27,9 @@ pub const MAX_LABEL_VALUE_BYTES: usize = 256;
 /// Execs remembered per container between their create/start and their die. An exec that never
 /// dies (created, never started) would otherwise be kept until its container goes.
 pub const MAX_OPEN_EXECS_PER_CONTAINER: usize = 256;
+/// Destroyed containers remembered for [`Tracker::reconcile`]: more than a snapshot's worth
+/// of destroys in the time a snapshot takes.
+const MAX_DESTROYED_REMEMBERED: usize = 1024;
 /// Distinct unknown event kinds we log at `info` once each; after that they are only counted.
 const MAX_UNKNOWN_KINDS_LOGGED: usize = 64;
 
@@ -110,6 +113,9 @@ pub struct Tracker {
     inspect_tx: Option<mpsc::Sender<InspectRequest>>,
     seq: u64,
     unknown_logged: HashSet<(String, String)>,
+    /// Containers destroyed lately, with the `seq` of their destroy: a reconcile whose
+    /// snapshot predates the destroy must not bring them back.
+    destroyed: VecDeque<(u64, String)>,
 }
 
 struct Container {
@@ -165,6 +171,7 @@ impl Tracker {
             inspect_tx,
             seq: 0,
             unknown_logged: HashSet::new(),
+            destroyed: VecDeque::new(),
         }
     }
 
@@ -464,11 +471,23 @@ impl Tracker {
     ) -> u64 {
         let mut changes = 0;
         let present: HashSet<&str> = snaps.iter().map(|s| s.id.as_str()).collect();
+        // Not in the snapshot: removed in the gap, unless an event since the request made it
+        // (created after the snapshot was taken).
         let gone: Vec<String> = self
             .containers
-            .keys()
-            .filter(|id| !present.contains(id.as_str()))
-            .cloned()
+            .iter()
+            .filter(|(id, c)| !present.contains(id.as_str()) && c.seq <= seq)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let destroyed_since: HashSet<&str> = self
+            .destroyed
+            .iter()
+            .filter(|(at, _)| *at > seq)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        let snaps: Vec<&ContainerSnapshot> = snaps
+            .iter()
+            .filter(|s| !destroyed_since.contains(s.id.as_str()))
             .collect();
         for id in gone {
             let name = self.containers[&id].key[0].clone();
@@ -640,6 +659,10 @@ impl Tracker {
         self.set_health(id, None);
         if let Some(c) = self.containers.remove(id) {
             self.release(&c.key);
+            if self.destroyed.len() == MAX_DESTROYED_REMEMBERED {
+                self.destroyed.pop_front();
+            }
+            self.destroyed.push_back((self.seq, id.to_owned()));
         }
     }
 
@@ -1027,8 +1050,20 @@ mod tests {
         // A start after the snapshot is left to its event.
         let mut later = snap("c1", "web", ContainerState::Running, 60, 35);
         later.restart_count = 3;
-        assert_eq!(t.reconcile(&[later], 20, 50, t.seq()), 0);
+        assert_eq!(t.reconcile(&[later.clone()], 20, 50, t.seq()), 0);
         assert_eq!(value(&m, CONTAINER_STARTS, None), Some(2.0));
+        // Events between the snapshot request and its answer win: a container created since
+        // stays, one destroyed since does not come back.
+        let asked = t.seq();
+        t.apply(&event("create", "c7", 55, &[("name", "fresh")]));
+        t.apply(&event("destroy", "c1", 56, WEB));
+        assert_eq!(t.reconcile(&[later], 20, 50, asked), 0);
+        let text = m.encode();
+        assert!(text.contains("{name=\"fresh\""), "{text}");
+        assert_eq!(
+            value(&m, CONTAINER_STATE, Some(("state", "running"))),
+            Some(0.0)
+        );
     }
 
     #[test]
