@@ -101,7 +101,7 @@ pub struct Cli {
     )]
     pub series_ttl: Duration,
 
-    /// Docker container label to export as the Prometheus label label_<KEY> (repeatable; the
+    /// Docker container label to export as the Prometheus label `label_<KEY>` (repeatable; the
     /// environment variable takes a comma-separated list).
     #[arg(
         global = true,

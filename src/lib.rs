@@ -9,11 +9,17 @@
 //! - [`app`]: wiring: builds the parts, spawns the tasks, owns shutdown and the drain.
 //! - [`docker::endpoint`]: where the engine is (unix socket, tcp, TLS) and one HTTP/1 request to it.
 //! - [`docker::event`]: our own typed event, decoded from one line of `GET /events`.
-//! - [`docker::stream`]: the subscription: reconnect with backoff, resume with `since=`, dedupe.
+//! - [`docker::stream`]: the subscription: reconnect with backoff, resume with `since=`, dedupe,
+//!   gap detection and the reconcile after one.
+//! - [`docker::state`]: `--docker.state-file`: the stream's position across restarts.
 //! - [`docker`]: the engine client: version, info, ping, and container list/inspect via bollard.
 //! - [`metrics`]: the registry and the metric families (names, labels, buckets).
-//! - [`metrics::tracker`]: container state and the event -> metric rules, series expiry.
-//! - [`server`]: the axum router: `/metrics`, `/`, `/-/healthy`, `/-/ready`.
+//! - [`metrics::tracker`]: container state and the event -> metric rules, series expiry,
+//!   reconciling with the engine after a gap.
+//! - [`metrics::containers`]: the per-container series, kept compact and written as text.
+//! - [`server`]: the axum router: `/metrics`, `/`, `/-/healthy`, `/-/ready`; scrape limits;
+//!   serving over TLS.
+//! - [`web`]: `--web.config.file`: TLS and basic auth in the exporter-toolkit format.
 //! - [`rules`]: the rules config: loading and checking it, matchers, `%%key%%` templates.
 //! - [`actions`]: the action queue, batching, the worker pool, and each action kind.
 //! - [`replay`]: `replay FILE`: a saved event log through the same pipeline.

@@ -139,7 +139,7 @@ impl Action {
 
 #[derive(Debug)]
 pub struct RunAction {
-    /// argv[0] is a plain program name or path: no placeholders.
+    /// `argv[0]` is a plain program name or path: no placeholders.
     pub argv: Vec<Template>,
     pub timeout: Duration,
     pub env: Vec<(String, Template)>,
