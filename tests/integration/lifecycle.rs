@@ -161,13 +161,21 @@ fn oom_kill() {
     );
     // The engine may report one kill more than once (cgroup v1 can notify twice while the
     // process dies under load): the count must equal the engine's own.
-    let until = crate::support::now_secs();
-    let engine = crate::support::engine_event_count(&name, &since, &until, "oom", None);
-    assert!(engine >= 1, "the engine reported the OOM kill");
-    e.wait_for(
-        "docker_container_oom_kills_total",
-        &container_labels(&name, &[]),
-        engine as f64,
+    // The engine's oom event may come after its die (and, rarely, twice): wait until the
+    // exporter's count equals the engine's own, read at the same moment, and is at least 1.
+    let (mut engine, mut ours) = (0, None);
+    let agreed = crate::support::wait_until(crate::support::DEADLINE, || {
+        ours = e.value(
+            "docker_container_oom_kills_total",
+            &container_labels(&name, &[]),
+        );
+        let until = crate::support::now_secs();
+        engine = crate::support::engine_event_count(&name, &since, &until, "oom", None);
+        engine >= 1 && ours == Some(engine as f64)
+    });
+    assert!(
+        agreed,
+        "engine reported {engine} OOM kill(s), the exporter {ours:?}"
     );
     assert_eq!(
         e.value(
