@@ -43,16 +43,7 @@ pub struct WebConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for WebConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        writeln!(
-            f,
-            "{n} problem{} in the web config:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for e in &self.0 {
-            writeln!(f, "{e}")?;
-        }
-        Ok(())
+        crate::rules::write_problems(f, "the web config", &self.0)
     }
 }
 
@@ -130,7 +121,15 @@ struct Checker {
 
 impl Checker {
     fn err<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
-        let (line, column) = at.span().start().map_or((0, 0), |m| (m.line(), m.column()));
+        let place = at.span().start().map_or((0, 0), |m| (m.line(), m.column()));
+        self.err_at(place, message);
+    }
+
+    fn err_tls(&mut self, message: impl Into<String>) {
+        self.err_at(self.tls_at, message);
+    }
+
+    fn err_at(&mut self, (line, column): (usize, usize), message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.clone(),
             line,
@@ -139,14 +138,25 @@ impl Checker {
         });
     }
 
-    fn err_tls(&mut self, message: impl Into<String>) {
-        let (line, column) = self.tls_at;
-        self.errors.push(ConfigError {
-            file: self.file.clone(),
-            line,
-            column,
-            message: message.into(),
-        });
+    /// The certificates of the PEM file `key` names; a problem (unreadable, none in it) is
+    /// reported at the file's name.
+    fn certs(&mut self, key: &str, file: &Spanned<String>) -> Option<Vec<CertificateDer<'static>>> {
+        let certs = CertificateDer::pem_file_iter(self.path(file))
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>());
+        match certs {
+            Ok(certs) if !certs.is_empty() => Some(certs),
+            Ok(_) => {
+                self.err(
+                    file,
+                    format!("{key} {}: no certificate in it", file.as_str()),
+                );
+                None
+            }
+            Err(e) => {
+                self.err(file, format!("{key} {}: {e}", file.as_str()));
+                None
+            }
+        }
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -334,22 +344,7 @@ fn tls(c: &mut Checker, t: &Spanned<RawTls>) -> Option<Arc<rustls::ServerConfig>
     };
     let min = version(c, &t.min_version, &rustls::version::TLS12);
     let max = version(c, &t.max_version, &rustls::version::TLS13);
-    let chain: Vec<CertificateDer<'static>> = match CertificateDer::pem_file_iter(c.path(cert_file))
-        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-    {
-        Ok(chain) if !chain.is_empty() => chain,
-        Ok(_) => {
-            c.err(
-                cert_file,
-                format!("cert_file {}: no certificate in it", cert_file.as_str()),
-            );
-            return None;
-        }
-        Err(e) => {
-            c.err(cert_file, format!("cert_file {}: {e}", cert_file.as_str()));
-            return None;
-        }
-    };
+    let chain = c.certs("cert_file", cert_file)?;
     let key = match PrivateKeyDer::from_pem_file(c.path(key_file)) {
         Ok(k) => k,
         Err(e) => {
@@ -398,25 +393,8 @@ fn tls(c: &mut Checker, t: &Spanned<RawTls>) -> Option<Arc<rustls::ServerConfig>
         }
         (Some(required), Some(ca_file)) => {
             let mut roots = rustls::RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(c.path(ca_file))
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>());
-            match certs {
-                Ok(certs) if !certs.is_empty() => {
-                    for cert in certs {
-                        if let Err(e) = roots.add(cert) {
-                            c.err(ca_file, format!("client_ca_file {}: {e}", ca_file.as_str()));
-                            return None;
-                        }
-                    }
-                }
-                Ok(_) => {
-                    c.err(
-                        ca_file,
-                        format!("client_ca_file {}: no certificate in it", ca_file.as_str()),
-                    );
-                    return None;
-                }
-                Err(e) => {
+            for cert in c.certs("client_ca_file", ca_file)? {
+                if let Err(e) = roots.add(cert) {
                     c.err(ca_file, format!("client_ca_file {}: {e}", ca_file.as_str()));
                     return None;
                 }

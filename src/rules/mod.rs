@@ -57,17 +57,23 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        writeln!(
-            f,
-            "{n} problem{} in the rules config:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for e in &self.0 {
-            writeln!(f, "{e}")?;
-        }
-        Ok(())
+        write_problems(f, "the rules config", &self.0)
     }
+}
+
+/// `N problem(s) in WHAT:` and then each problem on its own line: how every config file's
+/// problems are shown.
+pub fn write_problems(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    errors: &[ConfigError],
+) -> fmt::Result {
+    let n = errors.len();
+    writeln!(f, "{n} problem{} in {what}:", if n == 1 { "" } else { "s" })?;
+    for e in errors {
+        writeln!(f, "{e}")?;
+    }
+    Ok(())
 }
 
 impl std::error::Error for ConfigErrors {}
