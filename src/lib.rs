@@ -25,11 +25,14 @@
 //! - [`replay`]: `replay FILE`: a saved event log through the same pipeline.
 //! - [`generate`]: realistic event files for replay and benchmarks.
 //! - [`logging`]: tracing set-up (logfmt or JSON).
+//! - `fuzzing` (hidden): the fuzz targets' bodies, shared with the corpus replay in the tests.
 
 pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod docker;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod logging;
 pub mod metrics;

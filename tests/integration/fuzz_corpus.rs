@@ -1,17 +1,12 @@
 //! The fuzzers' corpora (fuzz/corpus/, kept in the repository) replayed through the same
 //! functions on the stable toolchain, so that every input the fuzzers found interesting, and
-//! every crash they ever found (fuzz/regressions/), stays a test. `scripts/fuzz.sh` runs the
+//! every crash they ever found (fuzz/regressions/), stays a test. The bodies are the fuzz
+//! targets' own (`docker_events_exporter::fuzzing`). `scripts/fuzz.sh` runs the
 //! fuzzers themselves (nightly, cargo-fuzz).
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use docker_events_exporter::docker::event::Event;
-use docker_events_exporter::docker::stream::{Dedupe, process_line};
-use docker_events_exporter::metrics::{Metrics, Tracker};
-use docker_events_exporter::rules::config::compile;
-use docker_events_exporter::rules::template::{Context, Template};
+use docker_events_exporter::fuzzing;
 
 use crate::support::repo_root;
 
@@ -40,17 +35,11 @@ fn decode_and_apply_corpus() {
         "the corpus is missing: {}",
         inputs.len()
     );
-    let m = Arc::new(Metrics::new(&["com.example.team".to_owned()]).expect("metrics"));
-    let mut t = Tracker::new(m.clone(), Duration::from_secs(60), None);
-    let mut d = Dedupe::default();
-    let mut newest = 0;
+    let mut target = fuzzing::DecodeAndApply::default();
     for (_, data) in &inputs {
-        for line in data.split(|b| *b == b'\n') {
-            let _ = process_line(line, Some(&mut d), &mut t, None, &m, &mut newest);
-        }
+        target.input(data);
     }
-    t.sweep();
-    let text = m.encode();
+    let text = target.finish();
     assert!(
         text.contains("docker_events_total{"),
         "the seeds are real events"
@@ -61,43 +50,16 @@ fn decode_and_apply_corpus() {
 fn rules_config_corpus() {
     let inputs = inputs("rules_config");
     assert!(inputs.len() >= 5, "the corpus is missing: {}", inputs.len());
-    for (path, data) in &inputs {
-        let Ok(text) = std::str::from_utf8(data) else {
-            continue;
-        };
-        if let Err(errors) = compile("corpus.yml", text) {
-            let shown = errors.to_string();
-            assert!(shown.contains("corpus.yml"), "{}: {shown}", path.display());
-        }
+    for (_, data) in &inputs {
+        fuzzing::rules_config(data);
     }
 }
 
 #[test]
 fn template_corpus() {
-    const CAP: usize = 4096;
     let inputs = inputs("template");
     assert!(inputs.len() >= 4, "the corpus is missing: {}", inputs.len());
-    for (path, data) in &inputs {
-        let Some(split) = data.iter().position(|b| *b == 0) else {
-            continue;
-        };
-        let (Ok(template), Ok(event)) = (
-            std::str::from_utf8(&data[..split]),
-            Event::decode(&data[split + 1..]),
-        ) else {
-            continue;
-        };
-        let Ok(t) = Template::parse(template) else {
-            continue;
-        };
-        let events = [Arc::new(event)];
-        let ctx = Context {
-            events: &events,
-            rule: "fuzz",
-            host: "host",
-            ip: Some("10.0.0.1"),
-        };
-        let out = t.render(&ctx, CAP);
-        assert!(out.len() <= CAP, "{}: {} bytes", path.display(), out.len());
+    for (_, data) in &inputs {
+        fuzzing::template(data);
     }
 }

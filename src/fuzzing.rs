@@ -1,0 +1,110 @@
+//! The fuzz targets' bodies, shared by `fuzz/` (cargo-fuzz, nightly) and by the test suite's
+//! replay of their corpora (stable), so that both run exactly the same code and checks. Each
+//! panics on what must never happen; bad input itself is fine.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::docker::event::Event;
+use crate::docker::stream::{Dedupe, process_line};
+use crate::metrics::{Metrics, Tracker};
+use crate::rules::config::compile;
+use crate::rules::template::{Context, Template};
+
+/// The size cap `template` renders with.
+pub const TEMPLATE_CAP: usize = 4096;
+
+/// Any bytes as event lines, through the live stream's own `process_line` on a long-lived
+/// tracker (so that sequences of events are explored too). Every 1000 inputs the series are
+/// swept and the exposition written.
+pub struct DecodeAndApply {
+    metrics: Arc<Metrics>,
+    tracker: Tracker,
+    dedupe: Dedupe,
+    newest: i64,
+    inputs: u64,
+}
+
+impl Default for DecodeAndApply {
+    fn default() -> Self {
+        let metrics = Arc::new(
+            // One allow-listed label, so that label values reach the metrics too. A fixed,
+            // valid label name cannot fail.
+            Metrics::new(&["com.example.team".to_owned()]).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let tracker = Tracker::new(metrics.clone(), Duration::from_secs(60), None);
+        Self {
+            metrics,
+            tracker,
+            dedupe: Dedupe::default(),
+            newest: 0,
+            inputs: 0,
+        }
+    }
+}
+
+impl DecodeAndApply {
+    pub fn input(&mut self, data: &[u8]) {
+        for line in data.split(|b| *b == b'\n') {
+            let _ = process_line(
+                line,
+                Some(&mut self.dedupe),
+                &mut self.tracker,
+                None,
+                &self.metrics,
+                &mut self.newest,
+            );
+        }
+        self.inputs += 1;
+        if self.inputs % 1000 == 0 {
+            self.finish();
+        }
+    }
+
+    /// Sweeps the series and returns the exposition.
+    pub fn finish(&mut self) -> String {
+        self.tracker.sweep();
+        self.metrics.encode()
+    }
+}
+
+/// Any text as a rules file, with every check start-up runs: an error must name the file.
+pub fn rules_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(errors) = compile("fuzz.yml", text) {
+        let shown = errors.to_string();
+        assert!(shown.contains("fuzz.yml"), "{shown}");
+    }
+}
+
+/// A template, a NUL byte, then an event line: the template rendered against the event must
+/// respect the size cap.
+pub fn template(data: &[u8]) {
+    let Some(split) = data.iter().position(|b| *b == 0) else {
+        return;
+    };
+    let (Ok(template), Ok(event)) = (
+        std::str::from_utf8(&data[..split]),
+        Event::decode(&data[split + 1..]),
+    ) else {
+        return;
+    };
+    let Ok(t) = Template::parse(template) else {
+        return;
+    };
+    let events = [Arc::new(event)];
+    let ctx = Context {
+        events: &events,
+        rule: "fuzz",
+        host: "host",
+        ip: Some("10.0.0.1"),
+    };
+    let out = t.render(&ctx, TEMPLATE_CAP);
+    assert!(
+        out.len() <= TEMPLATE_CAP,
+        "{} bytes past the cap of {TEMPLATE_CAP}",
+        out.len()
+    );
+}
