@@ -207,13 +207,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
             }
         };
         let mut out = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
-        let sent = m.encode_chunks(&mut out, &mut |chunk| {
+        m.encode_chunks(&mut out, &mut |chunk| {
             let full = std::mem::replace(chunk, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4));
             send(Bytes::from(full))
         });
-        if sent && !out.is_empty() {
-            send(Bytes::from(out));
-        }
     });
     let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()

@@ -207,8 +207,9 @@ impl ContainerSeries {
         self.cells.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes every container family to `out`, handing it to `flush` whenever it passes
-    /// [`CHUNK_BYTES`]; stops early when `flush` returns false (the client went away).
+    /// Writes every container family after what `out` holds, handing `out` to `flush` whenever
+    /// it passes [`CHUNK_BYTES`] and once more at the end (if anything is left); stops early
+    /// when `flush` returns false (the client went away), and returns that.
     pub fn encode(&self, out: &mut Vec<u8>, flush: &mut dyn FnMut(&mut Vec<u8>) -> bool) -> bool {
         // A snapshot of the table: the tracker may add and remove label sets while we write.
         let cells: Vec<Arc<Cell>> = self.table().values().cloned().collect();
@@ -327,6 +328,10 @@ impl ContainerSeries {
                 w.lines_by(CONTAINER_STATE, labels, "state", values);
             },
         );
+        if w.open && !w.out.is_empty() {
+            w.open = (w.flush)(w.out);
+            w.out.clear();
+        }
         w.open
     }
 }
@@ -541,12 +546,10 @@ mod tests {
 
     fn text(t: &ContainerSeries) -> String {
         let mut all = Vec::new();
-        let mut out = Vec::new();
-        t.encode(&mut out, &mut |chunk| {
+        t.encode(&mut Vec::new(), &mut |chunk| {
             all.extend_from_slice(chunk);
             true
         });
-        all.extend_from_slice(&out);
         String::from_utf8(all).expect("utf-8")
     }
 
@@ -636,11 +639,16 @@ mod tests {
             true
         }));
         assert!(sizes.len() > 3, "{sizes:?}");
+        let (last, full) = sizes.split_last().expect("chunks");
         assert!(
-            sizes
-                .iter()
+            full.iter()
                 .all(|n| (CHUNK_BYTES..CHUNK_BYTES + 1024).contains(n))
         );
+        assert!(
+            (1..CHUNK_BYTES).contains(last),
+            "the rest, flushed at the end"
+        );
+        assert!(out.is_empty(), "nothing left behind");
         let whole = text(&t);
         assert_eq!(whole.matches("docker_container_state{").count(), 5000 * 6);
         assert!(whole.ends_with("state=\"dead\"} 0\n"));

@@ -220,19 +220,17 @@ impl Metrics {
     /// The text exposition of every family, whole.
     pub fn encode(&self) -> String {
         let mut all = Vec::new();
-        let mut out = Vec::new();
-        self.encode_chunks(&mut out, &mut |chunk| {
+        self.encode_chunks(&mut Vec::new(), &mut |chunk| {
             all.extend_from_slice(chunk);
             true
         });
-        all.extend_from_slice(&out);
         // Both writers write UTF-8 only: the registry's encoder and ours copy UTF-8 strings.
         String::from_utf8(all).unwrap_or_default()
     }
 
     /// The text exposition, handed to `flush` in chunks of about
-    /// [`containers::CHUNK_BYTES`]; what is left in `out` at the end is the last chunk. Returns
-    /// false if `flush` did (the reader went away).
+    /// [`containers::CHUNK_BYTES`], the last one smaller (`out` is the buffer; it ends empty).
+    /// Returns false if `flush` did (the reader went away).
     pub fn encode_chunks(
         &self,
         out: &mut Vec<u8>,
