@@ -12,19 +12,7 @@ fn passing_and_failing_healthchecks() {
     let since = now_secs();
     let (good, bad) = (unique("healthy"), unique("unhealthy"));
     let _c = Cleanup(vec![good.clone(), bad.clone()]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &good,
-        "--health-cmd",
-        "true",
-        "--health-interval",
-        "1s",
-        image,
-        "sleep",
-        "300",
-    ]);
+    crate::support::run_healthy(&good);
     docker(&[
         "run",
         "-d",

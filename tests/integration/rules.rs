@@ -274,12 +274,7 @@ fn ip_placeholder_is_the_containers_address() {
         &[("rule", "ip"), ("action", "run"), ("outcome", "success")],
         1.0,
     );
-    let ip = docker(&[
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        &name,
-    ]);
+    let ip = crate::support::container_ip(&name);
     assert!(!ip.is_empty());
     assert_eq!(lines(&out), [format!("[\"{ip}\"]")]);
 }

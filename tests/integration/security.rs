@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::support::proxy::ReadOnlyProxy;
 use crate::support::{
-    Cleanup, DEADLINE, Exporter, container_labels, docker, tempdir, test_image, unique, wait_until,
+    Cleanup, DEADLINE, Exporter, container_labels, docker, tempdir, unique, wait_until,
 };
 
 /// Sends one raw request through the proxy socket; returns the status line.
@@ -21,7 +21,6 @@ fn raw(socket: &Path, request: &str) -> String {
 
 #[test]
 fn works_unprivileged_through_a_read_only_socket_proxy() {
-    let image = test_image();
     let proxy = ReadOnlyProxy::start(Path::new("/var/run/docker.sock"));
     // The proxy really refuses: a write and an unlisted read.
     assert_eq!(
@@ -76,30 +75,13 @@ fn works_unprivileged_through_a_read_only_socket_proxy() {
         ],
         &[("DOCKER_HOST", host.as_str())],
     );
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--health-cmd",
-        "true",
-        "--health-interval",
-        "1s",
-        image,
-        "sleep",
-        "300",
-    ]);
+    crate::support::run_healthy(&name);
     e.wait_for(
         "docker_container_health_status",
         &container_labels(&name, &[("status", "healthy")]),
         1.0,
     );
-    let ip = docker(&[
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        &name,
-    ]);
+    let ip = crate::support::container_ip(&name);
     assert!(!ip.is_empty());
     docker(&["kill", &name]);
     e.wait_for(

@@ -219,19 +219,7 @@ fn real_prometheus_fires_crash_loop_and_oom_alerts_and_every_panel_returns_data(
         healthy.clone(),
     ]);
     docker(&["run", "-d", "--name", &stopped, image, "sleep", "300"]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &healthy,
-        "--health-cmd",
-        "true",
-        "--health-interval",
-        "1s",
-        image,
-        "sleep",
-        "300",
-    ]);
+    crate::support::run_healthy(&healthy);
     docker(&[
         "run",
         "-d",

@@ -382,6 +382,19 @@ impl Scrape {
             .map(|(_, _, v)| *v)
     }
 
+    /// Asserts that a resume lost nothing: no gap reported, and at least `min_replayed`
+    /// events recovered from the engine's buffer (`what` says which).
+    pub fn assert_resumed_without_gap(&self, min_replayed: f64, what: &str) {
+        assert_eq!(
+            self.value("docker_events_exporter_stream_gaps_total", &[]),
+            Some(0.0)
+        );
+        let replayed = self
+            .value("docker_events_exporter_replayed_events_total", &[])
+            .unwrap_or_default();
+        assert!(replayed >= min_replayed, "{what} replayed, saw {replayed}");
+    }
+
     /// Every series of `name` whose labels include these.
     pub fn matching(
         &self,
@@ -414,6 +427,33 @@ pub fn container_labels<'a>(
     ];
     l.extend_from_slice(extra);
     l
+}
+
+/// Starts `sleep 300` in a container whose healthcheck (`true`, every second) passes.
+pub fn run_healthy(name: &str) {
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        test_image(),
+        "sleep",
+        "300",
+    ]);
+}
+
+/// The container's IP address, as `docker inspect` gives it (empty without one).
+pub fn container_ip(name: &str) -> String {
+    docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        name,
+    ])
 }
 
 /// Waits until `docker inspect` shows the container in `status` (e.g. "exited").
