@@ -28,8 +28,13 @@ impl Code {
 
     /// Exit codes are 0..=255 on Linux (-1 when the engine could not tell).
     pub fn exit(code: Option<&str>) -> Self {
-        match code.and_then(|c| c.parse::<i16>().ok()) {
-            Some(c @ -1..=255) => Self(c),
+        Self::exit_number(code.and_then(|c| c.parse().ok()))
+    }
+
+    /// The same for a number, as `docker inspect` gives it.
+    pub fn exit_number(code: Option<i64>) -> Self {
+        match code {
+            Some(c @ -1..=255) => Self(i16::try_from(c).unwrap_or(i16::MIN)),
             _ => Self::OTHER,
         }
     }

@@ -543,8 +543,7 @@ impl Tracker {
                     changes += 1;
                 }
                 if missed_exit.is_some() {
-                    let code = snap.exit_code.map(|c| c.to_string());
-                    bump(&mut d.exits, Code::exit(code.as_deref()));
+                    bump(&mut d.exits, Code::exit_number(snap.exit_code));
                     if snap.oom_killed {
                         d.oom_kills += 1;
                     }
