@@ -46,6 +46,7 @@ impl Default for DecodeAndApply {
 impl DecodeAndApply {
     pub fn input(&mut self, data: &[u8]) {
         for line in data.split(|b| *b == b'\n') {
+            same_event_both_ways(line);
             let _ = process_line(
                 line,
                 Some(&mut self.dedupe),
@@ -65,6 +66,32 @@ impl DecodeAndApply {
     pub fn finish(&mut self) -> String {
         self.tracker.sweep();
         self.metrics.encode()
+    }
+}
+
+/// A line the fast decoding path takes must be one the general path decodes to the same event.
+fn same_event_both_ways(line: &[u8]) {
+    let Ok(text) = std::str::from_utf8(line.trim_ascii()) else {
+        return;
+    };
+    let (fast, general) = Event::decode_paths(text);
+    if let Some(fast) = fast {
+        let json = |e: &Event| {
+            let mut out = String::new();
+            e.write_json(&mut out);
+            out
+        };
+        let (fast_json, general_json) = (json(&fast), general.as_ref().map(json));
+        assert_eq!(
+            Ok(fast),
+            general,
+            "the two decoding paths differ on {text:?}"
+        );
+        assert_eq!(
+            Ok(fast_json),
+            general_json,
+            "the two payloads differ on {text:?}"
+        );
     }
 }
 

@@ -24,6 +24,7 @@
 //! - [`actions`]: the action queue, batching, the worker pool, and each action kind.
 //! - [`replay`]: `replay FILE`: a saved event log through the same pipeline.
 //! - [`generate`]: realistic event files for replay and benchmarks.
+//! - [`json`]: JSON strings, fast: finding a string's end, writing one escaped.
 //! - [`logging`]: tracing set-up (logfmt or JSON).
 //! - `fuzzing` (hidden): the fuzz targets' bodies, shared with the corpus replay in the tests.
 
@@ -34,6 +35,7 @@ pub mod docker;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod generate;
+pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod replay;

@@ -71,8 +71,8 @@ fn digest(ctx: &Context<'_>) -> String {
                     .ok()
             })
             .unwrap_or_else(|| ev.time_nano.to_string());
-        let who = ev.attr("name").unwrap_or(&ev.actor_id);
-        let mut line = format!("{when}  {} {}  {who}", ev.type_name, ev.action);
+        let who = ev.attr("name").unwrap_or(ev.actor_id());
+        let mut line = format!("{when}  {} {}  {who}", ev.type_name(), ev.action());
         if let Some(code) = ev.attr("exitCode") {
             line.push_str(&format!("  exit code {code}"));
         }

@@ -7,6 +7,7 @@
 
 pub mod endpoint;
 pub mod event;
+mod scan;
 pub mod state;
 pub mod stream;
 

@@ -131,7 +131,7 @@ struct Container {
     last_finished_nano: Option<i64>,
     /// The engine's count of restart-policy restarts, when last asked.
     restart_count: Option<i64>,
-    execs: HashMap<String, OpenExec>,
+    execs: FastMap<String, OpenExec>,
     /// `seq` of the last event that set `state` or `health`.
     seq: u64,
 }
@@ -212,7 +212,7 @@ impl Tracker {
             last_started_nano: snap.started_at_nano,
             last_finished_nano: snap.finished_at_nano,
             restart_count: Some(snap.restart_count),
-            execs: HashMap::new(),
+            execs: FastMap::default(),
             seq: 0,
         };
         self.insert_container(snap.id.clone(), c);
@@ -252,7 +252,7 @@ impl Tracker {
     fn apply_container(&mut self, ev: &Event) {
         self.seq += 1;
         let seq = self.seq;
-        let id = ev.actor_id.as_str();
+        let id = ev.actor_id();
         if id.is_empty() {
             return;
         }
@@ -278,7 +278,7 @@ impl Tracker {
                     last_started_nano: None,
                     last_finished_nano: None,
                     restart_count: None,
-                    execs: HashMap::new(),
+                    execs: FastMap::default(),
                     seq,
                 },
             );
@@ -612,7 +612,7 @@ impl Tracker {
     }
 
     fn log_unknown(&mut self, ev: &Event) {
-        let kind = (ev.type_name.clone(), ev.verb().to_owned());
+        let kind = (ev.type_name().to_owned(), ev.verb().to_owned());
         if self.unknown_logged.len() < MAX_UNKNOWN_KINDS_LOGGED
             && !self.unknown_logged.contains(&kind)
         {
@@ -800,7 +800,7 @@ fn cap(s: &str) -> String {
 /// The repository a pull or push names, without tag or digest: one series per repository, not
 /// per tag or digest, which CI pipelines create without end.
 fn image_label(ev: &Event) -> String {
-    cap(repository(&ev.actor_id))
+    cap(repository(ev.actor_id()))
 }
 
 fn repository(reference: &str) -> &str {
@@ -824,19 +824,14 @@ mod tests {
     };
 
     fn event(action: &str, id: &str, time_nano: i64, attrs: &[(&str, &str)]) -> Event {
-        Event {
-            object: ObjectType::Container,
-            type_name: "container".into(),
-            action: action.into(),
-            verb: crate::docker::event::Verb::parse(crate::docker::event::verb_of(action)),
-            actor_id: id.into(),
-            attributes: attrs
-                .iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect(),
-            scope: "local".into(),
+        Event::new(
+            "container",
+            action,
+            id,
+            attrs.iter().copied(),
+            "local",
             time_nano,
-        }
+        )
     }
 
     fn tracker() -> (Tracker, Arc<Metrics>) {

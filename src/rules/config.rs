@@ -293,6 +293,7 @@ impl Checker<'_> {
             throttle,
             batch,
             uses_ip,
+            series: Default::default(),
         })
     }
 
@@ -351,7 +352,7 @@ impl Checker<'_> {
                 }
             }
         }
-        Some(m)
+        Some(m.indexed())
     }
 
     fn run(&mut self, node: &Node, body: &MarkedMappingNode, place: &str) -> Option<RunAction> {

@@ -8,7 +8,10 @@
 use globset::{Glob, GlobMatcher};
 use regex::{Regex, RegexBuilder};
 
-use crate::docker::event::Event;
+use crate::docker::event::{Event, ObjectType, Verb, verb_of};
+
+/// What globset reads as more than a literal character.
+const GLOB_SYNTAX: &[char] = &['*', '?', '[', ']', '{', '}', '\\'];
 
 /// Compiled size limit of one regex: a config cannot make us allocate without bound.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -16,6 +19,9 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 #[derive(Debug, Clone)]
 enum Pattern {
     Exact(String),
+    /// A glob of a literal and one `*` after it (`shop-*`), the usual kind: a prefix test
+    /// instead of an automaton.
+    Prefix(String),
     Glob(GlobMatcher),
     Regex(Regex),
 }
@@ -33,6 +39,11 @@ impl Pattern {
                 .map(Self::Regex)
                 .map_err(|e| format!("invalid regex /{inner}/: {}", last_line(&e.to_string())));
         }
+        if let Some(prefix) = s.strip_suffix('*')
+            && !prefix.contains(GLOB_SYNTAX)
+        {
+            return Ok(Self::Prefix(prefix.to_owned()));
+        }
         if s.contains(['*', '?', '[']) {
             return Glob::new(s)
                 .map(|g| Self::Glob(g.compile_matcher()))
@@ -44,6 +55,7 @@ impl Pattern {
     fn is_match(&self, v: &str) -> bool {
         match self {
             Self::Exact(x) => x == v,
+            Self::Prefix(p) => v.starts_with(p.as_str()),
             Self::Glob(g) => g.is_match(v),
             Self::Regex(r) => r.is_match(v),
         }
@@ -79,6 +91,19 @@ impl ValueMatcher {
         Ok(m)
     }
 
+    /// The exact values one of which a value must equal to match; `None` when it may match
+    /// others too (globs, regexes, or only negations).
+    fn exact_values(&self) -> Option<impl Iterator<Item = &str>> {
+        let all_exact =
+            !self.any.is_empty() && self.any.iter().all(|p| matches!(p, Pattern::Exact(_)));
+        all_exact.then(|| {
+            self.any.iter().filter_map(|p| match p {
+                Pattern::Exact(x) => Some(x.as_str()),
+                _ => None,
+            })
+        })
+    }
+
     pub fn is_match(&self, v: &str) -> bool {
         (self.any.is_empty() || self.any.iter().any(|p| p.is_match(v)))
             && !self.none.iter().any(|p| p.is_match(v))
@@ -95,18 +120,64 @@ pub struct EventMatcher {
     pub scope: Option<ValueMatcher>,
     pub actor_id: Option<ValueMatcher>,
     pub attributes: Vec<(String, ValueMatcher)>,
+    /// Object types and verbs an event must have to match: with most rules naming a type and
+    /// an action outright, two bit tests turn most events away before any string is compared.
+    kinds: Kinds,
 }
 
+/// Sets of object types and verbs, one bit each.
+#[derive(Debug, Clone, Copy)]
+struct Kinds {
+    objects: u16,
+    verbs: u64,
+}
+
+impl Default for Kinds {
+    fn default() -> Self {
+        Self {
+            objects: u16::MAX,
+            verbs: u64::MAX,
+        }
+    }
+}
+
+const _: () = assert!(ObjectType::COUNT <= 16 && Verb::COUNT <= 64);
+
 impl EventMatcher {
+    /// Works out which object types and verbs the matcher can match at all. Until this is
+    /// called, it tries every event.
+    pub fn indexed(mut self) -> Self {
+        let mut kinds = Kinds::default();
+        if let Some(exact) = self.typ.as_ref().and_then(ValueMatcher::exact_values) {
+            // An event's object type is parsed from its `Type`: equal types, equal objects.
+            kinds.objects = exact.fold(0, |m, t| m | 1 << ObjectType::parse(t).index());
+        }
+        if let Some(exact) = self.action.as_ref().and_then(ValueMatcher::exact_values) {
+            // A value matches the verb or the whole action; either way the event's verb is
+            // the verb of the value.
+            kinds.verbs = exact.fold(0, |m, a| {
+                m | 1 << Verb::parse(a).index() | 1 << Verb::parse(verb_of(a)).index()
+            });
+        }
+        self.kinds = kinds;
+        self
+    }
+
+    fn kinds_admit(&self, ev: &Event) -> bool {
+        (self.kinds.objects & (1 << ev.object.index())) != 0
+            && (self.kinds.verbs & (1 << ev.verb.index())) != 0
+    }
+
     pub fn is_match(&self, ev: &Event) -> bool {
         let ok = |m: &Option<ValueMatcher>, v: &str| m.as_ref().is_none_or(|m| m.is_match(v));
-        ok(&self.typ, &ev.type_name)
+        self.kinds_admit(ev)
+            && ok(&self.typ, ev.type_name())
             && self
                 .action
                 .as_ref()
-                .is_none_or(|m| m.is_match(ev.verb()) || m.is_match(&ev.action))
-            && ok(&self.scope, &ev.scope)
-            && ok(&self.actor_id, &ev.actor_id)
+                .is_none_or(|m| m.is_match(ev.verb()) || m.is_match(ev.action()))
+            && ok(&self.scope, ev.scope())
+            && ok(&self.actor_id, ev.actor_id())
             && self
                 .attributes
                 .iter()
@@ -134,6 +205,80 @@ mod tests {
         assert!(m(&["a", "b*"]).is_match("bee"));
         assert!(!m(&["web-*", "!web-test"]).is_match("web-test"));
         assert!(m(&["!x"]).is_match(""), "absent is empty, and not x");
+        // Prefix globs match as globset would: `*` takes anything, `/` and nothing included.
+        for (glob, value, want) in [
+            ("shop-*", "shop-api-1", true),
+            ("shop-*", "shop-", true),
+            ("shop-*", "shop", false),
+            ("registry.example.com/*", "registry.example.com/a/b:1", true),
+            ("*", "", true),
+            ("a[b]*", "ab-x", true),
+            ("a{b,c}*", "ac", true),
+        ] {
+            let g = Glob::new(glob).expect("glob").compile_matcher();
+            assert_eq!(g.is_match(value), want, "globset: {glob} on {value}");
+            assert_eq!(m(&[glob]).is_match(value), want, "{glob} on {value}");
+        }
+        assert!(matches!(Pattern::parse("shop-*"), Ok(Pattern::Prefix(_))));
+        assert!(matches!(Pattern::parse("a[b]*"), Ok(Pattern::Glob(_))));
+    }
+
+    /// The index only turns away events the matcher itself would refuse.
+    #[test]
+    fn an_indexed_matcher_matches_what_the_plain_one_does() {
+        let events = [
+            ("container", "start"),
+            ("container", "exec_start: /bin/sh -c true"),
+            ("container", "health_status: unhealthy"),
+            ("container", "die"),
+            ("image", "pull"),
+            ("gizmo", "frob"),
+            ("gizmo", "frob: x"),
+            ("network", "connect"),
+        ]
+        .map(|(t, a)| Event::new(t, a, "id", [("name", "web")], "local", 1));
+        let patterns: &[&[&str]] = &[
+            &["container"],
+            &["container", "image"],
+            &["gizmo"],
+            &["!container"],
+            &["cont*"],
+            &["/^(start|die)$/"],
+            &["start"],
+            &["exec_start"],
+            &["exec_start: /bin/sh -c true"],
+            &["health_status: unhealthy", "die"],
+            &["frob"],
+            &["frob: x"],
+            &["start", "!start"],
+        ];
+        let mut fields = Vec::new();
+        for p in patterns {
+            fields.push((Some(m(p)), None));
+            fields.push((None, Some(m(p))));
+        }
+        fields.push((Some(m(&["container"])), Some(m(&["die", "start"]))));
+        let mut turned_away = 0;
+        for (typ, action) in fields {
+            let plain = EventMatcher {
+                typ,
+                action,
+                ..EventMatcher::default()
+            };
+            let indexed = plain.clone().indexed();
+            for ev in &events {
+                assert_eq!(
+                    indexed.is_match(ev),
+                    plain.is_match(ev),
+                    "{plain:?} on {ev:?}"
+                );
+                turned_away += usize::from(!indexed.kinds_admit(ev));
+            }
+        }
+        assert!(
+            turned_away > 50,
+            "the index turned away only {turned_away} events"
+        );
     }
 
     #[test]

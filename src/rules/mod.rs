@@ -107,6 +107,8 @@ pub struct Rule {
     pub batch: Option<Duration>,
     /// Some action uses `%%ip%%`: look the container's address up before rendering.
     pub uses_ip: bool,
+    /// The rule's own series of the rules layer's metrics, looked up on its first firing.
+    pub series: std::sync::OnceLock<crate::actions::RuleSeries>,
 }
 
 impl Rule {

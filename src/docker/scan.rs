@@ -1,0 +1,448 @@
+//! The fast path of [`Event::decode`]: a scanner for the compact JSON every engine writes
+//! (`{"Type":"container","Action":"start","Actor":{"ID":...,"Attributes":{...}},...}`), decoding
+//! into the event's one buffer: the line itself, where strings without escapes stay in place,
+//! followed by the decoded form of those with escapes.
+//!
+//! Going through serde cost half of the pipeline's time (a visitor call and an owned `String` per
+//! field). This scanner accepts only a strict subset of JSON (no whitespace, string or integer
+//! values where the event has them, no duplicate fields) and gives up with `None` on anything
+//! else, which then goes the general serde way: that path decides every line the scanner is not
+//! sure of and words every error. A line the scanner accepts is valid JSON that decodes to the
+//! same event both ways: the `decode_and_apply` fuzz target checks exactly that.
+
+use super::event::{Event, Parts, Span};
+use crate::json::special;
+
+/// The event on `line`, or `None` if the line is not in the compact form this scanner knows.
+pub(super) fn scan(line: &str) -> Option<Event> {
+    let mut sc = Scanner {
+        s: line,
+        b: line.as_bytes(),
+        i: 0,
+    };
+    // One copy of the line, not one per field: spans of strings without escapes point into it.
+    let mut text = String::with_capacity(line.len() + line.len() / 4);
+    text.push_str(line);
+    let mut f = Fields {
+        canonical: true,
+        // Room for a compose container's labels without growing the list on the way.
+        attributes: Vec::with_capacity(ATTRIBUTES_CAPACITY),
+        ..Fields::default()
+    };
+    sc.eat(b'{')?;
+    if sc.eat(b'}').is_none() {
+        loop {
+            match sc.key()? {
+                "Type" => {
+                    f.saw(Key::Type);
+                    once(&mut f.type_name, sc.string_span(&mut text)?)?;
+                }
+                "Action" => {
+                    f.saw(Key::Action);
+                    once(&mut f.action, sc.string_span(&mut text)?)?;
+                }
+                "Actor" => {
+                    f.saw(Key::Actor);
+                    once(&mut f.actor, ())?;
+                    sc.actor(&mut text, &mut f)?;
+                }
+                "scope" => {
+                    f.saw(Key::Scope);
+                    once(&mut f.scope, sc.string_span(&mut text)?)?;
+                }
+                "time" => {
+                    f.saw(Key::Time);
+                    once(&mut f.time, sc.int()?)?;
+                }
+                "timeNano" => {
+                    f.saw(Key::TimeNano);
+                    once(&mut f.time_nano, sc.int()?)?;
+                }
+                // The legacy `status`, `id` and `from`, and whatever a later engine adds.
+                _ => {
+                    f.canonical = false;
+                    sc.skip_value()?;
+                }
+            }
+            if sc.eat(b',').is_none() {
+                sc.eat(b'}')?;
+                break;
+            }
+        }
+    }
+    if sc.i != sc.b.len() {
+        return None;
+    }
+    // Missing or empty required fields: the general path says which.
+    let type_name = f.type_name.filter(|s| !s.is_empty())?;
+    let action = f.action.filter(|s| !s.is_empty())?;
+    let time_nano = f
+        .time_nano
+        .or_else(|| f.time.and_then(|s| s.checked_mul(1_000_000_000)))?;
+    // Every field in write_json's order, nothing else, no escapes (nothing decoded onto the
+    // end), and `time` what write_json derives: the line is the event's JSON.
+    let verbatim = f.canonical
+        && f.order == Key::TimeNano as usize + 1
+        && text.len() == line.len()
+        && f.time_nano.is_some()
+        && f.time == Some(time_nano.div_euclid(1_000_000_000));
+    Some(Event::from_parts(Parts {
+        text,
+        type_name,
+        action,
+        actor_id: f.actor_id.unwrap_or_default(),
+        scope: f.scope.unwrap_or_default(),
+        attributes: f.attributes,
+        time_nano,
+        // The line's own strings had no escapes; decoded ones come after it.
+        plain_until: line.len(),
+        verbatim,
+    }))
+}
+
+/// Attributes an event's list has room for before it grows.
+const ATTRIBUTES_CAPACITY: usize = 16;
+
+/// The keys the scanner reads, in the order [`Event::write_json`] writes them (the actor's
+/// among them).
+#[derive(Clone, Copy)]
+enum Key {
+    Type,
+    Action,
+    Actor,
+    Id,
+    Attributes,
+    Scope,
+    Time,
+    TimeNano,
+}
+
+#[derive(Default)]
+struct Fields {
+    type_name: Option<Span>,
+    action: Option<Span>,
+    actor: Option<()>,
+    actor_id: Option<Span>,
+    attributes_seen: Option<()>,
+    attributes: Vec<(Span, Span)>,
+    scope: Option<Span>,
+    time: Option<i64>,
+    time_nano: Option<i64>,
+    /// The keys so far are the first `order` [`Key`]s, in order.
+    canonical: bool,
+    order: usize,
+}
+
+impl Fields {
+    fn saw(&mut self, key: Key) {
+        if self.canonical && self.order == key as usize {
+            self.order += 1;
+        } else {
+            self.canonical = false;
+        }
+    }
+}
+
+/// Sets a field seen for the first time; a second sighting is serde's "duplicate field" error,
+/// left to the general path.
+fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+    match slot {
+        Some(_) => None,
+        None => {
+            *slot = Some(value);
+            Some(())
+        }
+    }
+}
+
+struct Scanner<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b
+            .get(self.i..)?
+            .starts_with(word)
+            .then(|| self.i += word.len())
+    }
+
+    /// A key without escapes (keys with escapes are the general path's), and its colon.
+    fn key(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let rest = self.b.get(start..)?;
+        let n = special(rest)?;
+        if rest[n] != b'"' {
+            return None;
+        }
+        self.i = start + n + 1;
+        self.eat(b':')?;
+        // Both ends are at ASCII quotes in valid UTF-8: character boundaries.
+        self.s.get(start..start + n)
+    }
+
+    /// A string: its place in `text`, which starts with the line. One with escapes is decoded
+    /// onto the end of `text`.
+    fn string_span(&mut self, text: &mut String) -> Option<Span> {
+        let rest = self.b.get(self.i + 1..)?;
+        if self.b.get(self.i) == Some(&b'"') {
+            let n = special(rest)?;
+            if rest[n] == b'"' {
+                let start = self.i + 1;
+                self.i = start + n + 1;
+                return Some(Span::new(start, start + n));
+            }
+        }
+        let start = text.len();
+        self.string(Some(text))?;
+        Some(Span::new(start, text.len()))
+    }
+
+    /// A string, decoded into `out` (or only checked, without `out`).
+    fn string(&mut self, mut out: Option<&mut String>) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            let rest = self.b.get(self.i..)?;
+            let n = special(rest)?;
+            if rest[n] < 0x20 {
+                return None;
+            }
+            if let Some(out) = out.as_deref_mut() {
+                // Both ends are at ASCII bytes (a quote, a backslash, the end of an escape).
+                out.push_str(self.s.get(self.i..self.i + n)?);
+            }
+            self.i += n + 1;
+            if rest[n] == b'"' {
+                return Some(());
+            }
+            let c = self.escape()?;
+            if let Some(out) = out.as_deref_mut() {
+                out.push(c);
+            }
+        }
+    }
+
+    /// The character an escape (after its backslash) stands for.
+    fn escape(&mut self) -> Option<char> {
+        let e = *self.b.get(self.i)?;
+        self.i += 1;
+        Some(match e {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            // Go writes `<`, `>` and `&` as `\u003c`, `\u003e`, `\u0026`.
+            b'u' => {
+                let hi = self.hex4()?;
+                if (0xD800..0xDC00).contains(&hi) {
+                    self.literal(b"\\u")?;
+                    let lo = self.hex4()?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return None;
+                    }
+                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?
+                } else {
+                    // A lone low surrogate is no character: None.
+                    char::from_u32(hi)?
+                }
+            }
+            _ => return None,
+        })
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.b.get(self.i..self.i + 4)?;
+        let mut v = 0;
+        for d in digits {
+            v = v * 16 + char::from(*d).to_digit(16)?;
+        }
+        self.i += 4;
+        Some(v)
+    }
+
+    /// An integer that fits an i64, in JSON's form (no leading zeros, no fraction or exponent).
+    fn int(&mut self) -> Option<i64> {
+        let negative = self.eat(b'-').is_some();
+        let start = self.i;
+        let mut v: i64 = 0;
+        while let Some(d @ b'0'..=b'9') = self.b.get(self.i).copied() {
+            v = v.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+            self.i += 1;
+        }
+        let digits = self.i - start;
+        // `-0` is a float to serde: the general path's to refuse.
+        if digits == 0 || (digits > 1 && self.b[start] == b'0') || (negative && v == 0) {
+            return None;
+        }
+        if matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        Some(if negative { -v } else { v })
+    }
+
+    /// A value we do not read: a string, an integer, `null`, `true` or `false`.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.b.get(self.i)? {
+            b'"' => self.string(None),
+            b'-' | b'0'..=b'9' => self.int().map(drop),
+            b'n' => self.literal(b"null"),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            _ => None,
+        }
+    }
+
+    /// `{"ID":"...","Attributes":{"k":"v",...}}`.
+    fn actor(&mut self, text: &mut String, f: &mut Fields) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            match self.key()? {
+                "ID" => {
+                    f.saw(Key::Id);
+                    once(&mut f.actor_id, self.string_span(text)?)?;
+                }
+                "Attributes" => {
+                    f.saw(Key::Attributes);
+                    once(&mut f.attributes_seen, ())?;
+                    self.attributes(text, &mut f.attributes)?;
+                }
+                _ => {
+                    f.canonical = false;
+                    self.skip_value()?;
+                }
+            }
+            if self.eat(b',').is_none() {
+                return self.eat(b'}');
+            }
+        }
+    }
+
+    /// An object of strings, its pairs kept in order (duplicates too, as the general path does).
+    fn attributes(&mut self, text: &mut String, out: &mut Vec<(Span, Span)>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let key = self.string_span(text)?;
+            self.eat(b':')?;
+            let value = self.string_span(text)?;
+            out.push((key, value));
+            if self.eat(b',').is_none() {
+                return self.eat(b'}');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn both(
+        line: &str,
+    ) -> (
+        Option<Event>,
+        Result<Event, crate::docker::event::DecodeError>,
+    ) {
+        (scan(line), Event::decode_general(line))
+    }
+
+    /// Lines the scanner takes: the same event as the general path.
+    #[test]
+    fn compact_engine_lines_decode_as_serde_decodes_them() {
+        for line in [
+            r#"{"status":"die","id":"abc","from":"busybox","Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{"exitCode":"1","image":"busybox","name":"web"}},"scope":"local","time":1700000000,"timeNano":1700000000123456789}"#,
+            r#"{"Type":"container","Action":"exec_start: /bin/sh -c \"curl -f http://x/ \u0026\u0026 true\"","Actor":{"ID":"abc","Attributes":{"name":"caf\u00e9 \ud83d\ude00\/\t"}},"scope":"local","time":1,"timeNano":2}"#,
+            r#"{"Type":"image","Action":"pull","Actor":{"ID":"x"},"time":5}"#,
+            r#"{"Type":"network","Action":"connect","Actor":{},"time":0,"extra":null,"flag":true,"n":-12}"#,
+            r#"{"Type":"volume","Action":"mount","Actor":{"ID":"v","Attributes":{},"Other":"x"},"time":0}"#,
+            r#"{"Type":"container","Action":"start","Actor":{"Attributes":{"a":"1","a":"2"}},"time":1}"#,
+        ] {
+            let (fast, general) = both(line);
+            let (fast, general) = (fast.expect(line), general.expect(line));
+            assert_eq!(fast, general, "{line}");
+            // Written back as JSON, the same text, though the fast path skips escaping the
+            // strings that had no escapes.
+            let json = |e: &Event| {
+                let mut out = String::new();
+                e.write_json(&mut out);
+                out
+            };
+            assert_eq!(json(&fast), json(&general), "{line}");
+        }
+    }
+
+    /// An Engine 29 line is its own payload; anything else is written field by field.
+    #[test]
+    fn a_line_in_the_payload_form_is_its_own_json() {
+        let json = |line: &str| {
+            let mut out = String::new();
+            scan(line).expect(line).write_json(&mut out);
+            out
+        };
+        let canonical = r#"{"Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{"exitCode":"1","name":"web"}},"scope":"local","time":1700000000,"timeNano":1700000000123456789}"#;
+        assert!(scan(canonical).expect("scans").verbatim);
+        assert_eq!(json(canonical), canonical);
+        for line in [
+            // Legacy fields, another order, a `time` that is not timeNano's, an escape.
+            r#"{"status":"die","Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{}},"scope":"local","time":1700000000,"timeNano":1700000000123456789}"#,
+            r#"{"Action":"die","Type":"container","Actor":{"ID":"abc","Attributes":{}},"scope":"local","time":1700000000,"timeNano":1700000000123456789}"#,
+            r#"{"Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{}},"scope":"local","time":1,"timeNano":1700000000123456789}"#,
+            r#"{"Type":"container","Action":"d\u0069e","Actor":{"ID":"abc","Attributes":{}},"scope":"local","time":1700000000,"timeNano":1700000000123456789}"#,
+        ] {
+            assert!(!scan(line).expect(line).verbatim, "{line}");
+            assert_eq!(
+                json(line),
+                canonical
+                    .replace(r#"{"exitCode":"1","name":"web"}"#, "{}")
+                    .replace("\"time\":1,", "\"time\":1700000000,"),
+                "{line}"
+            );
+        }
+    }
+
+    /// Lines the scanner leaves to the general path: errors, and JSON it does not know.
+    #[test]
+    fn anything_unusual_goes_the_general_way() {
+        for line in [
+            r#"{"Type":"container","Action":"start","time":1,}"#,
+            r#"{"Type":"container","Action":"start","time":1} "#,
+            r#"{ "Type":"container","Action":"start","time":1}"#,
+            r#"{"Type":"container","Type":"image","Action":"start","time":1}"#,
+            r#"{"Type":"container","Action":"start","time":01}"#,
+            r#"{"Type":"container","Action":"start","time":1.5}"#,
+            r#"{"Type":"container","Action":"start","time":-0}"#,
+            r#"{"Type":"container","Action":"start","time":99999999999999999999}"#,
+            r#"{"Type":null,"Action":"start","time":1}"#,
+            r#"{"Type":"","Action":"start","time":1}"#,
+            r#"{"Action":"start","time":1}"#,
+            r#"{"Type":"container","Action":"start"}"#,
+            r#"{"Typ\u0065":"container","Action":"start","time":1}"#,
+            r#"{"Type":"container","Action":"\ud800","time":1}"#,
+            r#"{"Type":"container","Action":"\x","time":1}"#,
+            "{\"Type\":\"contai\tner\",\"Action\":\"start\",\"time\":1}",
+            r#"{"Type":"container","Action":"start","Actor":null,"time":1}"#,
+            r#"{"Type":"container","Action":"start","Actor":{"Attributes":{"a":1}},"time":1}"#,
+            r#"{"Type":"container","Action":"start","x":[1],"time":1}"#,
+            r#"["container","start"]"#,
+            r#"{"Type":"container","Action":"start","time":1"#,
+        ] {
+            assert_eq!(scan(line), None, "{line}");
+        }
+    }
+}
