@@ -431,7 +431,11 @@ impl Event {
 
     /// The verb: the action up to `": "` (`exec_start`, `health_status`, `die`).
     pub fn verb(&self) -> &str {
-        verb_of(self.action())
+        // A known verb's name is the text it was parsed from: no need to look for the colon.
+        match self.verb {
+            Verb::Unknown => verb_of(self.action()),
+            known => known.as_str(),
+        }
     }
 
     /// The part after `": "`, if any: the exec command or the health status.
