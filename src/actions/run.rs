@@ -1,6 +1,7 @@
 //! `run`: argv executed directly, never through a shell, in its own process group, killed as a
 //! group at its timeout. Its exit status and the end of its stderr are reported.
 
+use std::borrow::Cow;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -19,10 +20,11 @@ const STDERR_TAIL_BYTES: usize = 2048;
 const STDERR_GRACE: Duration = Duration::from_secs(1);
 
 pub async fn execute(a: &RunAction, ctx: &Context<'_>, dry: super::Dry) -> ActionResult {
-    let argv: Vec<String> = a
+    // Literal arguments (the program, most flags) are borrowed, not copied per firing.
+    let argv: Vec<Cow<'_, str>> = a
         .argv
         .iter()
-        .map(|t| t.render(ctx, MAX_FIELD_BYTES))
+        .map(|t| t.render_cow(ctx, MAX_FIELD_BYTES))
         .collect();
     let env: Vec<(String, String)> = a
         .env
@@ -38,11 +40,11 @@ pub async fn execute(a: &RunAction, ctx: &Context<'_>, dry: super::Dry) -> Actio
         }
         return Ok(());
     }
-    let mut cmd = tokio::process::Command::new(program);
+    let mut cmd = tokio::process::Command::new(program.as_ref());
     for var in &a.scrub_env {
         cmd.env_remove(var);
     }
-    cmd.args(args)
+    cmd.args(args.iter().map(|a| a.as_ref()))
         .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

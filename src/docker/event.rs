@@ -272,6 +272,10 @@ impl Span {
         }
     }
 
+    fn len(self) -> usize {
+        self.end.saturating_sub(self.start) as usize
+    }
+
     pub(crate) fn is_empty(self) -> bool {
         self.end <= self.start
     }
@@ -446,7 +450,8 @@ impl Event {
     pub fn attr(&self, key: &str) -> Option<&str> {
         self.attributes
             .iter()
-            .find(|(k, _)| self.get(*k) == key)
+            // Lengths first: most keys differ in length, and that needs no slicing.
+            .find(|(k, _)| k.len() == key.len() && self.get(*k) == key)
             .map(|(_, v)| self.get(*v))
     }
 

@@ -106,6 +106,14 @@ impl Template {
             .any(|p| matches!(p, Part::Key { key: k, .. } if k == key))
     }
 
+    /// [`Template::render`], borrowing a template without placeholders instead of copying it.
+    pub fn render_cow(&self, ctx: &Context<'_>, cap: usize) -> Cow<'_, str> {
+        match &self.parts[..] {
+            [Part::Lit(s)] if s.len() <= cap => Cow::Borrowed(s),
+            _ => Cow::Owned(self.render(ctx, cap)),
+        }
+    }
+
     /// Renders, cutting the result at `cap` bytes (at a character boundary). A key the event
     /// lacks renders empty.
     pub fn render(&self, ctx: &Context<'_>, cap: usize) -> String {
@@ -293,6 +301,31 @@ mod tests {
             Template::parse("x %%actor%% y").expect_err("unknown"),
             format!("unknown placeholder %%actor%%; known: {KNOWN_KEYS}")
         );
+    }
+
+    #[test]
+    fn a_literal_renders_borrowed_and_the_same() {
+        let events = [ev()];
+        let ctx = Context {
+            events: &events,
+            rule: "r",
+            host: "h",
+            ip: None,
+        };
+        for (t, cap) in [
+            ("salt-call", 100),
+            ("ééé", 3),
+            ("x %%action%%", 100),
+            ("", 10),
+        ] {
+            let t = Template::parse(t).expect("parses");
+            assert_eq!(t.render_cow(&ctx, cap), t.render(&ctx, cap));
+        }
+        let lit = Template::parse("salt-call").expect("parses");
+        assert!(matches!(
+            lit.render_cow(&ctx, 100),
+            Cow::Borrowed("salt-call")
+        ));
     }
 
     #[test]
