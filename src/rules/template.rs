@@ -119,8 +119,8 @@ impl Template {
     pub fn render(&self, ctx: &Context<'_>, cap: usize) -> String {
         // Enough for most renders at once: growing a string by doubling was a tenth of the
         // rules' allocations.
-        let payload: usize = if self.uses(&Key::Payload) {
-            ctx.events.iter().map(|e| e.text_len() + 64).sum()
+        let payload = if self.uses(&Key::Payload) {
+            payload_size(ctx.events)
         } else {
             0
         };
@@ -200,8 +200,13 @@ pub fn payload(events: &[Arc<Event>]) -> String {
     out
 }
 
+/// About what a payload of `events` takes: their text, a little more for what escaping adds.
+fn payload_size(events: &[Arc<Event>]) -> usize {
+    events.iter().map(|e| e.text_len() + 64).sum()
+}
+
 fn write_payload(events: &[Arc<Event>], out: &mut String) {
-    out.reserve(events.iter().map(|e| e.text_len() + 64).sum());
+    out.reserve(payload_size(events));
     match events {
         [e] => e.write_json(out),
         many => {
