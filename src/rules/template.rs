@@ -251,15 +251,21 @@ mod tests {
         ))
     }
 
-    fn render(t: &str) -> String {
-        let events = [ev()];
-        let ctx = Context {
-            events: &events,
+    /// The context the tests render in: one event, rule "r", host "h1".
+    fn ctx(events: &[Arc<Event>]) -> Context<'_> {
+        Context {
+            events,
             rule: "r",
             host: "h1",
             ip: None,
-        };
-        Template::parse(t).expect("parses").render(&ctx, 1 << 20)
+        }
+    }
+
+    fn render(t: &str) -> String {
+        let events = [ev()];
+        Template::parse(t)
+            .expect("parses")
+            .render(&ctx(&events), 1 << 20)
     }
 
     #[test]
@@ -311,12 +317,7 @@ mod tests {
     #[test]
     fn a_literal_renders_borrowed_and_the_same() {
         let events = [ev()];
-        let ctx = Context {
-            events: &events,
-            rule: "r",
-            host: "h",
-            ip: None,
-        };
+        let ctx = ctx(&events);
         for (t, cap) in [
             ("salt-call", 100),
             ("ééé", 3),
@@ -336,12 +337,7 @@ mod tests {
     #[test]
     fn rendering_is_capped_at_a_char_boundary() {
         let events = [ev()];
-        let ctx = Context {
-            events: &events,
-            rule: "r",
-            host: "h",
-            ip: None,
-        };
+        let ctx = ctx(&events);
         let t = Template::parse("ééé%%actor.name%%").expect("parses");
         assert_eq!(t.render(&ctx, 5), "éé");
     }
