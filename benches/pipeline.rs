@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use docker_events_exporter::actions::{Reactor, RuleMetrics};
+use docker_events_exporter::actions::{Loaded, Reactor};
 use docker_events_exporter::docker::event::Event;
 use docker_events_exporter::generate::{Shape, Spec, generate};
 use docker_events_exporter::metrics::{Metrics, Tracker};
@@ -64,7 +64,7 @@ fn metrics_update(c: &mut Criterion) {
     g.throughput(Throughput::Elements(events.len() as u64));
     g.bench_function("tracker-apply", |b| {
         let m = Arc::new(Metrics::new(&[]).expect("metrics"));
-        let mut t = Tracker::new(m, Duration::from_secs(3600), None);
+        let mut t = Tracker::new(m, Duration::from_secs(3600));
         b.iter(|| {
             for e in &events {
                 t.apply(black_box(e));
@@ -77,18 +77,16 @@ fn metrics_update(c: &mut Criterion) {
 fn rule_matching(c: &mut Criterion) {
     let events = events();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/rules-20.yml");
-    let rules = docker_events_exporter::rules::load(std::path::Path::new(path)).expect("rules");
     let registry = prometheus::Registry::new();
-    let metrics = Arc::new(RuleMetrics::register(&registry).expect("metrics"));
-    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(rules));
-    let (queue, _rx) = tokio::sync::mpsc::channel(1);
-    let mut reactor = Reactor::new(rx, queue, metrics, "bench".into());
+    let loaded = Loaded::start(std::path::Path::new(path), &registry).expect("rules");
+    let mut reactor = Reactor::keeping(loaded.subscribe(), loaded.metrics.clone(), "bench".into());
     let mut g = c.benchmark_group("rules");
     g.throughput(Throughput::Elements(events.len() as u64));
     g.bench_function("match-20-rules", |b| {
         b.iter(|| {
             for e in &events {
-                black_box(reactor.fires(black_box(e)));
+                reactor.on_event(black_box(e).clone());
+                black_box(reactor.take_fired());
             }
         });
     });
@@ -136,7 +134,7 @@ fn scrape_encoding(c: &mut Criterion) {
     )
     .expect("generate");
     let m = Arc::new(Metrics::new(&[]).expect("metrics"));
-    let mut t = Tracker::new(m.clone(), Duration::from_secs(3600), None);
+    let mut t = Tracker::new(m.clone(), Duration::from_secs(3600));
     for l in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         if let Ok(e) = Event::decode(l) {
             t.apply(&e);

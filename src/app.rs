@@ -3,101 +3,66 @@
 //! The HTTP server comes up first, so that `/-/healthy` answers and `/-/ready` says "not yet"
 //! while the engine is still out of reach; the engine side retries until it gets through.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::actions::{self, Dry, Executor, Reactor, RuleMetrics};
-use crate::cli::Cli;
-use crate::docker::endpoint::Endpoint;
+use crate::actions::{self, Dry, Executor, Loaded, Reactor};
 use crate::docker::state::{Position, Saved, StateFile};
-use crate::docker::stream::{INSPECT_QUEUE, MAX_BACKOFF, Watch, backoff, spawn_inspector};
+use crate::docker::stream::{MAX_BACKOFF, Watch, backoff};
 use crate::docker::{ContainerSnapshot, Engine, EngineError, format_since};
 use crate::metrics::{Metrics, Tracker};
-use crate::rules::{self, Rules};
-use crate::server::{self, AppState};
+use crate::pipeline::Pipeline;
+use crate::server::Server;
+use crate::settings::{EngineSettings, Settings};
 
 /// How long shutdown waits for tasks to finish before giving up on them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let cert_path = cli
-        .docker_cert_path
-        .clone()
-        .unwrap_or_else(default_cert_path);
-    let endpoint = Endpoint::parse(&cli.docker_host, cli.tls_verify(), &cert_path)?;
-    let metrics = Arc::new(Metrics::new(&cli.container_labels)?);
-    let path = &cli.telemetry_path;
-    if !path.starts_with('/') || ["/", "/-/healthy", "/-/ready"].contains(&path.as_str()) {
-        anyhow::bail!(
-            "--web.telemetry-path {path:?} must start with / and differ from /, /-/healthy and /-/ready"
-        );
-    }
-    let rules = match &cli.config {
+pub async fn run(settings: Settings, engine: EngineSettings) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new(&settings.metrics.container_labels)?);
+    let rules = match &settings.rules.config {
         Some(path) => {
-            let (loaded, rule_metrics) = actions::load_rules(path, &metrics.registry)?;
-            tracing::info!(config = %path.display(), rules = loaded.rules.len(), dry_run = cli.dry_run, "rules loaded");
-            let (tx, rx) = watch::channel(Arc::new(loaded));
-            Some(RulesSetup {
-                tx,
-                rx,
-                metrics: rule_metrics,
-            })
+            let loaded = Loaded::start(path, &metrics.registry)?;
+            tracing::info!(config = %path.display(), rules = loaded.current().rules.rules.len(), dry_run = settings.rules.dry_run, "rules loaded");
+            Some(Arc::new(loaded))
         }
         None => None,
     };
-    let web = load_web_config(&cli)?;
-    let listener = bind(&cli.listen_address).await?;
+    let server = Server::bind(&settings.web, metrics.clone()).await?;
     tracing::info!(
-        address = %listener.local_addr()?,
-        path = %path,
+        address = %server.address(),
+        path = %settings.web.telemetry_path,
         version = env!("CARGO_PKG_VERSION"),
-        web = %web.summary(),
+        web = %settings.web.summary(),
         "serving metrics"
     );
 
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(cancel_on_signal(cancel.clone()));
-    match (&rules, &cli.config) {
-        (Some(r), Some(path)) => {
-            tasks.spawn(reload_on_sighup(
-                path.clone(),
-                r.tx.clone(),
-                r.metrics.clone(),
-                metrics.clone(),
-                cancel.clone(),
-            ));
+    match &rules {
+        Some(r) => {
+            tasks.spawn(reload_on_sighup(r.clone(), cancel.clone()));
         }
         // SIGHUP's default action ends the process; a `systemctl reload` must not.
-        _ => {
+        None => {
             tasks.spawn(ignore_sighup(cancel.clone()));
         }
     }
     tasks.spawn(watch_engine(
-        endpoint,
-        metrics.clone(),
+        engine,
+        settings,
+        metrics,
         rules,
-        cli.clone(),
         cancel.clone(),
         tasks.clone(),
     ));
 
-    let app = server::router(AppState {
-        metrics,
-        telemetry_path: path.clone(),
-        scrapes: server::ScrapeLimits::default(),
-        auth: web.auth,
-    });
-    let served = server::serve(listener, app, web.tls, cancel.clone(), DRAIN_TIMEOUT)
-        .await
-        .context("serving HTTP");
+    let served = server.serve(cancel.clone(), DRAIN_TIMEOUT).await;
     cancel.cancel();
     tasks.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait())
@@ -108,40 +73,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     served
-}
-
-/// The `--web.config.file`, checked (every problem with its place), or plain HTTP without one.
-pub fn load_web_config(cli: &Cli) -> anyhow::Result<crate::web::WebConfig> {
-    match &cli.web_config_file {
-        Some(file) => Ok(crate::web::load(file)?),
-        None => Ok(crate::web::WebConfig {
-            tls: None,
-            auth: None,
-        }),
-    }
-}
-
-fn default_cert_path() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default()
-        .join(".docker")
-}
-
-/// Binds the listen address; `:PORT` means every interface, IPv6 and IPv4 where the host has
-/// IPv6, IPv4 alone where it does not.
-pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
-    let ctx = || format!("cannot listen on --web.listen-address {addr:?}");
-    if let Some(port) = addr.strip_prefix(':') {
-        let port: u16 = port
-            .parse()
-            .with_context(|| format!("{}: not a port number", ctx()))?;
-        return match TcpListener::bind(("::", port)).await {
-            Ok(l) => Ok(l),
-            Err(_) => TcpListener::bind(("0.0.0.0", port)).await.with_context(ctx),
-        };
-    }
-    TcpListener::bind(addr).await.with_context(ctx)
 }
 
 async fn cancel_on_signal(cancel: CancellationToken) {
@@ -165,23 +96,8 @@ async fn cancel_on_signal(cancel: CancellationToken) {
     cancel.cancel();
 }
 
-/// The rules, when `--config` is given: the current set (reloads send a new one) and the
-/// rules layer's metrics.
-struct RulesSetup {
-    tx: watch::Sender<Arc<Rules>>,
-    rx: watch::Receiver<Arc<Rules>>,
-    metrics: Arc<RuleMetrics>,
-}
-
-/// SIGHUP reloads the rules file. A file with problems keeps the old rules, logs every problem
-/// and sets docker_events_exporter_config_last_reload_successful to 0.
-async fn reload_on_sighup(
-    path: PathBuf,
-    tx: watch::Sender<Arc<Rules>>,
-    rule_metrics: Arc<RuleMetrics>,
-    metrics: Arc<Metrics>,
-    cancel: CancellationToken,
-) {
+/// SIGHUP reloads the rules file (see [`Loaded::reload`]).
+async fn reload_on_sighup(rules: Arc<Loaded>, cancel: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::error!("cannot install the SIGHUP handler; the rules config will not reload");
@@ -190,41 +106,8 @@ async fn reload_on_sighup(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = hup.recv() => {}
+            _ = hup.recv() => rules.reload(),
         }
-        let new = match rules::load(&path) {
-            Ok(new) => new,
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::error!(problem = %e, "rules config has a problem");
-                }
-                tracing::error!(config = %path.display(), problems = errors.0.len(), "reload failed; keeping the previous rules");
-                rule_metrics.loaded(false);
-                continue;
-            }
-        };
-        let old = tx.borrow().clone();
-        for c in old.metric_collectors() {
-            let _ = metrics.registry.unregister(Box::new(c.clone()));
-        }
-        let registered: Result<(), prometheus::Error> = new
-            .metric_collectors()
-            .try_for_each(|c| metrics.registry.register(Box::new(c.clone())));
-        if let Err(e) = registered {
-            for c in new.metric_collectors() {
-                let _ = metrics.registry.unregister(Box::new(c.clone()));
-            }
-            for c in old.metric_collectors() {
-                let _ = metrics.registry.register(Box::new(c.clone()));
-            }
-            tracing::error!(config = %path.display(), error = %e, "reload failed: a metric action cannot be registered; keeping the previous rules");
-            rule_metrics.loaded(false);
-            continue;
-        }
-        rule_metrics.init(&new);
-        rule_metrics.loaded(true);
-        tracing::info!(config = %path.display(), rules = new.rules.len(), "rules reloaded");
-        let _ = tx.send(Arc::new(new));
     }
 }
 
@@ -252,7 +135,7 @@ struct Start {
 
 /// Take the engine's time first, then list and inspect the containers, so that every event
 /// after the snapshot is replayed by the subscription from that time.
-async fn prepare(endpoint: &Endpoint) -> Result<Start, EngineError> {
+async fn prepare(endpoint: &crate::docker::endpoint::Endpoint) -> Result<Start, EngineError> {
     let engine = Engine::connect(endpoint.clone()).await?;
     let (info, containers) = engine.snapshot().await?;
     Ok(Start {
@@ -311,18 +194,19 @@ async fn resume_point(state_file: Option<&StateFile>, start: &Start, metrics: &M
 }
 
 async fn watch_engine(
-    endpoint: Endpoint,
+    engine: EngineSettings,
+    settings: Settings,
     metrics: Arc<Metrics>,
-    rules: Option<RulesSetup>,
-    cli: Cli,
+    rules: Option<Arc<Loaded>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let endpoint = &engine.endpoint;
     let mut delays = backoff();
     let start = loop {
         let attempt = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = prepare(&endpoint) => r,
+            r = prepare(endpoint) => r,
         };
         match attempt {
             Ok(s) => break s,
@@ -350,51 +234,46 @@ async fn watch_engine(
         .with_label_values(&[&v.version, &v.api_version, &v.os, &v.arch])
         .set(1);
 
-    let (inspect_tx, inspect_rx) = mpsc::channel(INSPECT_QUEUE);
-    let (answer_tx, answer_rx) = mpsc::channel(INSPECT_QUEUE);
-    let state_file = cli.state_file.as_deref().map(StateFile::new);
+    let state_file = engine.state_file.as_deref().map(StateFile::new);
     let resume = resume_point(state_file.as_ref(), &start, &metrics).await;
     let since_nano = resume.position_nano;
-    let mut tracker = Tracker::new(metrics.clone(), cli.series_ttl, Some(inspect_tx));
+    let ttl = settings.metrics.series_ttl;
+    let mut tracker = Tracker::new(metrics.clone(), ttl).asking_inspects();
     for c in &start.containers {
         tracker.seed(c, since_nano);
     }
-    spawn_inspector(
-        start.engine.clone(),
-        inspect_rx,
-        answer_tx,
-        &tasks,
-        cancel.clone(),
-    );
     let host: Arc<str> = start.host.into();
     let reactor = rules.map(|r| {
-        let (queue_tx, queue_rx) = mpsc::channel(cli.rules_queue_size);
+        let (queue_tx, queue_rx) = mpsc::channel(settings.rules.queue_size);
+        let dry = if settings.rules.dry_run {
+            Dry::Log
+        } else {
+            Dry::Off
+        };
         let executor = Arc::new(Executor::new(
             r.metrics.clone(),
-            if cli.dry_run { Dry::Log } else { Dry::Off },
+            dry,
             host.clone(),
             Some(start.engine.clone()),
         ));
         tasks.spawn(actions::dispatch(
             queue_rx,
             executor,
-            cli.rules_workers,
+            settings.rules.workers,
             tasks.clone(),
             cancel.clone(),
         ));
-        Reactor::new(r.rx, queue_tx, r.metrics, host.clone())
+        Reactor::new(r.subscribe(), queue_tx, r.metrics.clone(), host.clone())
     });
     Watch {
         engine: start.engine,
-        tracker,
-        reactor,
-        metrics,
-        answers: answer_rx,
+        consumer: Pipeline::new(metrics, tracker, reactor),
         position: Position::new(resume),
         state_file,
-        ping_interval: cli.ping_interval,
-        series_ttl: cli.series_ttl,
+        ping_interval: engine.ping_interval,
+        // Expired series go within a quarter of their TTL.
+        tick_interval: (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)),
     }
-    .run(cancel)
+    .run(&tasks, cancel)
     .await;
 }

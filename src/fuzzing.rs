@@ -6,22 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::docker::event::Event;
-use crate::docker::stream::{Dedupe, process_line};
+use crate::docker::stream::{Dedupe, hand_over};
 use crate::metrics::{Metrics, Tracker};
-use crate::rules::config::compile;
+use crate::pipeline::Pipeline;
+use crate::rules::config::parse;
 use crate::rules::template::{Context, Template};
 
 /// The size cap `template` renders with.
 pub const TEMPLATE_CAP: usize = 4096;
 
-/// Any bytes as event lines, through the live stream's own `process_line` on a long-lived
-/// tracker (so that sequences of events are explored too). Every 1000 inputs the series are
-/// swept and the exposition written.
+/// Any bytes as event lines, handed over as the live stream does (dedupe, then the pipeline)
+/// to a long-lived pipeline (so that sequences of events are explored too). Every 1000 inputs
+/// the series are swept and the exposition written.
 pub struct DecodeAndApply {
     metrics: Arc<Metrics>,
-    tracker: Tracker,
+    pipeline: Pipeline,
     dedupe: Dedupe,
-    newest: i64,
     inputs: u64,
 }
 
@@ -32,12 +32,11 @@ impl Default for DecodeAndApply {
             // valid label name cannot fail.
             Metrics::new(&["com.example.team".to_owned()]).unwrap_or_else(|e| panic!("{e}")),
         );
-        let tracker = Tracker::new(metrics.clone(), Duration::from_secs(60), None);
+        let tracker = Tracker::new(metrics.clone(), Duration::from_secs(60));
         Self {
+            pipeline: Pipeline::new(metrics.clone(), tracker, None),
             metrics,
-            tracker,
             dedupe: Dedupe::default(),
-            newest: 0,
             inputs: 0,
         }
     }
@@ -47,14 +46,7 @@ impl DecodeAndApply {
     pub fn input(&mut self, data: &[u8]) {
         for line in data.split(|b| *b == b'\n') {
             same_event_both_ways(line);
-            let _ = process_line(
-                line,
-                Some(&mut self.dedupe),
-                &mut self.tracker,
-                None,
-                &self.metrics,
-                &mut self.newest,
-            );
+            let _ = hand_over(line, &mut self.dedupe, &mut self.pipeline);
         }
         self.inputs += 1;
         if self.inputs % 1000 == 0 {
@@ -64,7 +56,7 @@ impl DecodeAndApply {
 
     /// Sweeps the series and returns the exposition.
     pub fn finish(&mut self) -> String {
-        self.tracker.sweep();
+        self.pipeline.tracker().sweep();
         self.metrics.encode()
     }
 }
@@ -100,7 +92,7 @@ pub fn rules_config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Err(errors) = compile("fuzz.yml", text) {
+    if let Err(errors) = parse("fuzz.yml", text, crate::actions::KINDS) {
         let shown = errors.to_string();
         assert!(shown.contains("fuzz.yml"), "{shown}");
     }

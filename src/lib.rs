@@ -1,32 +1,64 @@
 //! docker-events-exporter turns a Docker Engine's event stream into Prometheus metrics.
 //!
 //! The pipeline: [`docker`] connects to the engine and keeps one event subscription alive
-//! (resume, backoff, dedupe); each decoded event goes to the [`metrics::Tracker`], the one place
-//! where an event changes a metric; [`server`] lets Prometheus scrape the result.
+//! (resume, backoff, dedupe), knowing nothing downstream of it; [`pipeline`] takes each line,
+//! decodes it, applies it to the [`metrics::Tracker`] (the one place where an event changes a
+//! metric) and hands it to the rules ([`actions::Reactor`]); [`server`] lets Prometheus scrape
+//! the result.
 //!
 //! # Layout
-//! - [`cli`]: command-line flags and their environment variables.
-//! - [`app`]: wiring: builds the parts, spawns the tasks, owns shutdown and the drain.
-//! - [`docker::endpoint`]: where the engine is (unix socket, tcp, TLS) and one HTTP/1 request to it.
-//! - [`docker::event`]: our own typed event, decoded from one line of `GET /events`.
-//! - [`docker::stream`]: the subscription: reconnect with backoff, resume with `since=`, dedupe,
-//!   gap detection and the reconcile after one.
-//! - [`docker::state`]: `--docker.state-file`: the stream's position across restarts.
-//! - [`docker`]: the engine client: version, info, ping, and container list/inspect via bollard.
-//! - [`metrics`]: the registry and the metric families (names, labels, buckets).
-//! - [`metrics::tracker`]: container state and the event -> metric rules, series expiry,
-//!   reconciling with the engine after a gap.
-//! - [`metrics::containers`]: the per-container series, kept compact and written as text.
-//! - [`server`]: the axum router: `/metrics`, `/`, `/-/healthy`, `/-/ready`; scrape limits;
-//!   serving over TLS.
-//! - [`web`]: `--web.config.file`: TLS and basic auth in the exporter-toolkit format.
-//! - [`rules`]: the rules config: loading and checking it, matchers, `%%key%%` templates.
-//! - [`actions`]: the action queue, batching, the worker pool, and each action kind.
-//! - [`replay`]: `replay FILE`: a saved event log through the same pipeline.
-//! - [`generate`]: realistic event files for replay and benchmarks.
-//! - [`json`]: JSON strings, fast: finding a string's end, writing one escaped.
-//! - [`logging`]: tracing set-up (logfmt or JSON).
-//! - `fuzzing` (hidden): the fuzz targets' bodies, shared with the corpus replay in the tests.
+//! ```text
+//! The data flows one way: engine -> docker (the source) -> pipeline (decode, then the tracker
+//! and the rules) -> metrics / actions -> server. docker knows no part downstream of it, rules
+//! knows nothing of actions; the pipeline and app are where the parts meet.
+//!
+//! src/main.rs              CLI parse, then the checked settings, logging, runtime; prints an
+//!                          error once with its causes
+//! src/cli.rs               the flags, each with its environment variable
+//! src/settings.rs          the flags checked once, for every command, split by the part that
+//!                          uses them
+//! src/app.rs               the daemon's wiring: server first, engine side with retry, signals,
+//!                          SIGHUP reloads, drain
+//! src/docker/              the source: endpoint (unix/tcp/TLS transport), event (our decoded
+//!                          type), scan (its fast decoding path), lines (splitting a byte stream),
+//!                          stream (subscription, backoff, dedupe, ping, gaps; yields lines and
+//!                          signals to a Consumer), state (--docker.state-file), mod (version,
+//!                          info, list, inspect, snapshot)
+//! src/pipeline.rs          what happens to one line: decode, the tracker, the rules; the live
+//!                          stream, replay and the fuzz targets all enter here
+//! src/metrics/             families (every family declared once: name, help, type, labels,
+//!                          buckets), mod (the registry), tracker (the event -> metric rules;
+//!                          series lifetime and expiry in tracker/series, seed, inspects and
+//!                          reconcile in tracker/reconcile), containers (the compact container
+//!                          series and their text)
+//! src/rules/               the rules config as plain data: compiling and resolving it (config),
+//!                          matchers, templates; the rules an event matches
+//! src/actions/             everything that runs: reactor (match, throttle, enqueue), dispatch
+//!                          (queue, batches, worker pool), executor (dry run, timing, outcomes),
+//!                          series (the rules layer's metrics), set (the loaded rules and their
+//!                          swap on SIGHUP), one file per action kind (run, webhook, log, email,
+//!                          metric)
+//! src/server.rs            the HTTP start-up, axum router, scrape limits, TLS serving
+//! src/web.rs               --web.config.file: TLS and basic auth
+//! src/replay.rs            `replay FILE`
+//! src/generate.rs          `generate-events`
+//! src/json.rs              JSON strings, fast: a string's end, writing one escaped
+//! src/logging.rs           tracing set-up: logfmt or JSON on standard error
+//! src/fuzzing.rs           the fuzz targets' bodies, shared with the corpus replay in the tests
+//! benches/                 criterion benches of the pipeline's stages
+//! scripts/                 bench.sh (the Performance figures), fuzz.sh (runs the fuzzers)
+//! fuzz/                    cargo-fuzz targets and their corpora
+//! tests/                   one integration test binary against the real engine; helpers in
+//!                          tests/support/; promtool unit tests of the alerts in tests/alerts/
+//! examples/                rules configs, each checked by the tests
+//! alerts/                  Prometheus rules (recording rules and alerts)
+//! dashboards/              Grafana dashboard JSON
+//! deploy/                  Prometheus, Alertmanager and Grafana provisioning for the compose stack
+//! docker-compose.yml       the stack: exporter, Prometheus, Alertmanager, Grafana
+//! Dockerfile               the exporter image
+//! .ci/run                  CI, and the README's test command: installs and starts what the tests
+//!                          need, then fmt, clippy, cargo deny and the tests
+//! ```
 
 pub mod actions;
 pub mod app;
@@ -38,7 +70,47 @@ pub mod generate;
 pub mod json;
 pub mod logging;
 pub mod metrics;
+pub mod pipeline;
 pub mod replay;
 pub mod rules;
 pub mod server;
+pub mod settings;
 pub mod web;
+
+/// The Layout above is the README's, line for line, and names every source file and folder.
+#[cfg(test)]
+mod layout {
+    fn block<'a>(text: &'a str, heading: &str) -> Vec<&'a str> {
+        text.lines()
+            .skip_while(|l| l.trim_start_matches("//!").trim() != heading)
+            .map(|l| {
+                l.strip_prefix("//!")
+                    .map_or(l, |l| l.strip_prefix(' ').unwrap_or(l))
+            })
+            .skip_while(|l| !l.starts_with("```"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("```"))
+            .collect()
+    }
+
+    #[test]
+    fn the_layout_is_the_readmes_and_names_every_module() {
+        let here = block(include_str!("lib.rs"), "# Layout");
+        let readme = block(include_str!("../README.md"), "## Layout");
+        assert!(here.len() > 10, "{here:?}");
+        assert_eq!(here, readme, "src/lib.rs and the README's Layout differ");
+        let text = here.join("\n");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for entry in std::fs::read_dir(&src).expect("src/ lists") {
+            let name = entry.expect("an entry").file_name();
+            let name = name.to_string_lossy();
+            let named = match name.strip_suffix(".rs") {
+                Some(_) => format!("src/{name}"),
+                None => format!("src/{name}/"),
+            };
+            if name != "lib.rs" {
+                assert!(text.contains(&named), "the Layout does not name {named}");
+            }
+        }
+    }
+}

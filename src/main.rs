@@ -2,40 +2,46 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use docker_events_exporter::cli::{Cli, Command};
-use docker_events_exporter::{app, generate, logging, replay, rules};
+use docker_events_exporter::settings::{EngineSettings, Settings};
+use docker_events_exporter::web::WebConfigErrors;
+use docker_events_exporter::{actions, app, generate, logging, replay};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match &cli.command {
-        Some(Command::CheckConfig { file }) => {
-            return check_config(file, cli.web_config_file.as_deref());
-        }
-        Some(Command::GenerateEvents {
-            events,
-            containers,
-            engine,
-            seed,
-            churn,
-        }) => {
-            let spec = generate::Spec {
-                events: *events,
-                containers: *containers,
-                shape: *engine,
-                seed: *seed,
-                churn: *churn,
-                ..generate::Spec::default()
-            };
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            return match generate::generate(&spec, &mut out) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("docker-events-exporter: error: writing events: {e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-        _ => {}
+    if let Some(Command::GenerateEvents {
+        events,
+        containers,
+        engine,
+        seed,
+        churn,
+    }) = &cli.command
+    {
+        let spec = generate::Spec {
+            events: *events,
+            containers: *containers,
+            shape: *engine,
+            seed: *seed,
+            churn: *churn,
+            ..generate::Spec::default()
+        };
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        return match generate::generate(&spec, &mut out) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("docker-events-exporter: error: writing events: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
+    // Every command's flags are checked alike, before anything starts.
+    let settings = Settings::new(&cli);
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return check_config(file, &cli, settings);
+    }
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
     logging::init(cli.log_level, cli.log_format);
     // One TLS provider for the process (ring): reqwest and lettre use the process default.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -51,31 +57,43 @@ fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
-        Some(Command::Replay { file, serve }) => runtime.block_on(replay::run(&cli, file, *serve)),
-        _ => runtime.block_on(app::run(cli)),
+        Some(Command::Replay { file, serve }) => {
+            runtime.block_on(replay::run(&settings, file, *serve))
+        }
+        _ => EngineSettings::new(&cli)
+            .and_then(|engine| runtime.block_on(app::run(settings, engine))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Multi-line errors (every problem of a config file) end in a newline of their own.
-            let message = format!("{e:#}");
-            eprintln!("docker-events-exporter: error: {}", message.trim_end());
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e),
     }
 }
 
-fn check_config(file: &std::path::Path, web: Option<&std::path::Path>) -> ExitCode {
-    if let Some(web) = web {
-        match docker_events_exporter::web::load(web) {
-            Ok(w) => println!("{}: ok, {}", web.display(), w.summary()),
-            Err(errors) => {
-                eprint!("{errors}");
+/// Prints the error once, with its causes, and exits 1.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    // Multi-line errors (every problem of a config file) end in a newline of their own.
+    let message = format!("{e:#}");
+    eprintln!("docker-events-exporter: error: {}", message.trim_end());
+    ExitCode::FAILURE
+}
+
+/// `check-config FILE`: the flags' checks, then the rules file's. Lists of problems are
+/// printed as they are, one problem a line.
+fn check_config(file: &std::path::Path, cli: &Cli, settings: anyhow::Result<Settings>) -> ExitCode {
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => match e.downcast_ref::<WebConfigErrors>() {
+            Some(problems) => {
+                eprint!("{problems}");
                 return ExitCode::FAILURE;
             }
-        }
+            None => return fail(&e),
+        },
+    };
+    if let Some(web) = &cli.web_config_file {
+        println!("{}: ok, {}", web.display(), settings.web.summary());
     }
-    match rules::load(file) {
+    match actions::load(file) {
         Ok(r) => {
             let names: Vec<&str> = r.rules.iter().map(|r| r.name.as_str()).collect();
             println!(

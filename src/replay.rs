@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use tokio::sync::watch;
 
 use crate::actions::{Dry, Executor, Reactor};
-use crate::cli::Cli;
-use crate::docker::stream::{LineOutcome, MAX_LINE_BYTES, process_line};
+use crate::docker::lines::{Lines, Piece};
 use crate::metrics::Metrics;
 use crate::metrics::tracker::{Clock, Tracker};
+use crate::pipeline::{LineOutcome, Pipeline};
+use crate::settings::Settings;
 
 /// How often (in events) expired series are swept during a replay.
 const SWEEP_EVERY: u64 = 16_384;
@@ -47,7 +47,11 @@ impl Summary {
 }
 
 /// Replays `file` ("-" for standard input) into `metrics`.
-pub async fn replay(cli: &Cli, file: &Path, metrics: &Arc<Metrics>) -> anyhow::Result<Summary> {
+pub async fn replay(
+    settings: &Settings,
+    file: &Path,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Summary> {
     let input: Box<dyn Read> = if file == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
@@ -56,124 +60,91 @@ pub async fn replay(cli: &Cli, file: &Path, metrics: &Arc<Metrics>) -> anyhow::R
         )
     };
     let reader = BufReader::with_capacity(READ_BUFFER, input);
-    replay_from(cli, reader, file, metrics).await
+    replay_from(settings, reader, file, metrics).await
 }
 
 /// Replays what `reader` reads (`file` names it in errors) into `metrics`.
 async fn replay_from(
-    cli: &Cli,
+    settings: &Settings,
     mut reader: impl BufRead,
     file: &Path,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Summary> {
-    let mut tracker = Tracker::new(metrics.clone(), cli.series_ttl, None).with_clock(Clock::Events);
-    let mut rules = match &cli.config {
+    let tracker =
+        Tracker::new(metrics.clone(), settings.metrics.series_ttl).with_clock(Clock::Events);
+    let (reactor, executor) = match &settings.rules.config {
         Some(path) => {
-            let (loaded, rule_metrics) = crate::actions::load_rules(path, &metrics.registry)?;
+            let loaded = crate::actions::Loaded::start(path, &metrics.registry)?;
             let host: Arc<str> = "replay".into();
-            let executor = Executor::new(rule_metrics.clone(), Dry::Silent, host.clone(), None);
-            let (_tx, rx) = watch::channel(Arc::new(loaded));
-            // The queue is never used: replay takes the firings directly.
-            let (queue, _) = tokio::sync::mpsc::channel(1);
-            Some((Reactor::new(rx, queue, rule_metrics, host), executor))
+            let executor = Executor::new(loaded.metrics.clone(), Dry::Silent, host.clone(), None);
+            let reactor = Reactor::keeping(loaded.subscribe(), loaded.metrics.clone(), host);
+            (Some(reactor), Some(executor))
         }
-        None => None,
+        None => (None, None),
     };
+    let mut pipeline = Pipeline::new(metrics.clone(), tracker, reactor);
     let mut summary = Summary::default();
-    let mut newest = 0;
-    // A line cut by the end of a read, and whether it is already too long to be an event.
-    let mut partial = Vec::new();
-    let mut overlong = false;
+    let mut lines = Lines::default();
     let start = Instant::now();
     loop {
-        // Lines are taken where they lie in the read buffer; only one cut by the buffer's end
-        // is copied.
         let chunk = reader
             .fill_buf()
             .with_context(|| format!("reading {}", file.display()))?;
         let read = chunk.len();
-        let mut rest = chunk;
-        let last = read == 0;
-        loop {
-            let line = match memchr::memchr(b'\n', rest) {
-                Some(n) => {
-                    let line = &rest[..n];
-                    rest = &rest[n + 1..];
-                    line
+        let each = |piece: Piece<'_>| {
+            let outcome = match piece {
+                Piece::Line(line) => pipeline.line(line),
+                Piece::TooLong => {
+                    pipeline.too_long();
+                    LineOutcome::DecodeError
                 }
-                // The end of the input ends its last line.
-                None if last => std::mem::take(&mut rest),
-                None => break,
             };
-            let line = if partial.is_empty() && !overlong {
-                line
-            } else {
-                partial.extend_from_slice(line);
-                &partial[..]
-            };
-            if overlong || line.len() > MAX_LINE_BYTES {
-                metrics.decode_errors.inc();
-                summary.unreadable += 1;
-            } else if !(last && line.is_empty()) {
-                let ev = process_line(line, None, &mut tracker, None, metrics, &mut newest);
-                apply(ev, &mut summary, rules.as_mut(), &mut tracker).await;
-            }
-            partial.clear();
-            overlong = false;
-            if last {
-                break;
-            }
-        }
-        if last {
-            break;
-        }
-        if !overlong {
-            partial.extend_from_slice(rest);
-            if partial.len() > MAX_LINE_BYTES {
-                partial.clear();
-                overlong = true;
-            }
+            count(outcome, &mut summary, &mut pipeline);
+        };
+        if read == 0 {
+            lines.finish(each);
+        } else {
+            lines.feed(chunk, each);
         }
         reader.consume(read);
+        // The firings of the read's events run (dry) after it.
+        if let (Some(executor), Some(rules)) = (&executor, pipeline.rules()) {
+            for fire in rules.take_fired() {
+                for index in 0..fire.rule().actions.len() {
+                    executor.execute(&fire, index).await;
+                }
+            }
+        }
+        if read == 0 {
+            break;
+        }
     }
+    let tracker = pipeline.tracker();
     tracker.sweep();
     summary.seconds = start.elapsed().as_secs_f64();
     summary.label_sets = tracker.series_count();
     Ok(summary)
 }
 
-/// Counts what a line did and runs the rules on its event.
-async fn apply(
-    outcome: LineOutcome,
-    summary: &mut Summary,
-    rules: Option<&mut (Reactor, Executor)>,
-    tracker: &mut Tracker,
-) {
-    let ev = match outcome {
-        LineOutcome::Applied(ev) => ev,
+/// Counts what a line did; sweeps expired series now and then.
+fn count(outcome: LineOutcome, summary: &mut Summary, pipeline: &mut Pipeline) {
+    match outcome {
+        LineOutcome::Applied { .. } => summary.events += 1,
         LineOutcome::DecodeError => {
             summary.unreadable += 1;
             return;
         }
-        LineOutcome::Duplicate | LineOutcome::Blank => return,
-    };
-    summary.events += 1;
-    if let Some((reactor, executor)) = rules {
-        for fire in reactor.fires_owned(ev) {
-            for index in 0..fire.rule.actions.len() {
-                executor.execute(&fire, index).await;
-            }
-        }
+        LineOutcome::Blank => return,
     }
     if summary.events % SWEEP_EVERY == 0 {
-        tracker.sweep();
+        pipeline.tracker().sweep();
     }
 }
 
 /// The `replay` subcommand: replay, then print the metrics (or serve them with `serve`).
-pub async fn run(cli: &Cli, file: &Path, serve: bool) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new(&cli.container_labels)?);
-    let summary = replay(cli, file, &metrics).await?;
+pub async fn run(settings: &Settings, file: &Path, serve: bool) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new(&settings.metrics.container_labels)?);
+    let summary = replay(settings, file, &metrics).await?;
     eprintln!(
         "replayed {} events ({} unreadable) in {:.3} s: {:.0} events/s; {} label sets; peak RSS {}",
         summary.events,
@@ -190,30 +161,15 @@ pub async fn run(cli: &Cli, file: &Path, serve: bool) -> anyhow::Result<()> {
         std::io::stdout().write_all(metrics.encode().as_bytes())?;
         return Ok(());
     }
-    let web = crate::app::load_web_config(cli)?;
-    let listener = crate::app::bind(&cli.listen_address).await?;
-    tracing::info!(address = %listener.local_addr()?, web = %web.summary(), "serving the replayed metrics; Ctrl-C to stop");
-    let app = crate::server::router(crate::server::AppState {
-        metrics,
-        telemetry_path: cli.telemetry_path.clone(),
-        scrapes: crate::server::ScrapeLimits::default(),
-        auth: web.auth,
-    });
     let stop = tokio_util::sync::CancellationToken::new();
     let on_ctrl_c = stop.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         on_ctrl_c.cancel();
     });
-    crate::server::serve(
-        listener,
-        app,
-        web.tls,
-        stop,
-        std::time::Duration::from_secs(5),
-    )
-    .await?;
-    Ok(())
+    let server = crate::server::Server::bind(&settings.web, metrics).await?;
+    tracing::info!(address = %server.address(), web = %settings.web.summary(), "serving the replayed metrics; Ctrl-C to stop");
+    server.serve(stop, std::time::Duration::from_secs(5)).await
 }
 
 /// The process's peak resident set (VmHWM), in KiB.
@@ -230,6 +186,8 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::cli::Cli;
+    use crate::docker::lines::MAX_LINE_BYTES;
 
     /// Lines cut by the end of a read, a blank line, a bad one, one past the line limit and a
     /// last one without its newline: each counted once, whatever the read size.
@@ -249,10 +207,11 @@ mod tests {
             event(4),
         );
         let cli = Cli::try_parse_from(["docker-events-exporter"]).expect("defaults parse");
+        let settings = Settings::new(&cli).expect("the defaults are good");
         for capacity in [1, 7, 64, 4096, READ_BUFFER] {
             let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
             let reader = BufReader::with_capacity(capacity, input.as_bytes());
-            let summary = replay_from(&cli, reader, Path::new("test"), &metrics)
+            let summary = replay_from(&settings, reader, Path::new("test"), &metrics)
                 .await
                 .expect("replays");
             assert_eq!(

@@ -11,10 +11,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use anyhow::Context as _;
 use bytes::Bytes;
+use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
 use crate::metrics::containers::CHUNK_BYTES;
+use crate::settings::WebSettings;
 use crate::web::BasicAuth;
 
 /// The exposition format's content type, as Prometheus expects it.
@@ -104,12 +107,71 @@ async fn basic_auth(
     }
 }
 
+/// The HTTP side, bound and ready to serve: the daemon's start-up and `replay --serve` alike.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Server {
+    /// Binds `--web.listen-address` and builds the router for `metrics`.
+    pub async fn bind(web: &WebSettings, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let listener = bind(&web.listen_address).await?;
+        let app = router(AppState {
+            metrics,
+            telemetry_path: web.telemetry_path.clone(),
+            scrapes: ScrapeLimits::default(),
+            auth: web.config.auth.clone(),
+        });
+        Ok(Self {
+            listener,
+            app,
+            tls: web.config.tls.clone(),
+        })
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> String {
+        self.listener
+            .local_addr()
+            .map_or_else(|e| format!("unknown ({e})"), |a| a.to_string())
+    }
+
+    /// Serves until `shutdown`, then waits up to `drain` for open connections.
+    pub async fn serve(
+        self,
+        shutdown: tokio_util::sync::CancellationToken,
+        drain: Duration,
+    ) -> anyhow::Result<()> {
+        serve(self.listener, self.app, self.tls, shutdown, drain)
+            .await
+            .context("serving HTTP")
+    }
+}
+
+/// Binds the listen address; `:PORT` means every interface, IPv6 and IPv4 where the host has
+/// IPv6, IPv4 alone where it does not.
+pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    let ctx = || format!("cannot listen on --web.listen-address {addr:?}");
+    if let Some(port) = addr.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("{}: not a port number", ctx()))?;
+        return match TcpListener::bind(("::", port)).await {
+            Ok(l) => Ok(l),
+            Err(_) => TcpListener::bind(("0.0.0.0", port)).await.with_context(ctx),
+        };
+    }
+    TcpListener::bind(addr).await.with_context(ctx)
+}
+
 /// How long a client has to complete its TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown`, over TLS if `tls` is given; then waits up to
 /// `drain` for open connections.
-pub async fn serve(
+async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Option<Arc<rustls::ServerConfig>>,

@@ -4,46 +4,240 @@
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::future::BoxFuture;
+use marked_yaml::Node;
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 
-use super::{ActionResult, MAX_BODY_BYTES, MAX_FIELD_BYTES, Outcome};
-use crate::rules::WebhookAction;
-use crate::rules::template::{Context, payload};
+use super::{Action, ActionResult, BoxedAction, MAX_BODY_BYTES, MAX_FIELD_BYTES, Outcome, Runtime};
+use crate::rules::config::Named;
+use crate::rules::template::{Context, Template, payload};
+use crate::rules::{ActionConfig, ActionKind, Checker, Resolver, Secret};
+
+/// Default time one attempt may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default retries after the first attempt (5xx and network errors only).
+pub const DEFAULT_RETRIES: u32 = 3;
+const KEYS: &[&str] = &[
+    "url",
+    "method",
+    "headers",
+    "headers_from_env",
+    "body",
+    "timeout",
+    "retries",
+];
 
 /// First wait before a retry; it doubles.
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 /// Longest wait between retries.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 
-pub async fn execute(
-    a: &WebhookAction,
-    ctx: &Context<'_>,
-    client: &reqwest::Client,
-    dry: super::Dry,
-) -> ActionResult {
-    let url = a.url.render(ctx, MAX_FIELD_BYTES);
-    let body = match &a.body {
-        Some(t) => t.render(ctx, MAX_BODY_BYTES),
-        None => payload(ctx.events),
-    };
-    let headers: Vec<(http::HeaderName, String)> = a
-        .headers
-        .iter()
-        .map(|(k, t)| (k.clone(), t.render(ctx, MAX_FIELD_BYTES)))
-        .collect();
-    if dry.on() {
-        if dry.logs() {
+#[derive(Debug)]
+pub struct WebhookAction {
+    pub url: Template,
+    pub method: http::Method,
+    pub headers: Vec<(http::HeaderName, Template)>,
+    /// Header values read from the environment: never logged, never rendered.
+    pub secret_headers: Vec<SecretHeader>,
+    /// None: the event (or a batch's events) as JSON.
+    pub body: Option<Template>,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+/// A header whose value is an environment variable's.
+#[derive(Debug)]
+pub struct SecretHeader {
+    pub name: http::HeaderName,
+    /// The header as the file spells it, for problems.
+    pub key: String,
+    pub var: Named,
+    /// Filled in by the resolve step: a rule whose secret cannot be read is not loaded.
+    pub value: Option<Secret>,
+}
+
+/// `webhook: {url: ..., ...}`.
+pub struct Kind;
+
+impl ActionKind<BoxedAction> for Kind {
+    fn key(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn compile(
+        &self,
+        c: &mut Checker<'_>,
+        node: &Node,
+        _rule: &MarkedMappingNode,
+        place: &str,
+    ) -> Option<BoxedAction> {
+        let place = format!("webhook of {place}");
+        let map = c.mapping(node, &place)?;
+        c.known_keys(map, KEYS, &place);
+        let Some(url_node) = map.get_scalar("url") else {
+            c.err(node.span(), format!("{place} needs a url"));
+            return None;
+        };
+        let url = c.template(url_node)?;
+        if !url.has_placeholders() && reqwest::Url::parse(url_node.as_str()).is_err() {
+            c.err(
+                url_node.span(),
+                format!("url of {place} is not a valid URL: {:?}", url_node.as_str()),
+            );
+        }
+        let method = match map.get_scalar("method") {
+            Some(m) => match m.as_str().to_ascii_uppercase().as_str() {
+                "POST" => http::Method::POST,
+                "PUT" => http::Method::PUT,
+                "PATCH" => http::Method::PATCH,
+                "GET" => http::Method::GET,
+                other => {
+                    c.err(
+                        m.span(),
+                        format!("method of {place} must be POST, PUT, PATCH or GET; got {other:?}"),
+                    );
+                    return None;
+                }
+            },
+            None => http::Method::POST,
+        };
+        let mut headers = Vec::new();
+        if let Some(n) = map.get_node("headers") {
+            let h = c.mapping(n, &format!("headers of {place}"))?;
+            for (k, v) in h.iter() {
+                let Some(name) = header_name(c, k) else {
+                    continue;
+                };
+                let Some(s) = c.scalar(v, &format!("header {} of {place}", k.as_str())) else {
+                    continue;
+                };
+                headers.extend(c.template(s).map(|t| (name, t)));
+            }
+        }
+        let mut secret_headers = Vec::new();
+        if let Some(n) = map.get_node("headers_from_env") {
+            let h = c.mapping(n, &format!("headers_from_env of {place}"))?;
+            for (k, v) in h.iter() {
+                let Some(name) = header_name(c, k) else {
+                    continue;
+                };
+                let Some(var) = c.scalar(v, &format!("headers_from_env.{} of {place}", k.as_str()))
+                else {
+                    continue;
+                };
+                secret_headers.push(SecretHeader {
+                    name,
+                    key: k.as_str().to_owned(),
+                    var: Named::new(var),
+                    value: None,
+                });
+            }
+        }
+        let body = map.get_scalar("body").and_then(|b| c.template(b));
+        let timeout = match map.get_node("timeout") {
+            Some(n) => c.duration(n, &format!("timeout of {place}"))?,
+            None => DEFAULT_TIMEOUT,
+        };
+        let retries = match map.get_scalar("retries") {
+            Some(r) => match r.as_str().parse::<u32>() {
+                Ok(n) if n <= 10 => n,
+                _ => {
+                    c.err(
+                        r.span(),
+                        format!("retries of {place} must be a whole number from 0 to 10"),
+                    );
+                    return None;
+                }
+            },
+            None => DEFAULT_RETRIES,
+        };
+        Some(Box::new(WebhookAction {
+            url,
+            method,
+            headers,
+            secret_headers,
+            body,
+            timeout,
+            retries,
+        }))
+    }
+}
+
+fn header_name(c: &mut Checker<'_>, k: &MarkedScalarNode) -> Option<http::HeaderName> {
+    match http::HeaderName::from_bytes(k.as_str().as_bytes()) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            c.err(
+                k.span(),
+                format!("{:?} is not a valid HTTP header name", k.as_str()),
+            );
+            None
+        }
+    }
+}
+
+impl ActionConfig for WebhookAction {
+    fn templates(&self) -> Vec<&Template> {
+        std::iter::once(&self.url)
+            .chain(self.headers.iter().map(|(_, t)| t))
+            .chain(self.body.as_ref())
+            .collect()
+    }
+
+    fn resolve(&mut self, r: &mut Resolver<'_>) {
+        for h in &mut self.secret_headers {
+            h.value = r.env_secret(&h.var, &format!("header {}", h.key), |v| {
+                http::HeaderValue::from_str(v)
+                    .map(|_| ())
+                    .map_err(|_| "holds characters a header cannot")
+            });
+        }
+    }
+}
+
+impl WebhookAction {
+    fn render(&self, ctx: &Context<'_>) -> (String, String, Vec<(http::HeaderName, String)>) {
+        let url = self.url.render(ctx, MAX_FIELD_BYTES);
+        let body = match &self.body {
+            Some(t) => t.render(ctx, MAX_BODY_BYTES),
+            None => payload(ctx.events),
+        };
+        let headers = self
+            .headers
+            .iter()
+            .map(|(k, t)| (k.clone(), t.render(ctx, MAX_FIELD_BYTES)))
+            .collect();
+        (url, body, headers)
+    }
+}
+
+impl Action for WebhookAction {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn dry_run(&self, ctx: &Context<'_>, log: bool) {
+        let (url, body, headers) = self.render(ctx);
+        if log {
             tracing::info!(
                 rule = ctx.rule,
-                method = %a.method,
+                method = %self.method,
                 url,
                 headers = ?headers,
-                secret_headers = ?a.secret_headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                secret_headers = ?self.secret_headers.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
                 body,
                 "dry run: would send"
             );
         }
-        return Ok(());
     }
+
+    fn run<'a>(&'a self, ctx: &'a Context<'a>, rt: Runtime<'a>) -> BoxFuture<'a, ActionResult> {
+        Box::pin(execute(self, ctx, rt.http))
+    }
+}
+
+async fn execute(a: &WebhookAction, ctx: &Context<'_>, client: &reqwest::Client) -> ActionResult {
+    let (url, body, headers) = a.render(ctx);
     let url = reqwest::Url::parse(&url).map_err(|e| {
         (
             Outcome::Failure,
@@ -69,8 +263,10 @@ pub async fn execute(
         for (k, v) in &headers {
             req = req.header(k, v);
         }
-        for (k, v) in &a.secret_headers {
-            req = req.header(k, v.expose());
+        for h in &a.secret_headers {
+            if let Some(v) = &h.value {
+                req = req.header(&h.name, v.expose());
+            }
         }
         match req.body(body.clone()).send().await {
             Ok(resp) if resp.status().is_success() => return Ok(()),

@@ -7,6 +7,7 @@
 
 pub mod endpoint;
 pub mod event;
+pub mod lines;
 mod scan;
 pub mod state;
 pub mod stream;
@@ -96,7 +97,7 @@ pub struct EngineInfo {
     pub id: String,
 }
 
-/// Container state as the `docker_container_state` gauge names it. `removing` is transient and
+/// Container state as the state gauge names it. `removing` is transient and
 /// not exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerState {
@@ -130,7 +131,7 @@ impl ContainerState {
     }
 }
 
-/// Health as the `docker_container_health_status` gauge names it.
+/// Health as the health status gauge names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
     Starting,

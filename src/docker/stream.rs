@@ -1,14 +1,18 @@
 //! The event subscription: never loses its place.
 //!
-//! One task owns the stream and the [`Tracker`]. It reads `GET /events`, splits lines, drops the
-//! duplicates a resume replays, decodes, and applies each event: microseconds per event, because
-//! the engine drops events for a reader that stalls 100 ms. Anything slow runs elsewhere: pings
-//! in their own task, inspects on a small worker pool whose answers come back on a bounded queue.
+//! One task owns the stream and its [`Consumer`]. It reads `GET /events`, splits lines, drops
+//! the duplicates a resume replays, and hands every new line to the consumer: microseconds per
+//! line, because the engine drops events for a reader that stalls 100 ms. Anything slow runs
+//! elsewhere: pings in their own task, the inspects the consumer asks for on a small worker pool
+//! whose answers come back on a bounded queue, the snapshot after a gap in its own task.
 //!
 //! When the stream ends or fails (engine restart, network cut, failed ping), we resubscribe with
 //! capped exponential backoff (reset by the first good event after a reconnect), from
 //! `since=<newest timeNano seen>`. The engine replays what it still holds from there; the lines we
-//! already counted are recognised and skipped.
+//! already handed over are recognised and skipped.
+//!
+//! This module is the source of the pipeline and knows nothing downstream of it: what a line
+//! means, and what the stream's signals change, is the consumer's business.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -16,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::{Semaphore, mpsc};
@@ -25,19 +28,13 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Engine;
-use super::event::Event;
+use super::lines::{Lines, Piece};
 use super::state::{Position, StateFile};
-use crate::actions::Reactor;
-use crate::metrics::Metrics;
-use crate::metrics::tracker::{InspectRequest, Tracker};
+use super::{ContainerSnapshot, Engine};
 
 /// Lines remembered to recognise a replay. The engine replays at most its last 256 events, so
 /// four times that covers a replay with room to spare.
 pub const DEDUPE_WINDOW: usize = 1024;
-/// The longest event line we accept. Longer ones (no engine sends them) are counted as decode
-/// errors and skipped up to the next newline, keeping memory bounded.
-pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 /// First wait before resubscribing; it doubles (with jitter) up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between resubscription attempts.
@@ -49,8 +46,62 @@ pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const INSPECT_QUEUE: usize = 1024;
 /// Inspects running at once.
 pub const INSPECT_WORKERS: usize = 4;
-/// How many characters of a bad line a log line shows.
-const LOG_PREVIEW_CHARS: usize = 200;
+
+/// A container the consumer wants inspected; `seq` is the consumer's count of what it had
+/// applied when it asked (see [`Consumer::seq`]), so that it can tell an answer older than a
+/// later event.
+#[derive(Debug, Clone)]
+pub struct InspectRequest {
+    pub id: String,
+    pub seq: u64,
+}
+
+/// Every container as the engine listed it after a gap, for [`Consumer::reconcile`].
+pub struct Snapshot {
+    pub containers: Vec<ContainerSnapshot>,
+    /// Where the events stopped (the newest `timeNano` handed over before the gap).
+    pub position_nano: i64,
+    /// The engine's time when it was taken.
+    pub snapshot_nano: i64,
+    /// [`Consumer::seq`] when it was asked for.
+    pub seq: u64,
+}
+
+/// What happened to the subscription itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Subscribed: the first time, or again after the stream was lost (`again`).
+    Subscribed { again: bool },
+    /// The stream ended or failed; a resubscription follows (or the watch stops).
+    Lost,
+    /// Events may have been lost before this subscription; a [`Snapshot`] follows.
+    Gap,
+    /// The line just handed over is one the engine replayed after a resubscription, not
+    /// handed over before.
+    Replayed,
+    /// A line longer than [`super::lines::MAX_LINE_BYTES`] was skipped.
+    LineTooLong,
+}
+
+/// Whoever takes the stream's lines: the pipeline. Called from the stream's own task, between
+/// reads: everything here must be quick.
+pub trait Consumer {
+    /// One new line (trimmed, not blank, not a replay of one handed over before). Returns the
+    /// event's `timeNano` if the line was an event, `None` if it could not be read.
+    fn line(&mut self, line: &[u8]) -> Option<i64>;
+    /// Something happened to the subscription.
+    fn signal(&mut self, signal: Signal);
+    /// Moves the inspects asked for since the last call into `out`.
+    fn take_inspects(&mut self, out: &mut Vec<InspectRequest>);
+    /// An inspect asked for by [`Consumer::take_inspects`], answered.
+    fn inspected(&mut self, req: &InspectRequest, snap: &ContainerSnapshot);
+    /// A count of what the consumer has applied, to be handed back with a [`Snapshot`].
+    fn seq(&self) -> u64;
+    /// Every container after a gap.
+    fn reconcile(&mut self, snapshot: &Snapshot);
+    /// Housekeeping, every [`Watch::tick_interval`] (series expiry).
+    fn tick(&mut self);
+}
 
 /// Remembers the hashes of the last [`DEDUPE_WINDOW`] lines.
 pub struct Dedupe {
@@ -88,98 +139,19 @@ impl Dedupe {
     }
 }
 
-/// Splits a byte stream into lines of at most [`MAX_LINE_BYTES`].
-#[derive(Default)]
-pub struct Lines {
-    buf: BytesMut,
-    /// Skipping the rest of an overlong line.
-    skipping: bool,
-}
-
-impl Lines {
-    /// Feeds a chunk; calls `line` for each complete line (without its newline) and `too_long`
-    /// once for each overlong one.
-    pub fn feed(&mut self, chunk: &[u8], mut line: impl FnMut(&[u8]), mut too_long: impl FnMut()) {
-        self.buf.extend_from_slice(chunk);
-        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-            if self.skipping {
-                self.skipping = false;
-            } else {
-                line(&self.buf[..pos]);
-            }
-            self.buf.advance(pos + 1);
-        }
-        if self.buf.len() > MAX_LINE_BYTES {
-            if !self.skipping {
-                too_long();
-            }
-            self.skipping = true;
-            self.buf.clear();
-        }
-    }
-
-    /// Forgets a partial line (the connection it came from is gone).
-    pub fn reset(&mut self) {
-        self.buf.clear();
-        self.skipping = false;
-    }
-}
-
-/// What one line did; for tests and for the caller's bookkeeping. An applied event is handed
-/// back, so a caller with more to do with it (replay's rules) need not decode it again.
-#[derive(Debug, PartialEq, Eq)]
-pub enum LineOutcome {
-    Applied(Event),
-    Duplicate,
-    DecodeError,
-    Blank,
-}
-
-/// Dedupe, decode and apply one line: metrics first, then the rules. Shared by the live stream
-/// and replay.
-pub fn process_line(
-    line: &[u8],
-    dedupe: Option<&mut Dedupe>,
-    tracker: &mut Tracker,
-    reactor: Option<&mut Reactor>,
-    metrics: &Metrics,
-    newest_nano: &mut i64,
-) -> LineOutcome {
+/// Hands one line of the stream to `consumer`, unless it is blank or among the recent lines
+/// (a resubscription's replay of what was handed over already). Returns the event's
+/// `timeNano` and the trimmed line if the consumer took it as an event.
+pub fn hand_over<'l>(
+    line: &'l [u8],
+    dedupe: &mut Dedupe,
+    consumer: &mut impl Consumer,
+) -> Option<(i64, &'l [u8])> {
     let line = line.trim_ascii();
-    if line.is_empty() {
-        return LineOutcome::Blank;
+    if line.is_empty() || !dedupe.first_sighting(line) {
+        return None;
     }
-    if dedupe.is_some_and(|d| !d.first_sighting(line)) {
-        return LineOutcome::Duplicate;
-    }
-    match Event::decode(line) {
-        Ok(ev) => {
-            *newest_nano = (*newest_nano).max(ev.time_nano);
-            tracker.apply(&ev);
-            if let Some(r) = reactor {
-                r.on_event(&ev);
-            }
-            LineOutcome::Applied(ev)
-        }
-        Err(e) => {
-            metrics.decode_errors.inc();
-            tracing::warn!(error = %e, line = %preview(line), "skipping an event line that cannot be read");
-            LineOutcome::DecodeError
-        }
-    }
-}
-
-impl LineOutcome {
-    pub fn is_applied(&self) -> bool {
-        matches!(self, Self::Applied(_))
-    }
-}
-
-fn preview(line: &[u8]) -> String {
-    String::from_utf8_lossy(line)
-        .chars()
-        .take(LOG_PREVIEW_CHARS)
-        .collect()
+    consumer.line(line).map(|t| (t, line))
 }
 
 /// Waits between attempts to reach the engine: from [`MIN_BACKOFF`], doubling with jitter, up
@@ -195,7 +167,7 @@ pub fn backoff() -> impl Iterator<Item = Duration> {
 }
 
 /// Runs inspects for the tracker on a bounded pool, sending the answers back.
-pub fn spawn_inspector(
+fn spawn_inspector(
     engine: Engine,
     mut requests: mpsc::Receiver<InspectRequest>,
     answers: mpsc::Sender<(InspectRequest, super::ContainerSnapshot)>,
@@ -229,33 +201,41 @@ pub fn spawn_inspector(
 }
 
 /// Everything the stream loop needs.
-pub struct Watch {
+pub struct Watch<C> {
     pub engine: Engine,
-    pub tracker: Tracker,
-    pub reactor: Option<Reactor>,
-    pub metrics: Arc<Metrics>,
-    pub answers: mpsc::Receiver<(InspectRequest, super::ContainerSnapshot)>,
+    pub consumer: C,
     /// Where the subscription starts, and the engine it belongs to.
     pub position: Position,
     /// Where to keep the position, if anywhere.
     pub state_file: Option<StateFile>,
     pub ping_interval: Duration,
-    pub series_ttl: Duration,
+    /// How often the consumer's [`Consumer::tick`] runs.
+    pub tick_interval: Duration,
 }
 
-impl Watch {
-    /// Streams until `cancel`. Never returns an error: every failure is logged and retried.
-    pub async fn run(mut self, cancel: CancellationToken) {
-        let m = self.metrics.clone();
+impl<C: Consumer> Watch<C> {
+    /// Streams until `cancel`, and hands the consumer back. Never returns an error: every
+    /// failure is logged and retried. The inspect workers run on `tasks`.
+    pub async fn run(mut self, tasks: &TaskTracker, cancel: CancellationToken) -> C {
         let mut dedupe = Dedupe::default();
         let mut lines = Lines::default();
         let mut newest_nano = self.position.saved.position_nano;
         for line in &self.position.saved.lines_at_position {
             dedupe.first_sighting(line.as_bytes());
         }
+        let (inspect_tx, inspect_rx) = mpsc::channel(INSPECT_QUEUE);
+        let (answer_tx, mut answers) = mpsc::channel(INSPECT_QUEUE);
+        spawn_inspector(
+            self.engine.clone(),
+            inspect_rx,
+            answer_tx,
+            tasks,
+            cancel.clone(),
+        );
+        let mut inspects = Vec::new();
         // Events up to the engine's time at a resubscription are replays of what it held.
         let mut replay_until = 0;
-        let (reconcile_tx, mut reconciles) = mpsc::channel::<Reconcile>(1);
+        let (snapshot_tx, mut snapshots) = mpsc::channel::<Snapshot>(1);
         let mut snapshot_task: Option<JoinHandle<()>> = None;
         let mut save_failing = false;
         // The lines at the position matter only to a state file: no copy per event without one.
@@ -264,13 +244,11 @@ impl Watch {
         let mut subscribed_before = false;
         let mut body: Option<Incoming> = None;
         let mut retry_at = Instant::now();
+        let mut ping_task: Option<JoinHandle<Result<(), super::EngineError>>> = None;
         let mut ping = tokio::time::interval(self.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut ping_task: Option<JoinHandle<Result<(), super::EngineError>>> = None;
-        let mut sweep = tokio::time::interval(
-            (self.series_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)),
-        );
-        sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut tick = tokio::time::interval(self.tick_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
         loop {
             tokio::select! {
@@ -281,27 +259,28 @@ impl Watch {
                         Some(Ok(frame)) => {
                             if let Ok(data) = frame.into_data() {
                                 let mut good = false;
-                                let (tracker, metrics) = (&mut self.tracker, &m);
-                                let (reactor, position) = (&mut self.reactor, &mut self.position);
-                                lines.feed(
-                                    &data,
-                                    |line| {
-                                        let outcome = process_line(line, Some(&mut dedupe), tracker, reactor.as_mut(), metrics, &mut newest_nano);
-                                        if let LineOutcome::Applied(ev) = outcome {
-                                            good = true;
-                                            if keep_position {
-                                                position.applied(ev.time_nano, line.trim_ascii());
-                                            }
-                                            if ev.time_nano <= replay_until {
-                                                metrics.replayed_events.inc();
-                                            }
-                                        }
-                                    },
-                                    || {
-                                        metrics.decode_errors.inc();
-                                        tracing::warn!(limit = MAX_LINE_BYTES, "skipping an event line longer than the limit");
-                                    },
-                                );
+                                let (consumer, position) = (&mut self.consumer, &mut self.position);
+                                lines.feed(&data, |piece| {
+                                    let Piece::Line(line) = piece else {
+                                        consumer.signal(Signal::LineTooLong);
+                                        return;
+                                    };
+                                    let Some((time_nano, line)) = hand_over(line, &mut dedupe, consumer) else {
+                                        return;
+                                    };
+                                    good = true;
+                                    newest_nano = newest_nano.max(time_nano);
+                                    if keep_position {
+                                        position.applied(time_nano, line);
+                                    }
+                                    if time_nano <= replay_until {
+                                        consumer.signal(Signal::Replayed);
+                                    }
+                                });
+                                self.consumer.take_inspects(&mut inspects);
+                                for req in inspects.drain(..) {
+                                    ask_inspect(&inspect_tx, req);
+                                }
                                 if good {
                                     delays = backoff();
                                     self.save_position(&mut save_failing);
@@ -318,7 +297,7 @@ impl Watch {
                         retry_at = self.lost(&reason, &mut delays);
                     }
                 }
-                Some((req, snap)) = self.answers.recv() => self.tracker.apply_inspect(&req, &snap),
+                Some((req, snap)) = answers.recv() => self.consumer.inspected(&req, &snap),
                 _ = tokio::time::sleep_until(retry_at), if body.is_none() => {
                     let subscribe = tokio::time::timeout(
                         SUBSCRIBE_TIMEOUT,
@@ -338,22 +317,21 @@ impl Watch {
                         Ok(sub) => {
                             body = Some(sub.body);
                             replay_until = sub.info.now_nano;
-                            m.up.set(1);
+                            self.consumer.signal(Signal::Subscribed { again: subscribed_before });
                             if subscribed_before {
-                                m.reconnects.inc();
                                 tracing::info!(since = %super::format_since(newest_nano), "resubscribed to the event stream");
                             } else {
                                 tracing::info!(since = %super::format_since(newest_nano), "subscribed to the event stream");
                             }
                             subscribed_before = true;
                             if let Some(why) = sub.gap {
-                                m.stream_gaps.inc();
+                                self.consumer.signal(Signal::Gap);
                                 tracing::warn!(position = %super::format_since(newest_nano), reason = why, "events may have been lost while the stream was down; reconciling with the engine's containers");
                                 self.position.saved.engine_id = sub.info.id;
                                 if let Some(t) = snapshot_task.take() {
                                     t.abort();
                                 }
-                                snapshot_task = Some(spawn_snapshot(self.engine.clone(), newest_nano, self.tracker.seq(), reconcile_tx.clone()));
+                                snapshot_task = Some(spawn_snapshot(self.engine.clone(), newest_nano, self.consumer.seq(), snapshot_tx.clone()));
                             }
                         }
                         Err(e) => {
@@ -361,11 +339,7 @@ impl Watch {
                         }
                     }
                 }
-                Some(r) = reconciles.recv() => {
-                    let changes = self.tracker.reconcile(&r.containers, r.position_nano, r.snapshot_nano, r.seq);
-                    m.reconciled_changes.inc_by(changes);
-                    tracing::info!(changes, containers = r.containers.len(), "reconciled with the engine's containers after a gap");
-                }
+                Some(snapshot) = snapshots.recv() => self.consumer.reconcile(&snapshot),
                 res = join(&mut ping_task) => {
                     ping_task = None;
                     let failure = match res {
@@ -383,10 +357,10 @@ impl Watch {
                     let engine = self.engine.clone();
                     ping_task = Some(tokio::spawn(async move { engine.ping().await }));
                 }
-                _ = sweep.tick() => self.tracker.sweep(),
+                _ = tick.tick() => self.consumer.tick(),
             }
         }
-        m.up.set(0);
+        self.consumer.signal(Signal::Lost);
         if let Some(t) = ping_task {
             t.abort();
         }
@@ -394,6 +368,7 @@ impl Watch {
             t.abort();
         }
         self.save_position(&mut save_failing);
+        self.consumer
     }
 
     /// Writes the position to the state file, if there is one and it moved. A failure is
@@ -420,8 +395,8 @@ impl Watch {
     }
 
     /// Marks the stream lost and returns when to try again.
-    fn lost(&self, reason: &str, delays: &mut impl Iterator<Item = Duration>) -> Instant {
-        self.metrics.up.set(0);
+    fn lost(&mut self, reason: &str, delays: &mut impl Iterator<Item = Duration>) -> Instant {
+        self.consumer.signal(Signal::Lost);
         let wait = delays.next().unwrap_or(MAX_BACKOFF);
         tracing::warn!(
             endpoint = %self.engine.endpoint(),
@@ -430,6 +405,16 @@ impl Watch {
             "event stream lost; resubscribing"
         );
         Instant::now() + wait
+    }
+}
+
+/// Queues an inspect for the workers, never waiting: a full queue drops it with a warning.
+fn ask_inspect(queue: &mpsc::Sender<InspectRequest>, req: InspectRequest) {
+    if let Err(mpsc::error::TrySendError::Full(req)) = queue.try_send(req) {
+        tracing::warn!(
+            container_id = %req.id,
+            "inspect queue full; this container's state and healthcheck may lag until its next event"
+        );
     }
 }
 
@@ -461,26 +446,18 @@ async fn subscribe(
     Ok(Subscription { body, info, gap })
 }
 
-/// A snapshot of every container for [`Tracker::reconcile`].
-struct Reconcile {
-    containers: Vec<super::ContainerSnapshot>,
-    position_nano: i64,
-    snapshot_nano: i64,
-    seq: u64,
-}
-
 /// Lists and inspects every container in the background; the stream goes on meanwhile.
 fn spawn_snapshot(
     engine: Engine,
     position_nano: i64,
     seq: u64,
-    tx: mpsc::Sender<Reconcile>,
+    tx: mpsc::Sender<Snapshot>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         match engine.snapshot().await {
             Ok((info, containers)) => {
                 let _ = tx
-                    .send(Reconcile {
+                    .send(Snapshot {
                         containers,
                         position_nano,
                         snapshot_nano: info.now_nano,
@@ -524,87 +501,5 @@ mod tests {
             assert!(d.first_sighting(format!("x{i}").as_bytes()));
         }
         assert!(d.first_sighting(b"a"), "pushed out of the window");
-    }
-
-    #[test]
-    fn lines_split_across_chunks_and_overlong_ones_are_skipped() {
-        let mut l = Lines::default();
-        let mut got: Vec<Vec<u8>> = Vec::new();
-        let mut long = 0;
-        l.feed(b"one\ntw", |x| got.push(x.to_vec()), || long += 1);
-        l.feed(b"o\n", |x| got.push(x.to_vec()), || long += 1);
-        let big = vec![b'x'; MAX_LINE_BYTES + 1];
-        l.feed(&big, |x| got.push(x.to_vec()), || long += 1);
-        l.feed(
-            b"more of it\nthree\n",
-            |x| got.push(x.to_vec()),
-            || long += 1,
-        );
-        assert_eq!(got, [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
-        assert_eq!(long, 1);
-    }
-
-    #[test]
-    fn bad_lines_are_counted_and_the_next_one_still_applies() {
-        let m = Arc::new(Metrics::new(&[]).expect("metrics"));
-        let mut t = Tracker::new(m.clone(), Duration::from_secs(60), None);
-        let mut d = Dedupe::default();
-        let mut newest = 0;
-        let good = br#"{"Type":"container","Action":"oom","Actor":{"ID":"c","Attributes":{"name":"n","image":"i"}},"time":1,"timeNano":1000000005}"#;
-        assert_eq!(
-            process_line(b"{oops", Some(&mut d), &mut t, None, &m, &mut newest),
-            LineOutcome::DecodeError
-        );
-        assert!(process_line(good, Some(&mut d), &mut t, None, &m, &mut newest).is_applied());
-        assert_eq!(
-            process_line(good, Some(&mut d), &mut t, None, &m, &mut newest),
-            LineOutcome::Duplicate
-        );
-        assert_eq!(m.decode_errors.get(), 1);
-        assert!(
-            m.encode().contains(
-                "docker_container_oom_kills_total{name=\"n\",image=\"i\",compose_project=\"\",compose_service=\"\"} 1\n"
-            ),
-            "counted once"
-        );
-        assert_eq!(newest, 1_000_000_005);
-    }
-
-    #[test]
-    fn hostile_lines_give_counted_errors_or_capped_values() {
-        let m = Arc::new(Metrics::new(&["team".to_owned()]).expect("metrics"));
-        let mut t = Tracker::new(m.clone(), Duration::from_secs(60), None);
-        let mut newest = 0;
-        let mut apply =
-            |line: &[u8]| process_line(line, None, &mut t, None, &m, &mut newest).is_applied();
-        // 20,000 attributes: decoded and applied; only the labels we use reach the metrics.
-        let many: String = (0..20_000).map(|i| format!(",\"k{i}\":\"v{i}\"")).collect();
-        let huge_map = format!(
-            r#"{{"Type":"container","Action":"create","Actor":{{"ID":"c1","Attributes":{{"name":"many"{many}}}}},"time":1,"timeNano":1000000001}}"#
-        );
-        assert!(apply(huge_map.as_bytes()));
-        // A name and a label value of 900 KB: the series' labels are cut to 256 bytes.
-        let big = "x".repeat(900 * 1024);
-        let big_label = format!(
-            r#"{{"Type":"container","Action":"create","Actor":{{"ID":"c2","Attributes":{{"name":"{big}","team":"{big}"}}}},"time":1,"timeNano":1000000002}}"#
-        );
-        assert!(apply(big_label.as_bytes()));
-        // Invalid UTF-8 inside a string: a counted error, not a replacement character.
-        let mut invalid =
-            br#"{"Type":"container","Action":"create","Actor":{"ID":"c3","Attributes":{"name":"#
-                .to_vec();
-        invalid.extend_from_slice(b"\"bad\xff\xfe\"}},\"time\":1}");
-        assert!(!apply(&invalid));
-        assert_eq!(m.decode_errors.get(), 1);
-        let text = m.encode();
-        let capped = "x".repeat(crate::metrics::tracker::MAX_LABEL_VALUE_BYTES);
-        assert!(
-            text.contains(&format!(
-                "docker_container_starts_total{{name=\"{capped}\",image=\"\",compose_project=\"\",compose_service=\"\",label_team=\"{capped}\"}} 0\n"
-            )),
-            "the 900 KB values are capped"
-        );
-        let longest = text.lines().map(str::len).max().unwrap_or(0);
-        assert!(longest < 1024, "a line of {longest} bytes");
     }
 }

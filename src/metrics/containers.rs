@@ -11,11 +11,10 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{
+use super::families::{
     CONTAINER_EXEC_DURATION, CONTAINER_EXECS, CONTAINER_EXITS, CONTAINER_HEALTH_STATUS,
     CONTAINER_HEALTHCHECK_DURATION, CONTAINER_HEALTHCHECKS, CONTAINER_KILLS, CONTAINER_OOM_KILLS,
-    CONTAINER_RESTARTS, CONTAINER_RUN_DURATION, CONTAINER_STARTS, CONTAINER_STATE,
-    EXEC_DURATION_BUCKETS, HEALTHCHECK_DURATION_BUCKETS, RUN_DURATION_BUCKETS,
+    CONTAINER_RESTARTS, CONTAINER_RUN_DURATION, CONTAINER_STARTS, CONTAINER_STATE, Family,
 };
 use crate::docker::{ContainerState, Health};
 
@@ -97,9 +96,9 @@ impl<const N: usize> Hist<N> {
     }
 }
 
-pub type RunHist = Hist<{ RUN_DURATION_BUCKETS.len() }>;
-pub type ExecHist = Hist<{ EXEC_DURATION_BUCKETS.len() }>;
-pub type ProbeHist = Hist<{ HEALTHCHECK_DURATION_BUCKETS.len() }>;
+pub type RunHist = Hist<{ CONTAINER_RUN_DURATION.buckets.len() }>;
+pub type ExecHist = Hist<{ CONTAINER_EXEC_DURATION.buckets.len() }>;
+pub type ProbeHist = Hist<{ CONTAINER_HEALTHCHECK_DURATION.buckets.len() }>;
 
 /// The series of a container that has a healthcheck.
 #[derive(Debug, Default)]
@@ -224,115 +223,47 @@ impl ContainerSeries {
             open: true,
             scratch: Vec::new(),
         };
-        w.counter(&cells, CONTAINER_STARTS, "Container start events.", |d| {
-            Some(d.starts)
+        w.counter(&cells, &CONTAINER_STARTS, |d| Some(d.starts));
+        w.by_code(&cells, &CONTAINER_EXITS, |d| &d.exits);
+        w.counter(&cells, &CONTAINER_OOM_KILLS, |d| Some(d.oom_kills));
+        w.by_code(&cells, &CONTAINER_KILLS, |d| &d.kills);
+        w.counter(&cells, &CONTAINER_RESTARTS, |d| Some(d.restarts));
+        w.histogram(&cells, &CONTAINER_RUN_DURATION, |d| {
+            d.run_duration
+                .as_ref()
+                .map(|h| (&h.buckets[..], h.sum, h.count))
         });
-        w.by_code(
-            &cells,
-            CONTAINER_EXITS,
-            "Container die events, by exit code.",
-            "exit_code",
-            |d| &d.exits,
-        );
-        w.counter(
-            &cells,
-            CONTAINER_OOM_KILLS,
-            "Container OOM kill events.",
-            |d| Some(d.oom_kills),
-        );
-        w.by_code(
-            &cells,
-            CONTAINER_KILLS,
-            "Container kill events, by signal number.",
-            "signal",
-            |d| &d.kills,
-        );
-        w.counter(
-            &cells,
-            CONTAINER_RESTARTS,
-            "Starts of a container that had run before (restart policy or docker restart).",
-            |d| Some(d.restarts),
-        );
-        w.histogram(
-            &cells,
-            CONTAINER_RUN_DURATION,
-            "Time from a container's start to its death.",
-            RUN_DURATION_BUCKETS,
-            |d| {
-                d.run_duration
-                    .as_ref()
-                    .map(|h| (&h.buckets[..], h.sum, h.count))
-            },
-        );
-        w.by_code(
-            &cells,
-            CONTAINER_EXECS,
-            "Finished user execs (not healthcheck probes), by exit code.",
-            "exit_code",
-            |d| &d.execs,
-        );
-        w.histogram(
-            &cells,
-            CONTAINER_EXEC_DURATION,
-            "Time from a user exec's start to its end.",
-            EXEC_DURATION_BUCKETS,
-            |d| {
-                d.exec_duration
-                    .as_ref()
-                    .map(|h| (&h.buckets[..], h.sum, h.count))
-            },
-        );
-        w.family(
-            &cells,
-            CONTAINER_HEALTHCHECKS,
-            "Finished healthcheck probes, by result (success, failure).",
-            "counter",
-            |w, d, labels| {
-                if let Some(h) = &d.health {
-                    w.lines_by(
-                        CONTAINER_HEALTHCHECKS,
-                        labels,
-                        "result",
-                        [("success", h.success), ("failure", h.failure)],
-                    );
-                }
-            },
-        );
-        w.histogram(
-            &cells,
-            CONTAINER_HEALTHCHECK_DURATION,
-            "Time from a healthcheck probe's start to its end.",
-            HEALTHCHECK_DURATION_BUCKETS,
-            |d| {
-                d.health
-                    .as_ref()
-                    .map(|h| (&h.duration.buckets[..], h.duration.sum, h.duration.count))
-            },
-        );
-        w.family(
-            &cells,
-            CONTAINER_HEALTH_STATUS,
-            "1 for the container's current health status, 0 for the others.",
-            "gauge",
-            |w, d, labels| {
-                if let Some(h) = &d.health {
-                    let values =
-                        Health::ALL.map(|st| (st.as_str(), u64::from(h.status == Some(st))));
-                    w.lines_by(CONTAINER_HEALTH_STATUS, labels, "status", values);
-                }
-            },
-        );
-        w.family(
-            &cells,
-            CONTAINER_STATE,
-            "1 for the container's current state, 0 for the others.",
-            "gauge",
-            |w, d, labels| {
-                let values =
-                    ContainerState::ALL.map(|st| (st.as_str(), u64::from(d.state == Some(st))));
-                w.lines_by(CONTAINER_STATE, labels, "state", values);
-            },
-        );
+        w.by_code(&cells, &CONTAINER_EXECS, |d| &d.execs);
+        w.histogram(&cells, &CONTAINER_EXEC_DURATION, |d| {
+            d.exec_duration
+                .as_ref()
+                .map(|h| (&h.buckets[..], h.sum, h.count))
+        });
+        w.family(&cells, &CONTAINER_HEALTHCHECKS, |w, d, labels| {
+            if let Some(h) = &d.health {
+                w.lines_by(
+                    &CONTAINER_HEALTHCHECKS,
+                    labels,
+                    [("success", h.success), ("failure", h.failure)],
+                );
+            }
+        });
+        w.histogram(&cells, &CONTAINER_HEALTHCHECK_DURATION, |d| {
+            d.health
+                .as_ref()
+                .map(|h| (&h.duration.buckets[..], h.duration.sum, h.duration.count))
+        });
+        w.family(&cells, &CONTAINER_HEALTH_STATUS, |w, d, labels| {
+            if let Some(h) = &d.health {
+                let values = Health::ALL.map(|st| (st.as_str(), u64::from(h.status == Some(st))));
+                w.lines_by(&CONTAINER_HEALTH_STATUS, labels, values);
+            }
+        });
+        w.family(&cells, &CONTAINER_STATE, |w, d, labels| {
+            let values =
+                ContainerState::ALL.map(|st| (st.as_str(), u64::from(d.state == Some(st))));
+            w.lines_by(&CONTAINER_STATE, labels, values);
+        });
         if w.open && !w.out.is_empty() {
             w.open = (w.flush)(w.out);
             w.out.clear();
@@ -368,11 +299,10 @@ impl Writer<'_> {
     fn family(
         &mut self,
         cells: &[Arc<Cell>],
-        name: &str,
-        help: &str,
-        kind: &str,
+        family: &Family,
         mut lines: impl FnMut(&mut Self, &CellData, &[u8]),
     ) {
+        let (name, help, kind) = (family.name, family.help, family.kind.as_str());
         let mut need_header = true;
         for cell in cells {
             if !self.open {
@@ -402,26 +332,25 @@ impl Writer<'_> {
     fn counter(
         &mut self,
         cells: &[Arc<Cell>],
-        name: &str,
-        help: &str,
+        family: &Family,
         value: impl Fn(&CellData) -> Option<u64>,
     ) {
-        self.family(cells, name, help, "counter", |w, d, labels| {
+        self.family(cells, family, |w, d, labels| {
             if let Some(v) = value(d) {
-                w.line(name, labels, None, v);
+                w.line(family.name, labels, None, v);
             }
         });
     }
 
+    /// A counter by exit code or signal: the family's one label of its own.
     fn by_code(
         &mut self,
         cells: &[Arc<Cell>],
-        name: &str,
-        help: &str,
-        label: &str,
+        family: &Family,
         counts: impl Fn(&CellData) -> &Vec<(Code, u64)>,
     ) {
-        self.family(cells, name, help, "counter", |w, d, labels| {
+        let (name, label) = (family.name, family.labels[0]);
+        self.family(cells, family, |w, d, labels| {
             for (code, n) in counts(d) {
                 w.prefix(name, labels);
                 w.out.push(b',');
@@ -437,18 +366,17 @@ impl Writer<'_> {
     fn histogram(
         &mut self,
         cells: &[Arc<Cell>],
-        name: &str,
-        help: &str,
-        bounds: &[f64],
+        family: &Family,
         hist: impl Fn(&CellData) -> Option<(&[u64], f64, u64)>,
     ) {
+        let (name, bounds) = (family.name, family.buckets);
         // Each bucket line is a shared prefix, then `<le>"} <count>`: rendered once here.
         let tails: Vec<Vec<u8>> = bounds
             .iter()
             .map(|b| format!("{b}\"}} ").into_bytes())
             .chain(std::iter::once(b"+Inf\"} ".to_vec()))
             .collect();
-        self.family(cells, name, help, "histogram", |w, d, labels| {
+        self.family(cells, family, |w, d, labels| {
             let Some((buckets, sum, count)) = hist(d) else {
                 return;
             };
@@ -485,14 +413,15 @@ impl Writer<'_> {
         });
     }
 
-    /// Lines `name{labels,key="<value>"} <n>` for each (value, n), the prefix built once.
+    /// Lines `name{labels,key="<value>"} <n>` for each (value, n), the prefix built once;
+    /// `key` is the family's one label of its own.
     fn lines_by<'v>(
         &mut self,
-        name: &str,
+        family: &Family,
         labels: &[u8],
-        key: &str,
         values: impl IntoIterator<Item = (&'v str, u64)>,
     ) {
+        let (name, key) = (family.name, family.labels[0]);
         let mut prefix = std::mem::take(&mut self.scratch);
         prefix.clear();
         prefix.extend_from_slice(name.as_bytes());
@@ -589,9 +518,9 @@ mod tests {
         {
             let mut d = cell.lock();
             let h = d.run_duration.get_or_insert_default();
-            h.observe(RUN_DURATION_BUCKETS, 3.0);
-            h.observe(RUN_DURATION_BUCKETS, 10.0);
-            h.observe(RUN_DURATION_BUCKETS, 1e9);
+            h.observe(CONTAINER_RUN_DURATION.buckets, 3.0);
+            h.observe(CONTAINER_RUN_DURATION.buckets, 10.0);
+            h.observe(CONTAINER_RUN_DURATION.buckets, 1e9);
         }
         let out = text(&t);
         let l = "name=\"w\",image=\"i\",compose_project=\"\",compose_service=\"\"";

@@ -1,4 +1,6 @@
-//! The rules layer: raw YAML -> compiled rules (matchers, templates) -> matched actions.
+//! The rules layer: raw YAML -> compiled rules (matchers, templates) -> the rules an event
+//! matches. Compiled rules are plain data: no counters, no locks, no I/O; what runs them
+//! (throttles, queues, series) belongs to `actions`.
 //!
 //! [`load`] reads and checks a config file and reports every problem at once, each with its
 //! file:line:column; `check-config`, start-up and SIGHUP reloads all call it.
@@ -9,25 +11,12 @@ pub mod template;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::IntCounterVec;
-
+pub use self::config::{Checker, Resolver};
 use self::matcher::EventMatcher;
 use self::template::Template;
 use crate::docker::event::Event;
-
-/// Default time a `run` command may take before its process group is killed.
-pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default time one webhook attempt may take.
-pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default webhook retries after the first attempt (5xx and network errors only).
-pub const DEFAULT_WEBHOOK_RETRIES: u32 = 3;
-/// Default time one e-mail may take to send.
-pub const DEFAULT_EMAIL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default label sets a `metric` action may create.
-pub const DEFAULT_METRIC_MAX_SERIES: usize = 100;
 
 /// One problem in a config file, with its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,40 +67,51 @@ pub fn write_problems(
 
 impl std::error::Error for ConfigErrors {}
 
-/// A compiled set of rules.
-#[derive(Debug, Default)]
-pub struct Rules {
-    pub rules: Vec<Arc<Rule>>,
+/// A compiled set of rules; `A` is the compiled action, whose kinds live downstream (in
+/// `actions`) and are handed to [`load`].
+#[derive(Debug)]
+pub struct Rules<A> {
+    pub rules: Vec<Rule<A>>,
     pub source: PathBuf,
+    /// Environment variables the config reads secrets from: kept out of the commands the
+    /// rules run, whichever rule reads them.
+    pub secret_vars: Vec<String>,
 }
 
-impl Rules {
-    /// The user-named counters of `metric` actions, for (un)registering on load and reload.
-    pub fn metric_collectors(&self) -> impl Iterator<Item = &IntCounterVec> {
-        self.rules.iter().flat_map(|r| {
-            r.actions.iter().filter_map(|a| match a {
-                Action::Metric(m) => Some(&m.counter),
-                _ => None,
-            })
-        })
+impl<A> Default for Rules<A> {
+    fn default() -> Self {
+        Self {
+            rules: Vec::new(),
+            source: PathBuf::new(),
+            secret_vars: Vec::new(),
+        }
+    }
+}
+
+impl<A> Rules<A> {
+    /// The rules `ev` matches, with their places in [`Rules::rules`], in order.
+    pub fn matching<'a>(&'a self, ev: &'a Event) -> impl Iterator<Item = (usize, &'a Rule<A>)> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.matcher.is_match(ev))
     }
 }
 
 #[derive(Debug)]
-pub struct Rule {
+pub struct Rule<A> {
     pub name: String,
     pub matcher: EventMatcher,
-    pub actions: Vec<Action>,
+    pub actions: Vec<A>,
     pub throttle: Option<Throttle>,
     /// The first event fires at once; those that follow within this window go out together.
     pub batch: Option<Duration>,
-    /// Some action uses `%%ip%%`: look the container's address up before rendering.
+    /// Some action renders `%%ip%%`: look the container's address up before rendering. Derived
+    /// from the actions' templates.
     pub uses_ip: bool,
-    /// The rule's own series of the rules layer's metrics, looked up on its first firing.
-    pub series: std::sync::OnceLock<crate::actions::RuleSeries>,
 }
 
-impl Rule {
+impl<A> Rule<A> {
     pub fn is_match(&self, ev: &Event) -> bool {
         self.matcher.is_match(ev)
     }
@@ -123,89 +123,44 @@ pub struct Throttle {
     pub interval: Duration,
 }
 
-#[derive(Debug)]
-pub enum Action {
-    Run(RunAction),
-    Webhook(WebhookAction),
-    Log(LogAction),
-    Email(EmailAction),
-    Metric(MetricAction),
+/// What the rules layer needs of a compiled action: its templates (to know what it renders)
+/// and its references to the world outside the file, resolved after compiling.
+pub trait ActionConfig {
+    /// Every template the action renders.
+    fn templates(&self) -> Vec<&Template>;
+    /// Reads what the action takes from outside the file (secrets, folders): the one step
+    /// after compiling that does I/O.
+    fn resolve(&mut self, _r: &mut Resolver<'_>) {}
 }
 
-impl Action {
-    /// The `action` label value.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Run(_) => "run",
-            Self::Webhook(_) => "webhook",
-            Self::Log(_) => "log",
-            Self::Email(_) => "email",
-            Self::Metric(_) => "metric",
-        }
+impl<T: ActionConfig + ?Sized> ActionConfig for Box<T> {
+    fn templates(&self) -> Vec<&Template> {
+        (**self).templates()
+    }
+
+    fn resolve(&mut self, r: &mut Resolver<'_>) {
+        (**self).resolve(r);
     }
 }
 
-#[derive(Debug)]
-pub struct RunAction {
-    /// `argv[0]` is a plain program name or path: no placeholders.
-    pub argv: Vec<Template>,
-    pub timeout: Duration,
-    pub env: Vec<(String, Template)>,
-    pub cwd: Option<PathBuf>,
-    /// Environment variables that hold this config's secrets (SMTP passwords, webhook
-    /// headers): removed from the command's environment.
-    pub scrub_env: Vec<String>,
-}
-
-#[derive(Debug)]
-pub struct WebhookAction {
-    pub url: Template,
-    pub method: http::Method,
-    pub headers: Vec<(http::HeaderName, Template)>,
-    /// Header values read from the environment at load: never logged, never rendered.
-    pub secret_headers: Vec<(http::HeaderName, Secret)>,
-    /// None: the event (or a batch's events) as JSON.
-    pub body: Option<Template>,
-    pub timeout: Duration,
-    pub retries: u32,
-}
-
-#[derive(Debug)]
-pub struct LogAction {
-    /// None: standard output.
-    pub path: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpTls {
-    None,
-    StartTls,
-    Tls,
-}
-
-#[derive(Debug)]
-pub struct EmailAction {
-    pub host: String,
-    pub port: u16,
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub from: String,
-    pub to: Vec<String>,
-    pub subject: Template,
-    /// None: a digest listing each event.
-    pub body: Option<Template>,
-    pub timeout: Duration,
-}
-
-#[derive(Debug)]
-pub struct MetricAction {
-    pub name: String,
-    pub labels: Vec<(String, Template)>,
-    pub max_series: usize,
-    pub counter: IntCounterVec,
-    /// The label sets created so far, to hold `max_series`.
-    pub seen: std::sync::Mutex<std::collections::HashSet<Vec<String>>>,
+/// An action kind, as the compiler sees it: the rule keys it reads and how it compiles them
+/// into an `A`.
+pub trait ActionKind<A>: Sync {
+    /// The rule key that asks for this action (`run`, `webhook`, ...).
+    fn key(&self) -> &'static str;
+    /// Further rule keys that configure it (`timeout`, `env`, `cwd` for `run`).
+    fn options(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Compiles `node`, the value of [`ActionKind::key`] in the rule `rule` (named `place` in
+    /// messages); every problem goes to `c`.
+    fn compile(
+        &self,
+        c: &mut Checker<'_>,
+        node: &marked_yaml::Node,
+        rule: &marked_yaml::types::MarkedMappingNode,
+        place: &str,
+    ) -> Option<A>;
 }
 
 /// A value that must never reach a log line or a metric.
@@ -228,8 +183,13 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Reads and compiles a rules file; every problem at once.
-pub fn load(path: &Path) -> Result<Rules, ConfigErrors> {
+/// Reads and checks a rules file: compiles it with `kinds`, then resolves what its actions
+/// take from outside it; every problem at once. `check-config`, start-up and SIGHUP reloads
+/// all call it.
+pub fn load<A: ActionConfig>(
+    path: &Path,
+    kinds: &[&dyn ActionKind<A>],
+) -> Result<Rules<A>, ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
@@ -239,9 +199,7 @@ pub fn load(path: &Path) -> Result<Rules, ConfigErrors> {
             message: format!("cannot read the file: {e}"),
         }])
     })?;
-    let rules = config::compile(&file, &text)?;
-    Ok(Rules {
-        rules,
-        source: path.to_owned(),
-    })
+    let mut rules = config::parse(&file, &text, kinds)?;
+    rules.source = path.to_owned();
+    Ok(rules)
 }

@@ -1,25 +1,34 @@
-//! Container state and the rules by which an event changes a metric.
+//! Container state and the rules by which an event changes a metric. Split by concern: applying
+//! events (here), series lifetime and expiry ([`series`]), and what comes from the engine
+//! instead of events: the start-up seed, inspect answers, the reconcile after a gap
+//! ([`reconcile`]).
 //!
 //! The tracker is owned by the event-stream task and changes only through `&mut self`: no locks
-//! on the container table. Anything slow (an inspect) is asked for through a bounded queue and
-//! comes back later through [`Tracker::apply_inspect`].
+//! on the container table, no channels, no I/O. Anything slow (an inspect) is handed back to the
+//! caller as a request ([`Tracker::take_inspects`]); its answer comes back later through
+//! [`Tracker::apply_inspect`].
 //!
 //! Series are keyed by their label values (name, image, compose project and service, allow-listed
 //! labels), not by container ID: a container recreated under the same name continues its
 //! counters. When no container holds a key any more, its series are dropped after the TTL.
 
+mod reconcile;
+mod series;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prometheus::IntCounter;
-use tokio::sync::mpsc;
 
 use super::Metrics;
 use super::containers::{Cell, Code, bump};
-use super::{EXEC_DURATION_BUCKETS, HEALTHCHECK_DURATION_BUCKETS, RUN_DURATION_BUCKETS};
+use super::families::{
+    self, CONTAINER_EXEC_DURATION, CONTAINER_HEALTHCHECK_DURATION, CONTAINER_RUN_DURATION,
+};
 use crate::docker::event::{Event, ObjectType, Verb};
-use crate::docker::{ContainerSnapshot, ContainerState, Health};
+use crate::docker::stream::InspectRequest;
+use crate::docker::{ContainerState, Health};
 
 /// Label values longer than this are cut (at a character boundary): a label is
 /// attacker-controlled and must not grow memory or scrapes without bound.
@@ -35,14 +44,6 @@ const MAX_UNKNOWN_KINDS_LOGGED: usize = 64;
 
 const COMPOSE_PROJECT: &str = "com.docker.compose.project";
 const COMPOSE_SERVICE: &str = "com.docker.compose.service";
-
-/// Ask for an inspect of a container; `seq` is the tracker's event count when asked, so that
-/// an answer older than a later event does not overwrite what that event set.
-#[derive(Debug, Clone)]
-pub struct InspectRequest {
-    pub id: String,
-    pub seq: u64,
-}
 
 /// A series' label values, with their hash computed once: the tracker looks series up on
 /// every container event, and hashing five strings each time showed in the profile.
@@ -106,11 +107,14 @@ pub struct Tracker {
     ttl: Duration,
     clock: Clock,
     newest_nano: i64,
-    /// `docker_events_total` by (object, action) index; see `count_event`.
+    /// The counters of [`families::EVENTS`] by (object, action) index; see `count_event`.
     event_counters: Vec<Option<IntCounter>>,
     containers: FastMap<String, Container>,
     series: FastMap<SeriesKey, Series>,
-    inspect_tx: Option<mpsc::Sender<InspectRequest>>,
+    /// Whether anyone answers inspects (a live stream does; a replay does not).
+    asks_inspects: bool,
+    /// Inspects asked for since the caller last took them.
+    inspects: Vec<InspectRequest>,
     seq: u64,
     unknown_logged: HashSet<(String, String)>,
     /// Containers destroyed lately, with the `seq` of their destroy: a reconcile whose
@@ -155,11 +159,7 @@ struct Series {
 }
 
 impl Tracker {
-    pub fn new(
-        m: Arc<Metrics>,
-        ttl: Duration,
-        inspect_tx: Option<mpsc::Sender<InspectRequest>>,
-    ) -> Self {
+    pub fn new(m: Arc<Metrics>, ttl: Duration) -> Self {
         Self {
             m,
             ttl,
@@ -168,58 +168,29 @@ impl Tracker {
             event_counters: vec![None; ObjectType::COUNT * Verb::COUNT],
             containers: FastMap::default(),
             series: FastMap::default(),
-            inspect_tx,
+            asks_inspects: false,
+            inspects: Vec::new(),
             seq: 0,
             unknown_logged: HashSet::new(),
             destroyed: VecDeque::new(),
         }
     }
 
+    /// Ask for inspects, to be taken with [`Self::take_inspects`] and answered.
+    pub fn asking_inspects(mut self) -> Self {
+        self.asks_inspects = true;
+        self
+    }
+
+    /// Moves the inspects asked for since the last call into `out`.
+    pub fn take_inspects(&mut self, out: &mut Vec<InspectRequest>) {
+        out.append(&mut self.inspects);
+    }
+
     /// Expire series by event time instead of the machine's clock.
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
-    }
-
-    fn now_nano(&self) -> i64 {
-        match self.clock {
-            Clock::Events => self.newest_nano,
-            Clock::Wall => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-        }
-    }
-
-    /// Seeds a container found at start-up. `since_nano` is where the subscription starts: a
-    /// start at or after it will be replayed as an event, so it does not count as "has run".
-    pub fn seed(&mut self, snap: &ContainerSnapshot, since_nano: i64) {
-        let key = self.key_for(&snap.name, &snap.image, |k| {
-            snap.labels.get(k).map(String::as_str)
-        });
-        let before = |t: Option<i64>| t.is_some_and(|t| t < since_nano);
-        let has_run = before(snap.started_at_nano) || before(snap.finished_at_nano);
-        let running = matches!(
-            snap.state,
-            Some(ContainerState::Running | ContainerState::Paused)
-        );
-        let c = Container {
-            key,
-            state: None,
-            health: None,
-            healthcheck_command: None,
-            started_nano: if running { snap.started_at_nano } else { None },
-            has_run,
-            last_started_nano: snap.started_at_nano,
-            last_finished_nano: snap.finished_at_nano,
-            restart_count: Some(snap.restart_count),
-            execs: FastMap::default(),
-            seq: 0,
-        };
-        self.insert_container(snap.id.clone(), c);
-        self.set_healthcheck(&snap.id, snap.healthcheck_command.clone());
-        self.set_state(&snap.id, snap.state);
-        let health = if running { snap.health } else { None };
-        self.set_health(&snap.id, health);
     }
 
     /// Applies one event: the one place where an event changes a metric.
@@ -336,7 +307,7 @@ impl Tracker {
                     if let Some(secs) = run_seconds {
                         d.run_duration
                             .get_or_insert_default()
-                            .observe(RUN_DURATION_BUCKETS, secs);
+                            .observe(CONTAINER_RUN_DURATION.buckets, secs);
                     }
                 }
                 self.set_state(id, Some(ContainerState::Exited));
@@ -416,189 +387,20 @@ impl Tracker {
                 h.failure += 1;
             }
             if let Some(secs) = seconds {
-                h.duration.observe(HEALTHCHECK_DURATION_BUCKETS, secs);
+                h.duration
+                    .observe(CONTAINER_HEALTHCHECK_DURATION.buckets, secs);
             }
         } else {
             bump(&mut d.execs, Code::exit(ev.attr("exitCode")));
             if let Some(secs) = seconds {
                 d.exec_duration
                     .get_or_insert_default()
-                    .observe(EXEC_DURATION_BUCKETS, secs);
+                    .observe(CONTAINER_EXEC_DURATION.buckets, secs);
             }
         }
     }
 
-    /// Applies an inspect that was asked for at `req.seq`: the healthcheck command always; state
-    /// and health only if no event changed them since the request.
-    pub fn apply_inspect(&mut self, req: &InspectRequest, snap: &ContainerSnapshot) {
-        let Some(c) = self.containers.get_mut(&req.id) else {
-            return;
-        };
-        let fresh = c.seq <= req.seq;
-        let running = c.state == Some(ContainerState::Running);
-        c.restart_count = Some(snap.restart_count);
-        c.last_started_nano = c.last_started_nano.max(snap.started_at_nano);
-        c.last_finished_nano = c.last_finished_nano.max(snap.finished_at_nano);
-        let missing_health = c.health.is_none();
-        self.set_healthcheck(&req.id, snap.healthcheck_command.clone());
-        // A transient state (removing, stopping) leaves the last known one in place.
-        if fresh && snap.state.is_some() {
-            self.set_state(&req.id, snap.state);
-        }
-        // Learning only now that a running container has a healthcheck: show what the engine says.
-        if fresh || (running && missing_health) {
-            let running = matches!(
-                snap.state,
-                Some(ContainerState::Running | ContainerState::Paused)
-            );
-            self.set_health(&req.id, if running { snap.health } else { None });
-        }
-    }
-
-    /// Brings the tracker in line with the engine after a gap in the events: `snaps` is every
-    /// container, listed at engine time `snapshot_nano`; `position_nano` is where our events
-    /// stopped. Corrects state and health, forgets removed containers, learns new ones, and
-    /// counts the transitions the events missed where the engine still tells them: the last
-    /// start and last exit (with its exit code and OOM kill) of each container, and its restart
-    /// policy's restarts. Transitions after `snapshot_nano` are left to their events, which the
-    /// subscription delivers. Returns how many changes it made; logs each one.
-    pub fn reconcile(
-        &mut self,
-        snaps: &[ContainerSnapshot],
-        position_nano: i64,
-        snapshot_nano: i64,
-        seq: u64,
-    ) -> u64 {
-        let mut changes = 0;
-        let present: HashSet<&str> = snaps.iter().map(|s| s.id.as_str()).collect();
-        // Not in the snapshot: removed in the gap, unless an event since the request made it
-        // (created after the snapshot was taken).
-        let gone: Vec<String> = self
-            .containers
-            .iter()
-            .filter(|(id, c)| !present.contains(id.as_str()) && c.seq <= seq)
-            .map(|(id, _)| id.clone())
-            .collect();
-        let destroyed_since: HashSet<&str> = self
-            .destroyed
-            .iter()
-            .filter(|(at, _)| *at > seq)
-            .map(|(_, id)| id.as_str())
-            .collect();
-        let snaps: Vec<&ContainerSnapshot> = snaps
-            .iter()
-            .filter(|s| !destroyed_since.contains(s.id.as_str()))
-            .collect();
-        for id in gone {
-            let name = self.containers[&id].key[0].clone();
-            tracing::info!(container = %name, "reconciled: removed while the events were lost");
-            self.remove_container(&id);
-            changes += 1;
-        }
-        let in_gap = |t: Option<i64>| t.filter(|t| *t > position_nano && *t <= snapshot_nano);
-        for snap in snaps {
-            if !self.containers.contains_key(&snap.id) {
-                // Created while the events were lost: known from now on. Its missed start and
-                // exit are counted below like anyone's.
-                self.seed(snap, position_nano);
-                if let Some(c) = self.containers.get_mut(&snap.id) {
-                    c.last_started_nano = None;
-                    c.last_finished_nano = None;
-                    c.restart_count = Some(0);
-                }
-                tracing::info!(container = %snap.name, "reconciled: created while the events were lost");
-                changes += 1;
-            }
-            let Some(c) = self.containers.get_mut(&snap.id) else {
-                continue;
-            };
-            let missed_start = in_gap(snap.started_at_nano)
-                .filter(|t| c.last_started_nano.is_none_or(|known| *t > known));
-            let missed_exit = in_gap(snap.finished_at_nano)
-                .filter(|t| c.last_finished_nano.is_none_or(|known| *t > known));
-            // How many starts: the engine counts its restart policy's restarts; a start that is
-            // not one of them (`docker start`) shows only as a newer StartedAt.
-            let policy_restarts =
-                u64::try_from(snap.restart_count - c.restart_count.unwrap_or(snap.restart_count))
-                    .unwrap_or(0);
-            c.restart_count = Some(snap.restart_count);
-            let first_run = u64::from(!c.has_run);
-            let starts = (policy_restarts + first_run).max(1);
-            if let Some(t) = missed_start {
-                c.has_run = true;
-                c.last_started_nano = Some(t);
-                c.started_nano = Some(t);
-            }
-            if let Some(t) = missed_exit {
-                c.last_finished_nano = Some(t);
-            }
-            let name = c.key[0].clone();
-            if let Some(s) = self.series.get(&c.key) {
-                let mut d = s.cell.lock();
-                if missed_start.is_some() {
-                    let restarts = starts - first_run;
-                    d.starts += starts;
-                    d.restarts += restarts;
-                    tracing::info!(container = %name, restarts, "reconciled: started while the events were lost");
-                    changes += 1;
-                }
-                if missed_exit.is_some() {
-                    bump(&mut d.exits, Code::exit_number(snap.exit_code));
-                    if snap.oom_killed {
-                        d.oom_kills += 1;
-                    }
-                    tracing::info!(container = %name, exit_code = ?snap.exit_code, oom_killed = snap.oom_killed, "reconciled: exited while the events were lost");
-                    changes += 1;
-                }
-            }
-            // Gauges: what the engine says, unless an event since the request said otherwise.
-            if c.seq <= seq {
-                let running = matches!(
-                    snap.state,
-                    Some(ContainerState::Running | ContainerState::Paused)
-                );
-                let health = if running { snap.health } else { None };
-                if snap.state.is_some() && c.state != snap.state {
-                    tracing::info!(container = %name, state = ?snap.state, was = ?c.state, "reconciled: state");
-                    changes += 1;
-                    self.set_state(&snap.id, snap.state);
-                }
-                let c = &self.containers[&snap.id];
-                if c.health != health {
-                    tracing::info!(container = %name, health = ?health, was = ?c.health, "reconciled: health");
-                    changes += 1;
-                    self.set_health(&snap.id, health);
-                }
-            }
-            self.set_healthcheck(&snap.id, snap.healthcheck_command.clone());
-        }
-        changes
-    }
-
-    /// The tracker's count of container events, for [`Self::reconcile`]'s `seq`.
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    /// Drops the series of label sets that no container has held for the TTL.
-    pub fn sweep(&mut self) {
-        let now = self.now_nano();
-        let m = &self.m;
-        self.series.retain(|_, s| {
-            if s.live > 0 || s.expires_at.is_none_or(|t| t > now) {
-                return true;
-            }
-            m.containers.remove(s.id);
-            false
-        });
-    }
-
-    /// How many label sets have series now (live or waiting to expire).
-    pub fn series_count(&self) -> usize {
-        self.series.len()
-    }
-
-    /// `docker_events_total`, from a table of counters by (object, action): no label hashing
+    /// [`families::EVENTS`], from a table of counters by (object, action): no label hashing
     /// per event.
     fn count_event(&mut self, ev: &Event) {
         let slot = ev.object.index() * Verb::COUNT + ev.verb.index();
@@ -619,169 +421,19 @@ impl Tracker {
             tracing::info!(
                 r#type = %kind.0,
                 action = %kind.1,
-                "event of a kind this build does not know; counted in docker_events_total as unknown"
+                counted_in = families::EVENTS.name,
+                "event of a kind this build does not know; counted as unknown"
             );
             self.unknown_logged.insert(kind);
         }
     }
 
-    fn key_for<'a>(
-        &self,
-        name: &str,
-        image: &str,
-        label: impl Fn(&str) -> Option<&'a str>,
-    ) -> SeriesKey {
-        let mut values = vec![
-            cap(name),
-            cap(image),
-            cap(label(COMPOSE_PROJECT).unwrap_or_default()),
-            cap(label(COMPOSE_SERVICE).unwrap_or_default()),
-        ];
-        values.extend(
-            self.m
-                .label_keys
-                .iter()
-                .map(|k| cap(label(k).unwrap_or_default())),
-        );
-        SeriesKey::new(values)
-    }
-
-    fn insert_container(&mut self, id: String, c: Container) {
-        self.hold(&c.key);
-        if let Some(old) = self.containers.insert(id, c) {
-            self.release(&old.key);
-        }
-    }
-
-    fn remove_container(&mut self, id: &str) {
-        self.set_state(id, None);
-        self.set_health(id, None);
-        if let Some(c) = self.containers.remove(id) {
-            self.release(&c.key);
-            if self.destroyed.len() == MAX_DESTROYED_REMEMBERED {
-                self.destroyed.pop_front();
-            }
-            self.destroyed.push_back((self.seq, id.to_owned()));
-        }
-    }
-
-    fn rename(&mut self, id: &str, ev: &Event) {
-        let Some(new_name) = ev.attr("name") else {
-            return;
-        };
-        let Some(c) = self.containers.get(id) else {
-            return;
-        };
-        if c.key[0] == cap(new_name) {
-            return;
-        }
-        let mut values = c.key.to_vec();
-        values[0] = cap(new_name);
-        let new_key = SeriesKey::new(values);
-        let (state, health) = (c.state, c.health);
-        self.set_state(id, None);
-        self.set_health(id, None);
-        let old_key = std::mem::replace(
-            &mut self.containers.get_mut(id).expect("checked above").key,
-            new_key.clone(),
-        );
-        self.hold(&new_key);
-        self.release(&old_key);
-        let hc = self
-            .containers
-            .get(id)
-            .and_then(|c| c.healthcheck_command.clone());
-        self.set_healthcheck(id, hc);
-        self.set_state(id, state);
-        self.set_health(id, health);
-    }
-
-    /// A container takes the label set: create its series if need be and stop any expiry.
-    fn hold(&mut self, key: &SeriesKey) {
-        let m = &self.m;
-        let s = self.series.entry(key.clone()).or_insert_with(|| {
-            let (id, cell) = m.containers.insert(key);
-            Series {
-                live: 0,
-                expires_at: None,
-                id,
-                cell,
-            }
-        });
-        s.live += 1;
-        s.expires_at = None;
-    }
-
-    fn release(&mut self, key: &SeriesKey) {
-        let ttl = i64::try_from(self.ttl.as_nanos()).unwrap_or(i64::MAX);
-        let expires_at = self.now_nano().saturating_add(ttl);
-        if let Some(s) = self.series.get_mut(key) {
-            s.live = s.live.saturating_sub(1);
-            if s.live == 0 {
-                s.expires_at = Some(expires_at);
-            }
-        }
-    }
-
-    fn series_of(&self, id: &str) -> Option<&Series> {
-        let key = &self.containers.get(id)?.key;
-        self.series.get(key)
-    }
-
-    fn set_healthcheck(&mut self, id: &str, command: Option<String>) {
-        let Some(c) = self.containers.get_mut(id) else {
-            return;
-        };
-        c.healthcheck_command = command;
-        if c.healthcheck_command.is_some()
-            && let Some(s) = self.series.get(&c.key)
-        {
-            s.cell.lock().health.get_or_insert_default();
-        }
-    }
-
-    fn set_state(&mut self, id: &str, state: Option<ContainerState>) {
-        let seq = self.seq;
-        let Some(c) = self.containers.get_mut(id) else {
-            return;
-        };
-        c.state = state;
-        c.seq = seq;
-        if let Some(s) = self.series.get(&c.key) {
-            s.cell.lock().state = state;
-        }
-    }
-
-    fn set_health(&mut self, id: &str, health: Option<Health>) {
-        let seq = self.seq;
-        let Some(c) = self.containers.get_mut(id) else {
-            return;
-        };
-        c.health = health;
-        c.seq = seq;
-        let Some(s) = self.series.get(&c.key) else {
-            return;
-        };
-        let mut d = s.cell.lock();
-        if health.is_none() && d.health.is_none() {
-            return;
-        }
-        d.health.get_or_insert_default().status = health;
-    }
-
-    fn request_inspect(&self, id: &str, seq: u64) {
-        let Some(tx) = &self.inspect_tx else { return };
-        if tx
-            .try_send(InspectRequest {
+    fn request_inspect(&mut self, id: &str, seq: u64) {
+        if self.asks_inspects {
+            self.inspects.push(InspectRequest {
                 id: id.to_owned(),
                 seq,
-            })
-            .is_err()
-        {
-            tracing::warn!(
-                container_id = id,
-                "inspect queue full; this container's state and healthcheck may lag until its next event"
-            );
+            });
         }
     }
 }
@@ -817,7 +469,8 @@ fn repository(reference: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{
+    use crate::docker::ContainerSnapshot;
+    use crate::metrics::families::{
         CONTAINER_EXECS, CONTAINER_EXITS, CONTAINER_HEALTH_STATUS, CONTAINER_HEALTHCHECK_DURATION,
         CONTAINER_HEALTHCHECKS, CONTAINER_OOM_KILLS, CONTAINER_RESTARTS, CONTAINER_RUN_DURATION,
         CONTAINER_STARTS, CONTAINER_STATE,
@@ -836,7 +489,7 @@ mod tests {
 
     fn tracker() -> (Tracker, Arc<Metrics>) {
         let m = Arc::new(Metrics::new(&["team".to_owned()]).expect("metrics"));
-        (Tracker::new(m.clone(), Duration::from_secs(60), None), m)
+        (Tracker::new(m.clone(), Duration::from_secs(60)), m)
     }
 
     const WEB: &[(&str, &str)] = &[("name", "web"), ("image", "nginx"), ("team", "a")];
@@ -857,7 +510,7 @@ mod tests {
         let (mut t, m) = tracker();
         t.apply(&event("create", "c1", 1, WEB));
         t.apply(&event("start", "c1", 2, WEB));
-        assert_eq!(value(&m, CONTAINER_RESTARTS, None), Some(0.0));
+        assert_eq!(value(&m, CONTAINER_RESTARTS.name, None), Some(0.0));
         t.apply(&event(
             "die",
             "c1",
@@ -865,22 +518,22 @@ mod tests {
             &[("name", "web"), ("exitCode", "1")],
         ));
         t.apply(&event("start", "c1", 4_000_000_000, WEB));
-        assert_eq!(value(&m, CONTAINER_STARTS, None), Some(2.0));
-        assert_eq!(value(&m, CONTAINER_RESTARTS, None), Some(1.0));
-        let run = format!("{CONTAINER_RUN_DURATION}_count");
+        assert_eq!(value(&m, CONTAINER_STARTS.name, None), Some(2.0));
+        assert_eq!(value(&m, CONTAINER_RESTARTS.name, None), Some(1.0));
+        let run = format!("{}_count", CONTAINER_RUN_DURATION.name);
         assert_eq!(value(&m, &run, None), Some(1.0));
-        let run = format!("{CONTAINER_RUN_DURATION}_sum");
+        let run = format!("{}_sum", CONTAINER_RUN_DURATION.name);
         assert_eq!(value(&m, &run, None), Some(3.0));
         assert_eq!(
-            value(&m, CONTAINER_EXITS, Some(("exit_code", "1"))),
+            value(&m, CONTAINER_EXITS.name, Some(("exit_code", "1"))),
             Some(1.0)
         );
         assert_eq!(
-            value(&m, CONTAINER_STATE, Some(("state", "running"))),
+            value(&m, CONTAINER_STATE.name, Some(("state", "running"))),
             Some(1.0)
         );
         assert_eq!(
-            value(&m, CONTAINER_STATE, Some(("state", "exited"))),
+            value(&m, CONTAINER_STATE.name, Some(("state", "exited"))),
             Some(0.0)
         );
     }
@@ -926,31 +579,31 @@ mod tests {
         t.apply(&event("health_status: healthy", "c1", 90, WEB));
         let result = |r| Some(("result", r));
         assert_eq!(
-            value(&m, CONTAINER_HEALTHCHECKS, result("success")),
+            value(&m, CONTAINER_HEALTHCHECKS.name, result("success")),
             Some(1.0)
         );
         assert_eq!(
-            value(&m, CONTAINER_HEALTHCHECKS, result("failure")),
+            value(&m, CONTAINER_HEALTHCHECKS.name, result("failure")),
             Some(0.0)
         );
-        let probe_sum = format!("{CONTAINER_HEALTHCHECK_DURATION}_sum");
+        let probe_sum = format!("{}_sum", CONTAINER_HEALTHCHECK_DURATION.name);
         assert_eq!(value(&m, &probe_sum, None), Some(0.05));
         assert_eq!(
-            value(&m, CONTAINER_EXECS, Some(("exit_code", "3"))),
+            value(&m, CONTAINER_EXECS.name, Some(("exit_code", "3"))),
             Some(1.0)
         );
         assert_eq!(
-            value(&m, CONTAINER_EXECS, Some(("exit_code", "0"))),
+            value(&m, CONTAINER_EXECS.name, Some(("exit_code", "0"))),
             None,
             "an exit code appears with its first exec"
         );
         let status = |s| Some(("status", s));
         assert_eq!(
-            value(&m, CONTAINER_HEALTH_STATUS, status("healthy")),
+            value(&m, CONTAINER_HEALTH_STATUS.name, status("healthy")),
             Some(1.0)
         );
         assert_eq!(
-            value(&m, CONTAINER_HEALTH_STATUS, status("starting")),
+            value(&m, CONTAINER_HEALTH_STATUS.name, status("starting")),
             Some(0.0)
         );
     }
@@ -1013,19 +666,19 @@ mod tests {
         let new = snap("c9", "new", ContainerState::Exited, 32, 33);
         let changes = t.reconcile(&[web.clone(), new], 20, 50, t.seq());
         assert_eq!(
-            value(&m, CONTAINER_STARTS, None),
+            value(&m, CONTAINER_STARTS.name, None),
             Some(2.0),
             "two policy restarts"
         );
-        assert_eq!(value(&m, CONTAINER_RESTARTS, None), Some(2.0));
+        assert_eq!(value(&m, CONTAINER_RESTARTS.name, None), Some(2.0));
         assert_eq!(
-            value(&m, CONTAINER_EXITS, Some(("exit_code", "137"))),
+            value(&m, CONTAINER_EXITS.name, Some(("exit_code", "137"))),
             Some(1.0),
             "the last exit"
         );
-        assert_eq!(value(&m, CONTAINER_OOM_KILLS, None), Some(1.0));
+        assert_eq!(value(&m, CONTAINER_OOM_KILLS.name, None), Some(1.0));
         assert_eq!(
-            value(&m, CONTAINER_STATE, Some(("state", "running"))),
+            value(&m, CONTAINER_STATE.name, Some(("state", "running"))),
             Some(1.0)
         );
         let text = m.encode();
@@ -1040,12 +693,12 @@ mod tests {
             1,
             "only new's removal"
         );
-        assert_eq!(value(&m, CONTAINER_STARTS, None), Some(2.0));
+        assert_eq!(value(&m, CONTAINER_STARTS.name, None), Some(2.0));
         // A start after the snapshot is left to its event.
         let mut later = snap("c1", "web", ContainerState::Running, 60, 35);
         later.restart_count = 3;
         assert_eq!(t.reconcile(&[later.clone()], 20, 50, t.seq()), 0);
-        assert_eq!(value(&m, CONTAINER_STARTS, None), Some(2.0));
+        assert_eq!(value(&m, CONTAINER_STARTS.name, None), Some(2.0));
         // Events between the snapshot request and its answer win: a container created since
         // stays, one destroyed since does not come back.
         let asked = t.seq();
@@ -1055,7 +708,7 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("{name=\"fresh\""), "{text}");
         assert_eq!(
-            value(&m, CONTAINER_STATE, Some(("state", "running"))),
+            value(&m, CONTAINER_STATE.name, Some(("state", "running"))),
             Some(0.0)
         );
     }
@@ -1069,9 +722,9 @@ mod tests {
         t.apply(&event("create", "c2", 4, WEB));
         t.apply(&event("start", "c2", 5, WEB));
         t.sweep();
-        assert_eq!(value(&m, CONTAINER_STARTS, None), Some(2.0));
+        assert_eq!(value(&m, CONTAINER_STARTS.name, None), Some(2.0));
         assert_eq!(
-            value(&m, CONTAINER_RESTARTS, None),
+            value(&m, CONTAINER_RESTARTS.name, None),
             Some(0.0),
             "a new container is not a restart"
         );

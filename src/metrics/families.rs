@@ -1,0 +1,407 @@
+//! Every metric family we export, declared once: name, help, type, labels, buckets. The
+//! registry ([`super::Metrics`], the rules layer's metrics in `actions`), the container series'
+//! text encoder ([`super::containers`]) and the test that holds the README's metrics reference
+//! to this table all read it.
+
+/// A family's Prometheus type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Type {
+    /// The name the text format and the README use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric family.
+#[derive(Debug)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Type,
+    /// Its own labels. A per-container family carries [`super::CONTAINER_LABELS`] and the
+    /// allow-listed `label_*` ones before these.
+    pub labels: &'static [&'static str],
+    /// Upper bounds of a histogram's buckets, in seconds; empty for the other types.
+    pub buckets: &'static [f64],
+    /// Kept in the compact container series, not in the registry.
+    pub per_container: bool,
+}
+
+impl Family {
+    const fn new(name: &'static str, kind: Type, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            kind,
+            labels: &[],
+            buckets: &[],
+            per_container: false,
+        }
+    }
+
+    const fn container(self) -> Self {
+        Self {
+            per_container: true,
+            ..self
+        }
+    }
+
+    const fn labels(self, labels: &'static [&'static str]) -> Self {
+        Self { labels, ..self }
+    }
+
+    const fn buckets(self, buckets: &'static [f64]) -> Self {
+        Self { buckets, ..self }
+    }
+}
+
+use Type::{Counter, Gauge, Histogram};
+
+pub const CONTAINER_STARTS: Family = Family::new(
+    "docker_container_starts_total",
+    Counter,
+    "Container start events.",
+)
+.container();
+pub const CONTAINER_EXITS: Family = Family::new(
+    "docker_container_exits_total",
+    Counter,
+    "Container die events, by exit code.",
+)
+.container()
+.labels(&["exit_code"]);
+pub const CONTAINER_OOM_KILLS: Family = Family::new(
+    "docker_container_oom_kills_total",
+    Counter,
+    "Container OOM kill events.",
+)
+.container();
+pub const CONTAINER_KILLS: Family = Family::new(
+    "docker_container_kills_total",
+    Counter,
+    "Container kill events, by signal number.",
+)
+.container()
+.labels(&["signal"]);
+pub const CONTAINER_RESTARTS: Family = Family::new(
+    "docker_container_restarts_total",
+    Counter,
+    "Starts of a container that had run before (restart policy or docker restart).",
+)
+.container();
+/// Container run time: from a second to a week.
+pub const CONTAINER_RUN_DURATION: Family = Family::new(
+    "docker_container_run_duration_seconds",
+    Histogram,
+    "Time from a container's start to its death.",
+)
+.container()
+.buckets(&[
+    1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0, 86400.0,
+    259200.0, 604800.0,
+]);
+pub const CONTAINER_EXECS: Family = Family::new(
+    "docker_container_execs_total",
+    Counter,
+    "Finished user execs (not healthcheck probes), by exit code.",
+)
+.container()
+.labels(&["exit_code"]);
+/// User execs: from 10 ms (a quick `cat`) to an hour (an interactive shell).
+pub const CONTAINER_EXEC_DURATION: Family = Family::new(
+    "docker_container_exec_duration_seconds",
+    Histogram,
+    "Time from a user exec's start to its end.",
+)
+.container()
+.buckets(&[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
+]);
+pub const CONTAINER_HEALTHCHECKS: Family = Family::new(
+    "docker_container_healthchecks_total",
+    Counter,
+    "Finished healthcheck probes, by result (success, failure).",
+)
+.container()
+.labels(&["result"]);
+/// Healthcheck probes: from 5 ms to a minute (past Docker's default 30 s probe timeout).
+pub const CONTAINER_HEALTHCHECK_DURATION: Family = Family::new(
+    "docker_container_healthcheck_duration_seconds",
+    Histogram,
+    "Time from a healthcheck probe's start to its end.",
+)
+.container()
+.buckets(&[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+]);
+pub const CONTAINER_HEALTH_STATUS: Family = Family::new(
+    "docker_container_health_status",
+    Gauge,
+    "1 for the container's current health status, 0 for the others.",
+)
+.container()
+.labels(&["status"]);
+pub const CONTAINER_STATE: Family = Family::new(
+    "docker_container_state",
+    Gauge,
+    "1 for the container's current state, 0 for the others.",
+)
+.container()
+.labels(&["state"]);
+pub const IMAGE_PULLS: Family =
+    Family::new("docker_image_pulls_total", Counter, "Image pull events.").labels(&["image"]);
+pub const IMAGE_PUSHES: Family =
+    Family::new("docker_image_pushes_total", Counter, "Image push events.").labels(&["image"]);
+pub const EVENTS: Family = Family::new(
+    "docker_events_total",
+    Counter,
+    "Every engine event, by object type and action verb.",
+)
+.labels(&["object", "action"]);
+pub const ENGINE_INFO: Family = Family::new(
+    "docker_engine_info",
+    Gauge,
+    "The watched Docker Engine; always 1.",
+)
+.labels(&["version", "api_version", "os", "arch"]);
+pub const BUILD_INFO: Family = Family::new(
+    "docker_events_exporter_build_info",
+    Gauge,
+    "The exporter's version and source revision; always 1.",
+)
+.labels(&["version", "revision"]);
+pub const UP: Family = Family::new(
+    "docker_events_exporter_up",
+    Gauge,
+    "1 while subscribed to the engine's event stream.",
+);
+pub const RECONNECTS: Family = Family::new(
+    "docker_events_exporter_reconnects_total",
+    Counter,
+    "Re-subscriptions to the event stream after it ended.",
+);
+pub const LAST_EVENT_TIMESTAMP: Family = Family::new(
+    "docker_events_exporter_last_event_timestamp_seconds",
+    Gauge,
+    "Engine time of the last event, in seconds since the epoch.",
+);
+pub const DECODE_ERRORS: Family = Family::new(
+    "docker_events_exporter_decode_errors_total",
+    Counter,
+    "Event lines that could not be read as events.",
+);
+pub const STREAM_GAPS: Family = Family::new(
+    "docker_events_exporter_stream_gaps_total",
+    Counter,
+    "Resubscriptions after which events may have been lost: the engine restarted or no longer held our position.",
+);
+pub const REPLAYED_EVENTS: Family = Family::new(
+    "docker_events_exporter_replayed_events_total",
+    Counter,
+    "Events the engine replayed after a resubscription that had not been seen before.",
+);
+pub const RECONCILED_CHANGES: Family = Family::new(
+    "docker_events_exporter_reconciled_changes_total",
+    Counter,
+    "Corrections made from the engine's container list after a gap.",
+);
+pub const RULE_MATCHES: Family = Family::new(
+    "docker_events_exporter_rule_matches_total",
+    Counter,
+    "Events matched, by rule.",
+)
+.labels(&["rule"]);
+pub const ACTIONS: Family = Family::new(
+    "docker_events_exporter_actions_total",
+    Counter,
+    "Rule actions by outcome (success, failure, timeout, dropped, throttled).",
+)
+.labels(&["rule", "action", "outcome"]);
+/// Actions: from 5 ms to two minutes (past the 30 s run timeout).
+pub const ACTION_DURATION: Family = Family::new(
+    "docker_events_exporter_action_duration_seconds",
+    Histogram,
+    "Time an action took to run.",
+)
+.labels(&["rule", "action"])
+.buckets(&[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+]);
+pub const CONFIG_RELOAD_OK: Family = Family::new(
+    "docker_events_exporter_config_last_reload_successful",
+    Gauge,
+    "1 if the last load of the rules config succeeded.",
+);
+pub const CONFIG_RELOAD_TIME: Family = Family::new(
+    "docker_events_exporter_config_last_reload_success_timestamp_seconds",
+    Gauge,
+    "When the rules config last loaded successfully.",
+);
+
+/// Every family, in the order the README lists them.
+pub const ALL: &[&Family] = &[
+    &CONTAINER_STARTS,
+    &CONTAINER_EXITS,
+    &CONTAINER_OOM_KILLS,
+    &CONTAINER_KILLS,
+    &CONTAINER_RESTARTS,
+    &CONTAINER_RUN_DURATION,
+    &CONTAINER_EXECS,
+    &CONTAINER_EXEC_DURATION,
+    &CONTAINER_HEALTHCHECKS,
+    &CONTAINER_HEALTHCHECK_DURATION,
+    &CONTAINER_HEALTH_STATUS,
+    &CONTAINER_STATE,
+    &IMAGE_PULLS,
+    &IMAGE_PUSHES,
+    &EVENTS,
+    &ENGINE_INFO,
+    &BUILD_INFO,
+    &UP,
+    &RECONNECTS,
+    &LAST_EVENT_TIMESTAMP,
+    &DECODE_ERRORS,
+    &STREAM_GAPS,
+    &REPLAYED_EVENTS,
+    &RECONCILED_CHANGES,
+    &RULE_MATCHES,
+    &ACTIONS,
+    &ACTION_DURATION,
+    &CONFIG_RELOAD_OK,
+    &CONFIG_RELOAD_TIME,
+];
+
+/// Building a registry family from its declaration. Names, labels and buckets here are fixed
+/// and valid, so the prometheus crate's checks cannot fail on them; the `Result` is passed on
+/// rather than unwrapped all the same.
+impl Family {
+    fn opts(&self) -> prometheus::Opts {
+        prometheus::Opts::new(self.name, self.help)
+    }
+
+    pub fn int_counter(&self) -> prometheus::Result<prometheus::IntCounter> {
+        prometheus::IntCounter::with_opts(self.opts())
+    }
+
+    pub fn int_counter_vec(&self) -> prometheus::Result<prometheus::IntCounterVec> {
+        prometheus::IntCounterVec::new(self.opts(), self.labels)
+    }
+
+    pub fn int_gauge(&self) -> prometheus::Result<prometheus::IntGauge> {
+        prometheus::IntGauge::with_opts(self.opts())
+    }
+
+    pub fn int_gauge_vec(&self) -> prometheus::Result<prometheus::IntGaugeVec> {
+        prometheus::IntGaugeVec::new(self.opts(), self.labels)
+    }
+
+    pub fn gauge(&self) -> prometheus::Result<prometheus::Gauge> {
+        prometheus::Gauge::with_opts(self.opts())
+    }
+
+    pub fn histogram_vec(&self) -> prometheus::Result<prometheus::HistogramVec> {
+        prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(self.name, self.help).buckets(self.buckets.to_vec()),
+            self.labels,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row of a README metrics table: name, type and labels (the backticked words of the
+    /// labels column, outside parentheses, which list a label's values).
+    fn readme_rows() -> Vec<(String, String, Vec<String>)> {
+        let readme = include_str!("../../README.md");
+        let mut rows = Vec::new();
+        for line in readme.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // | `name` | type | labels | meaning |
+            if cells.len() < 5 || !cells[1].starts_with("`docker_") {
+                continue;
+            }
+            let name = cells[1].trim_matches('`').to_owned();
+            let mut labels_text = String::new();
+            let mut depth = 0;
+            for c in cells[3].chars() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ if depth == 0 => labels_text.push(c),
+                    _ => {}
+                }
+            }
+            let labels = labels_text
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect();
+            rows.push((name, cells[2].to_owned(), labels));
+        }
+        rows
+    }
+
+    #[test]
+    fn the_readme_metrics_reference_lists_every_family_as_declared() {
+        let rows = readme_rows();
+        let table: Vec<(String, String, Vec<String>)> = ALL
+            .iter()
+            .map(|f| {
+                (
+                    f.name.to_owned(),
+                    f.kind.as_str().to_owned(),
+                    f.labels.iter().map(|l| (*l).to_owned()).collect(),
+                )
+            })
+            .collect();
+        for row in &rows {
+            assert!(
+                table.contains(row),
+                "README row {row:?} is not in the family table"
+            );
+        }
+        for family in &table {
+            assert!(
+                rows.contains(family),
+                "family {family:?} is not in the README's metrics reference"
+            );
+        }
+        assert_eq!(rows.len(), ALL.len(), "a family listed twice in the README");
+    }
+
+    #[test]
+    fn names_are_unique_and_types_follow_the_conventions() {
+        for (i, f) in ALL.iter().enumerate() {
+            assert!(
+                ALL[i + 1..].iter().all(|g| g.name != f.name),
+                "{} twice",
+                f.name
+            );
+            assert_eq!(
+                f.name.ends_with("_total"),
+                f.kind == Type::Counter,
+                "{}: _total on counters only",
+                f.name
+            );
+            assert_eq!(
+                f.buckets.is_empty(),
+                f.kind != Type::Histogram,
+                "{}: buckets on histograms only",
+                f.name
+            );
+        }
+    }
+}
