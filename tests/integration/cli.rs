@@ -51,6 +51,27 @@ fn clashing_container_labels_are_refused() {
     );
 }
 
+/// The daemon, `replay --serve` and `check-config` check the flags alike: a path the router
+/// cannot take is one line naming the flag, never a panic (exit 101).
+#[test]
+fn a_bad_telemetry_path_is_one_line_naming_the_flag_for_every_command() {
+    for path in ["metrics", "/-/ready"] {
+        let expected = format!(
+            "docker-events-exporter: error: --web.telemetry-path {path:?} must start with / and differ from /, /-/healthy and /-/ready"
+        );
+        for command in [
+            &["replay", "events.jsonl", "--serve"][..],
+            &["replay", "events.jsonl"],
+            &["check-config", "rules.yml"],
+            &[],
+        ] {
+            let mut args = command.to_vec();
+            args.extend(["--web.telemetry-path", path]);
+            assert_eq!(run_fails(&args), expected, "{args:?}");
+        }
+    }
+}
+
 #[test]
 fn busy_listen_address_names_the_flag() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
