@@ -47,11 +47,7 @@ impl Summary {
 }
 
 /// Replays `file` ("-" for standard input) into `metrics`.
-pub async fn replay(
-    settings: &Settings,
-    file: &Path,
-    metrics: &Arc<Metrics>,
-) -> anyhow::Result<Summary> {
+pub fn replay(settings: &Settings, file: &Path, metrics: &Arc<Metrics>) -> anyhow::Result<Summary> {
     let input: Box<dyn Read> = if file == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
@@ -60,11 +56,12 @@ pub async fn replay(
         )
     };
     let reader = BufReader::with_capacity(READ_BUFFER, input);
-    replay_from(settings, reader, file, metrics).await
+    replay_from(settings, reader, file, metrics)
 }
 
-/// Replays what `reader` reads (`file` names it in errors) into `metrics`.
-async fn replay_from(
+/// Replays what `reader` reads (`file` names it in errors) into `metrics`. Each firing's
+/// actions run dry as soon as its event is applied.
+fn replay_from(
     settings: &Settings,
     mut reader: impl BufRead,
     file: &Path,
@@ -100,6 +97,13 @@ async fn replay_from(
                 }
             };
             count(outcome, &mut summary, &mut pipeline);
+            if let (Some(executor), Some(rules)) = (&executor, pipeline.rules()) {
+                for fire in rules.fired() {
+                    for index in 0..fire.rule().actions.len() {
+                        executor.dry_run(&fire, index, None);
+                    }
+                }
+            }
         };
         if read == 0 {
             lines.finish(each);
@@ -107,14 +111,6 @@ async fn replay_from(
             lines.feed(chunk, each);
         }
         reader.consume(read);
-        // The firings of the read's events run (dry) after it.
-        if let (Some(executor), Some(rules)) = (&executor, pipeline.rules()) {
-            for fire in rules.take_fired() {
-                for index in 0..fire.rule().actions.len() {
-                    executor.execute(&fire, index).await;
-                }
-            }
-        }
         if read == 0 {
             break;
         }
@@ -144,7 +140,7 @@ fn count(outcome: LineOutcome, summary: &mut Summary, pipeline: &mut Pipeline) {
 /// The `replay` subcommand: replay, then print the metrics (or serve them with `serve`).
 pub async fn run(settings: &Settings, file: &Path, serve: bool) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(&settings.metrics.container_labels)?);
-    let summary = replay(settings, file, &metrics).await?;
+    let summary = replay(settings, file, &metrics)?;
     eprintln!(
         "replayed {} events ({} unreadable) in {:.3} s: {:.0} events/s; {} label sets; peak RSS {}",
         summary.events,
@@ -191,8 +187,8 @@ mod tests {
 
     /// Lines cut by the end of a read, a blank line, a bad one, one past the line limit and a
     /// last one without its newline: each counted once, whatever the read size.
-    #[tokio::test]
-    async fn lines_are_whole_whatever_the_reads_cut() {
+    #[test]
+    fn lines_are_whole_whatever_the_reads_cut() {
         let event = |n: u32| {
             format!(
                 r#"{{"Type":"container","Action":"start","Actor":{{"ID":"c{n}","Attributes":{{"name":"web-{n}"}}}},"scope":"local","time":1,"timeNano":{n}}}"#
@@ -211,9 +207,8 @@ mod tests {
         for capacity in [1, 7, 64, 4096, READ_BUFFER] {
             let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
             let reader = BufReader::with_capacity(capacity, input.as_bytes());
-            let summary = replay_from(&settings, reader, Path::new("test"), &metrics)
-                .await
-                .expect("replays");
+            let summary =
+                replay_from(&settings, reader, Path::new("test"), &metrics).expect("replays");
             assert_eq!(
                 (
                     summary.events,

@@ -37,7 +37,7 @@ impl Executor {
         }
     }
 
-    /// Runs one action of one firing, and counts and logs how it went.
+    /// Runs one action of one firing (or its dry run), and counts and logs how it went.
     pub async fn execute(&self, fire: &Fire, index: usize) {
         let rule = fire.rule();
         let Some(action) = rule.actions.get(index) else {
@@ -47,31 +47,21 @@ impl Executor {
             (true, Some(engine), Some(ev)) => engine.container_ip(ev.actor_id()).await,
             _ => None,
         };
-        let ctx = Context {
-            events: &fire.events,
-            rule: &rule.name,
-            host: &self.host,
-            ip: ip.as_deref(),
-        };
-        // `index` is in range: the action was found above.
-        let series = &self.metrics.of(&fire.set, fire.index).actions[index];
-        let kind = action.kind();
         if self.dry != Dry::Off {
-            // A dry run renders and does nothing: it has no duration worth a histogram (and
-            // two clock reads per firing were a twentieth of a dry replay's time).
-            action.dry_run(&ctx, self.dry == Dry::Log);
-            tracing::debug!(rule = %rule.name, action = kind, events = fire.events.len(), "action done (dry run)");
-            series.count(Outcome::Success);
-            return;
+            return self.dry_run(fire, index, ip.as_deref());
         }
+        let ctx = self.context(fire, ip.as_deref());
         let rt = Runtime {
             http: &self.http,
             logs: &self.logs,
             live: fire.set.live(fire.index, index),
             secret_vars: &fire.set.rules.secret_vars,
         };
+        let kind = action.kind();
         let start = Instant::now();
         let result = action.run(&ctx, rt).await;
+        // `index` is in range: the action was found above.
+        let series = &self.metrics.of(&fire.set, fire.index).actions[index];
         series.duration.observe(start.elapsed().as_secs_f64());
         match &result {
             Ok(()) => tracing::debug!(
@@ -85,6 +75,29 @@ impl Executor {
             }
         }
         series.count(result.map_or_else(|(o, _)| o, |()| Outcome::Success));
+    }
+
+    /// The dry run of one action of one firing: rendered, logged with [`Dry::Log`], counted as
+    /// a success, done nothing. It has no duration worth a histogram (and two clock reads per
+    /// firing were a twentieth of a dry replay's time). `ip` is the container's address, if
+    /// it was looked up.
+    pub fn dry_run(&self, fire: &Fire, index: usize, ip: Option<&str>) {
+        let Some(action) = fire.rule().actions.get(index) else {
+            return;
+        };
+        action.dry_run(&self.context(fire, ip), self.dry == Dry::Log);
+        tracing::debug!(rule = %fire.rule().name, action = action.kind(), events = fire.events.len(), "action done (dry run)");
+        // `index` is in range: the action was found above.
+        self.metrics.of(&fire.set, fire.index).actions[index].count(Outcome::Success);
+    }
+
+    fn context<'a>(&'a self, fire: &'a Fire, ip: Option<&'a str>) -> Context<'a> {
+        Context {
+            events: &fire.events,
+            rule: &fire.rule().name,
+            host: &self.host,
+            ip,
+        }
     }
 }
 

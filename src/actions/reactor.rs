@@ -21,7 +21,7 @@ const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 enum Out {
     /// The live dispatcher's bounded queue: a full one drops the firing, counted.
     Queue(mpsc::Sender<Fire>),
-    /// Kept for the caller to take ([`Reactor::take_fired`]): replay runs them itself.
+    /// Kept for the caller to take ([`Reactor::fired`]): replay runs them itself.
     Kept(Vec<Fire>),
 }
 
@@ -47,7 +47,7 @@ impl Reactor {
         Self::with_out(rules, Out::Queue(queue), metrics, host)
     }
 
-    /// A reactor whose firings are kept for [`Reactor::take_fired`].
+    /// A reactor whose firings are kept for [`Reactor::fired`].
     pub fn keeping(
         rules: watch::Receiver<Arc<RuleSet>>,
         metrics: Arc<RuleMetrics>,
@@ -105,12 +105,13 @@ impl Reactor {
         }
     }
 
-    /// The firings kept since the last call (none for a reactor with a queue).
-    pub fn take_fired(&mut self) -> Vec<Fire> {
-        match &mut self.out {
-            Out::Kept(kept) => std::mem::take(kept),
-            Out::Queue(_) => Vec::new(),
-        }
+    /// Takes the firings kept since the last call (none for a reactor with a queue).
+    pub fn fired(&mut self) -> impl Iterator<Item = Fire> + '_ {
+        let kept = match &mut self.out {
+            Out::Kept(kept) => Some(kept.drain(..)),
+            Out::Queue(_) => None,
+        };
+        kept.into_iter().flatten()
     }
 
     fn throttled(

@@ -166,7 +166,7 @@ pub fn backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
-/// Runs inspects for the tracker on a bounded pool, sending the answers back.
+/// Runs the consumer's inspects on a bounded pool, sending the answers back.
 fn spawn_inspector(
     engine: Engine,
     mut requests: mpsc::Receiver<InspectRequest>,

@@ -64,7 +64,6 @@ pub fn parse<A: ActionConfig>(
     }
     Ok(Rules {
         rules,
-        source: Default::default(),
         secret_vars: r.secret_vars,
     })
 }

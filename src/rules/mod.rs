@@ -10,7 +10,7 @@ pub mod matcher;
 pub mod template;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 pub use self::config::{Checker, Resolver};
@@ -72,20 +72,9 @@ impl std::error::Error for ConfigErrors {}
 #[derive(Debug)]
 pub struct Rules<A> {
     pub rules: Vec<Rule<A>>,
-    pub source: PathBuf,
     /// Environment variables the config reads secrets from: kept out of the commands the
     /// rules run, whichever rule reads them.
     pub secret_vars: Vec<String>,
-}
-
-impl<A> Default for Rules<A> {
-    fn default() -> Self {
-        Self {
-            rules: Vec::new(),
-            source: PathBuf::new(),
-            secret_vars: Vec::new(),
-        }
-    }
 }
 
 impl<A> Rules<A> {
@@ -199,7 +188,5 @@ pub fn load<A: ActionConfig>(
             message: format!("cannot read the file: {e}"),
         }])
     })?;
-    let mut rules = config::parse(&file, &text, kinds)?;
-    rules.source = path.to_owned();
-    Ok(rules)
+    config::parse(&file, &text, kinds)
 }
