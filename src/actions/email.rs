@@ -15,6 +15,9 @@ use crate::rules::config::Named;
 use crate::rules::template::{Context, Template};
 use crate::rules::{ActionConfig, ActionKind, Checker, Resolver, Secret};
 
+/// The rule key that asks for this action, and its `action` label.
+const NAME: &str = "email";
+
 /// Default time one e-mail may take to send.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const KEYS: &[&str] = &["smtp", "from", "to", "subject", "body", "timeout"];
@@ -65,7 +68,7 @@ pub struct Kind;
 
 impl ActionKind<BoxedAction> for Kind {
     fn key(&self) -> &'static str {
-        "email"
+        NAME
     }
 
     fn compile(
@@ -76,8 +79,7 @@ impl ActionKind<BoxedAction> for Kind {
         place: &str,
     ) -> Option<BoxedAction> {
         let place = format!("email of {place}");
-        let map = c.mapping(node, &place)?;
-        c.known_keys(map, KEYS, &place);
+        let map = c.keyed_mapping(node, KEYS, &place)?;
         let Some(smtp_node) = map.get_node("smtp") else {
             c.err(
                 node.span(),
@@ -85,8 +87,7 @@ impl ActionKind<BoxedAction> for Kind {
             );
             return None;
         };
-        let smtp = c.mapping(smtp_node, &format!("smtp of {place}"))?;
-        c.known_keys(smtp, SMTP_KEYS, &format!("smtp of {place}"));
+        let smtp = c.keyed_mapping(smtp_node, SMTP_KEYS, &format!("smtp of {place}"))?;
         let Some(host) = smtp.get_scalar("host") else {
             c.err(smtp_node.span(), format!("smtp of {place} needs a host"));
             return None;
@@ -241,7 +242,7 @@ impl EmailAction {
 
 impl Action for EmailAction {
     fn kind(&self) -> &'static str {
-        "email"
+        NAME
     }
 
     fn dry_run(&self, ctx: &Context<'_>, log: bool) {

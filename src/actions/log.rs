@@ -14,6 +14,9 @@ use super::{Action, ActionResult, BoxedAction, Outcome, Runtime};
 use crate::rules::template::{Context, Template, payload};
 use crate::rules::{ActionConfig, ActionKind, Checker};
 
+/// The rule key that asks for this action, and its `action` label.
+const NAME: &str = "log";
+
 const KEYS: &[&str] = &["path"];
 
 #[derive(Debug)]
@@ -27,7 +30,7 @@ pub struct Kind;
 
 impl ActionKind<BoxedAction> for Kind {
     fn key(&self) -> &'static str {
-        "log"
+        NAME
     }
 
     fn compile(
@@ -68,7 +71,7 @@ impl ActionConfig for LogAction {
 
 impl Action for LogAction {
     fn kind(&self) -> &'static str {
-        "log"
+        NAME
     }
 
     fn dry_run(&self, ctx: &Context<'_>, log: bool) {

@@ -16,6 +16,9 @@ use super::{Action, ActionResult, BoxedAction, Live, MAX_FIELD_BYTES, Outcome, R
 use crate::rules::template::{Context, Template};
 use crate::rules::{ActionConfig, ActionKind, Checker};
 
+/// The rule key that asks for this action, and its `action` label.
+const NAME: &str = "metric";
+
 /// Default label sets a metric may have.
 pub const DEFAULT_MAX_SERIES: usize = 100;
 /// Label values of a user metric are cut at this length.
@@ -43,7 +46,7 @@ pub struct Kind;
 
 impl ActionKind<BoxedAction> for Kind {
     fn key(&self) -> &'static str {
-        "metric"
+        NAME
     }
 
     fn compile(
@@ -54,8 +57,7 @@ impl ActionKind<BoxedAction> for Kind {
         place: &str,
     ) -> Option<BoxedAction> {
         let place = format!("metric of {place}");
-        let map = c.mapping(node, &place)?;
-        c.known_keys(map, KEYS, &place);
+        let map = c.keyed_mapping(node, KEYS, &place)?;
         let Some(name) = map.get_scalar("name") else {
             c.err(
                 node.span(),
@@ -179,7 +181,7 @@ impl ActionConfig for MetricAction {
 
 impl Action for MetricAction {
     fn kind(&self) -> &'static str {
-        "metric"
+        NAME
     }
 
     fn live(&self) -> prometheus::Result<Live> {

@@ -18,6 +18,9 @@ use crate::rules::config::Named;
 use crate::rules::template::{Context, Template};
 use crate::rules::{ActionConfig, ActionKind, Checker, Resolver};
 
+/// The rule key that asks for this action, and its `action` label.
+const NAME: &str = "run";
+
 /// Default time a command may take before its process group is killed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -42,7 +45,7 @@ pub struct Kind;
 
 impl ActionKind<BoxedAction> for Kind {
     fn key(&self) -> &'static str {
-        "run"
+        NAME
     }
 
     fn options(&self) -> &'static [&'static str] {
@@ -150,7 +153,7 @@ impl RunAction {
 
 impl Action for RunAction {
     fn kind(&self) -> &'static str {
-        "run"
+        NAME
     }
 
     fn dry_run(&self, ctx: &Context<'_>, log: bool) {

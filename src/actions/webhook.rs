@@ -13,6 +13,9 @@ use crate::rules::config::Named;
 use crate::rules::template::{Context, Template, payload};
 use crate::rules::{ActionConfig, ActionKind, Checker, Resolver, Secret};
 
+/// The rule key that asks for this action, and its `action` label.
+const NAME: &str = "webhook";
+
 /// Default time one attempt may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default retries after the first attempt (5xx and network errors only).
@@ -61,7 +64,7 @@ pub struct Kind;
 
 impl ActionKind<BoxedAction> for Kind {
     fn key(&self) -> &'static str {
-        "webhook"
+        NAME
     }
 
     fn compile(
@@ -72,8 +75,7 @@ impl ActionKind<BoxedAction> for Kind {
         place: &str,
     ) -> Option<BoxedAction> {
         let place = format!("webhook of {place}");
-        let map = c.mapping(node, &place)?;
-        c.known_keys(map, KEYS, &place);
+        let map = c.keyed_mapping(node, KEYS, &place)?;
         let Some(url_node) = map.get_scalar("url") else {
             c.err(node.span(), format!("{place} needs a url"));
             return None;
@@ -213,7 +215,7 @@ impl WebhookAction {
 
 impl Action for WebhookAction {
     fn kind(&self) -> &'static str {
-        "webhook"
+        NAME
     }
 
     fn dry_run(&self, ctx: &Context<'_>, log: bool) {

@@ -247,6 +247,19 @@ impl Checker<'_> {
         }
     }
 
+    /// A mapping whose keys are all in `allowed`; each other key is a problem, and the
+    /// mapping is still read.
+    pub fn keyed_mapping<'n>(
+        &mut self,
+        node: &'n Node,
+        allowed: &[&str],
+        what: &str,
+    ) -> Option<&'n MarkedMappingNode> {
+        let map = self.mapping(node, what)?;
+        self.known_keys(map, allowed, what);
+        Some(map)
+    }
+
     pub fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedMappingNode> {
         let m = node.as_mapping();
         if m.is_none() {
@@ -434,8 +447,7 @@ impl Checker<'_> {
     }
 
     fn event(&mut self, node: &Node, place: &str) -> Option<EventMatcher> {
-        let map = self.mapping(node, &format!("event of {place}"))?;
-        self.known_keys(map, EVENT_KEYS, &format!("event of {place}"));
+        let map = self.keyed_mapping(node, EVENT_KEYS, &format!("event of {place}"))?;
         let mut m = EventMatcher::default();
         let field = |c: &mut Self, key: &str| {
             map.get_node(key)
@@ -469,8 +481,7 @@ impl Checker<'_> {
                 interval: self.duration(node, &place)?,
             }),
             _ => {
-                let map = self.mapping(node, &place)?;
-                self.known_keys(map, THROTTLE_KEYS, &place);
+                let map = self.keyed_mapping(node, THROTTLE_KEYS, &place)?;
                 let key = match map.get_scalar("key") {
                     Some(k) => {
                         let t = self.template(k)?;
