@@ -815,9 +815,10 @@ fn webhook_targets_that_refuse_hang_or_dawdle_never_hold_up_the_metrics() {
     let image = test_image();
     let dir = tempdir("rules-targets");
     let name = unique("targets");
-    let refused = free_port();
     let (hang, _) = slow_server(None);
     let (slow, slow_seen) = slow_server(Some(std::time::Duration::from_millis(1500)));
+    // Picked after the servers are bound, so that it cannot be one of theirs.
+    let refused = free_port();
     let rule = |rule: &str, port: u16, timeout: &str| {
         format!(
             "  {rule}:\n    event: {{type: container, action: die, actor: {{name: \"{name}-*\"}}}}\n    \
