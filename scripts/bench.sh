@@ -3,14 +3,16 @@
 # storm against the local engine. Not part of CI (it takes minutes and loads the machine).
 #
 #   bash scripts/bench.sh            # everything
-#   bash scripts/bench.sh pipeline   # one part: pipeline | scrape | churn | idle | live
+#   bash scripts/bench.sh pipeline   # one part: pipeline | scrape | churn | idle | live |
+#                                    # syscalls | startup
+#   BASE=/path/to/old/binary bash scripts/bench.sh live   # this build beside another one
 #
 # Needs a running Docker Engine (live, idle) and the test image (built by the tests, or by
 # `cargo test --test integration cli::`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=${1:-"pipeline scrape churn idle live"}
-BIN=target/release/docker-events-exporter
+parts=${1:-"pipeline scrape churn idle live syscalls startup"}
+BIN=${BIN:-target/release/docker-events-exporter}
 W=$(mktemp -d)
 trap 'rm -rf "$W"; [ -n "${PIDS:-}" ] && kill $PIDS 2>/dev/null || true' EXIT
 PIDS=""
@@ -22,6 +24,8 @@ echo "engine: $(docker version -f '{{.Server.Version}} (API {{.Server.APIVersion
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time of a process's live threads in nanoseconds (schedstat: finer than the 10 ms ticks).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
 metric_sum() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 ~ "^"m"({|$)" {s += $NF} END {printf "%d\n", s}'; }
 wait_http() { for _ in $(seq 1 300); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
 
@@ -77,44 +81,104 @@ if [[ $parts == *idle* ]]; then
 fi
 
 if [[ $parts == *live* ]]; then
-    echo; echo "== live: an event storm from the local engine, counted by the exporter and by the engine"
+    # The storm of the live-cost issue: a container probing every second, 4 loops of
+    # `docker exec`, 1 loop of `docker run --rm`, 60 s. Every exporter given runs on the same
+    # storm at once: this build, and with BASE=path/to/binary the build to compare with.
+    echo; echo "== live: one storm, counted by the engine's own subscriber and by each exporter"
     image=dee-test-busybox:latest
     docker image inspect $image >/dev/null
-    port=$(free_port)
-    $BIN --web.listen-address "127.0.0.1:$port" --log.level warn &
-    pid=$!; PIDS="$PIDS $pid"
-    wait_http "http://127.0.0.1:$port/-/ready"
-    duration=30
-    e0=$(metric_sum $port docker_events_total)
+    bins=("$BIN"); [ -n "${BASE:-}" ] && bins+=("$BASE")
+    ports=(); pids=()
+    for b in "${bins[@]}"; do
+        port=$(free_port)
+        "$b" --web.listen-address "127.0.0.1:$port" --log.level warn &
+        pids+=($!); ports+=("$port"); PIDS="$PIDS $!"
+        wait_http "http://127.0.0.1:$port/-/ready"
+    done
+    duration=${DURATION:-60}
+    e0=(); c0=()
+    for i in "${!bins[@]}"; do e0+=("$(metric_sum "${ports[$i]}" docker_events_total)"); c0+=("$(cpu_ns "${pids[$i]}")"); done
     since=$(date +%s.%N)
     # The engine's own count: a second subscriber from the same moment, stopped only once
-    # both have gone quiet.
+    # every exporter has gone quiet.
     docker events --since "$since" --format '{{.Type}}' > "$W/engine-events" &
     counter=$!
-    c0=$(cpu_ticks $pid); d0=$(cpu_ticks "$(pidof dockerd)")
-    names=()
-    for i in $(seq 1 20); do
-        n="dee-storm-$$-$i"; names+=("$n")
-        docker run -d --name "$n" --health-cmd true --health-interval 50ms --health-timeout 1s "$image" sleep 600 >/dev/null
-    done
+    d0=$(cpu_ticks "$(pidof dockerd)")
+    probe="dee-storm-$$"
+    docker run -d --name "$probe" --health-cmd true --health-interval 1s --health-timeout 1s "$image" sleep 600 >/dev/null
     loops=()
-    for i in $(seq 1 6); do
-        ( end=$((SECONDS + duration)); while [ $SECONDS -lt $end ]; do docker exec "${names[$i]}" true; done ) &
+    for _ in 1 2 3 4; do
+        ( end=$((SECONDS + duration)); while [ $SECONDS -lt $end ]; do docker exec "$probe" true; done ) &
         loops+=($!)
     done
+    ( end=$((SECONDS + duration)); while [ $SECONDS -lt $end ]; do docker run --rm "$image" true; done ) &
+    loops+=($!)
     wait "${loops[@]}"
-    docker rm -f "${names[@]}" >/dev/null
-    # Quiet: the exporter's count unchanged for 3 s.
-    last=-1; now=$(metric_sum $port docker_events_total)
-    while [ "$now" != "$last" ]; do sleep 3; last=$now; now=$(metric_sum $port docker_events_total); done
+    docker rm -f "$probe" >/dev/null
+    d1=$(cpu_ticks "$(pidof dockerd)")
+    # Quiet: every exporter's count unchanged for 3 s.
+    for i in "${!bins[@]}"; do
+        last=-1; now=$(metric_sum "${ports[$i]}" docker_events_total)
+        while [ "$now" != "$last" ]; do sleep 3; last=$now; now=$(metric_sum "${ports[$i]}" docker_events_total); done
+    done
     kill $counter; wait $counter 2>/dev/null || true
-    e1=$now
-    c1=$(cpu_ticks $pid); d1=$(cpu_ticks "$(pidof dockerd)")
-    engine=$(wc -l < "$W/engine-events"); ours=$(( e1 - e0 ))
-    echo "events: engine $engine, exporter $ours"
+    engine=$(wc -l < "$W/engine-events")
     tck=$(getconf CLK_TCK)
-    echo "CPU: exporter $(echo "scale=2; ($c1 - $c0) / $tck" | bc) s, dockerd $(echo "scale=2; ($d1 - $d0) / $tck" | bc) s"
-    echo "exporter CPU per 100,000 events: $(echo "scale=3; ($c1 - $c0) / $tck * 100000 / $ours" | bc) s"
-    echo "resident: $(( $(rss_kib $pid) / 1024 )) MiB"
-    kill $pid; wait $pid 2>/dev/null || true
+    echo "events: engine $engine; dockerd CPU $(echo "scale=2; ($d1 - $d0) / $tck" | bc) s, $(echo "scale=1; ($d1 - $d0) / $tck * 100000 / $engine" | bc) s per 100,000 events"
+    for i in "${!bins[@]}"; do
+        ours=$(( $(metric_sum "${ports[$i]}" docker_events_total) - e0[i] ))
+        c1=$(cpu_ns "${pids[$i]}")
+        echo "${bins[$i]}: events $ours, CPU $(echo "scale=3; ($c1 - ${c0[$i]}) / 1000000000" | bc) s, $(echo "scale=3; ($c1 - ${c0[$i]}) / 1000000000 * 100000 / $ours" | bc) s per 100,000 events, resident $(( $(rss_kib "${pids[$i]}") / 1024 )) MiB"
+        kill "${pids[$i]}"; wait "${pids[$i]}" 2>/dev/null || true
+    done
+fi
+
+if [[ $parts == *syscalls* ]]; then
+    # System calls per event under the same storm, 20 s, for this build (strace slows what it
+    # watches, so its CPU figures are not the live ones above). Needs strace.
+    echo; echo "== syscalls: strace -c over a 20 s storm"
+    image=dee-test-busybox:latest
+    port=$(free_port)
+    strace -f -c -o "$W/strace" "$BIN" --web.listen-address "127.0.0.1:$port" --log.level warn &
+    spid=$!
+    wait_http "http://127.0.0.1:$port/-/ready"
+    e0=$(metric_sum "$port" docker_events_total)
+    probe="dee-sys-$$"
+    docker run -d --name "$probe" --health-cmd true --health-interval 1s "$image" sleep 600 >/dev/null
+    loops=()
+    for _ in 1 2 3 4; do
+        ( end=$((SECONDS + 20)); while [ $SECONDS -lt $end ]; do docker exec "$probe" true; done ) &
+        loops+=($!)
+    done
+    ( end=$((SECONDS + 20)); while [ $SECONDS -lt $end ]; do docker run --rm "$image" true; done ) &
+    loops+=($!)
+    wait "${loops[@]}"
+    docker rm -f "$probe" >/dev/null
+    sleep 3
+    ours=$(( $(metric_sum "$port" docker_events_total) - e0 ))
+    kill -INT "$spid"; wait "$spid" 2>/dev/null || true
+    calls=$(awk '$NF == "total" {print $(NF-2)}' "$W/strace")
+    echo "events $ours, system calls $calls: $(echo "scale=1; $calls / $ours" | bc) per event"
+    sort -k4 -n -r "$W/strace" | awk 'NR <= 8 && $NF != "total" {print "  " $NF ": " $4}'
+fi
+
+if [[ $parts == *startup* ]]; then
+    # Start-up with 1,000 containers (made here with `docker create`, removed after): time to
+    # /-/ready, CPU and peak memory until then.
+    echo; echo "== startup: 1,000 created containers"
+    image=dee-test-busybox:latest
+    label="dee-startup-$$"
+    for i in $(seq 1 1000); do echo "docker create --label $label=1 --health-cmd true $image true"; done | xargs -P 8 -I{} sh -c '{} >/dev/null'
+    for b in "$BIN" ${BASE:+"$BASE"}; do
+        port=$(free_port)
+        t0=$(date +%s.%N)
+        "$b" --web.listen-address "127.0.0.1:$port" --log.level warn &
+        pid=$!; PIDS="$PIDS $pid"
+        for _ in $(seq 1 3000); do curl -sf -o /dev/null "http://127.0.0.1:$port/-/ready" && break; sleep 0.01; done
+        t1=$(date +%s.%N)
+        known=$(curl -s "http://127.0.0.1:$port/metrics" | grep -c '^docker_container_starts_total{')
+        echo "$b: ready in $(echo "$t1 - $t0" | bc) s, $known containers known, CPU $(( $(cpu_ticks $pid) * 1000 / $(getconf CLK_TCK) )) ms, peak $(( $(awk '/VmHWM/ {print $2}' /proc/$pid/status) / 1024 )) MiB"
+        kill $pid; wait $pid 2>/dev/null || true
+    done
+    docker ps -aq --filter "label=$label" | xargs -r docker rm -f >/dev/null
 fi
