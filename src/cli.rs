@@ -49,6 +49,20 @@ pub struct Cli {
     )]
     pub ping_interval: Duration,
 
+    /// Read the event stream at most once per this window while events keep coming (less
+    /// when they come fast, so that the engine never waits for us): one wake-up for a burst
+    /// instead of one per event, for at most this much delay before an event is counted. 0
+    /// reads each event as it comes.
+    #[arg(
+        global = true,
+        long = "docker.batch-window",
+        value_name = "DURATION",
+        env = "DOCKER_EVENTS_EXPORTER_BATCH_WINDOW",
+        default_value = "1s",
+        value_parser = parse_window
+    )]
+    pub batch_window: Duration,
+
     /// Keep the stream's position in this file, so that a restarted exporter resumes where it
     /// stopped (`since=`) and recognises the events it had already counted. Without it, a
     /// restart starts from the engine's present.
@@ -236,6 +250,26 @@ impl Cli {
     }
 }
 
+/// A duration of at most 10 s, or 0.
+fn parse_window(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d = humantime::parse_duration(s).map_err(|e| {
+        format!("{e}; use a duration like 1s or 250ms, or 0 to read each event as it comes")
+    })?;
+    if d > MAX_BATCH_WINDOW {
+        return Err(format!(
+            "at most {}",
+            humantime::format_duration(MAX_BATCH_WINDOW)
+        ));
+    }
+    Ok(d)
+}
+
+/// The longest `--docker.batch-window`: the delay must stay well under a scrape interval.
+const MAX_BATCH_WINDOW: Duration = Duration::from_secs(10);
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s)
         .map_err(|e| format!("{e}; use a duration like 30s, 5m or 1h"))?;
@@ -256,6 +290,7 @@ mod tests {
         assert_eq!(cli.telemetry_path, "/metrics");
         assert_eq!(cli.series_ttl, Duration::from_secs(3600));
         assert_eq!(cli.ping_interval, Duration::from_secs(10));
+        assert_eq!(cli.batch_window, Duration::from_secs(1));
         assert_eq!(cli.log_format, LogFormat::Logfmt);
     }
 
@@ -266,6 +301,21 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("--metrics.series-ttl"), "{msg}");
         assert!(msg.contains("use a duration like 30s, 5m or 1h"), "{msg}");
+    }
+
+    #[test]
+    fn a_batch_window_is_a_duration_up_to_10s_or_0() {
+        let window = |v: &str| Cli::try_parse_from(["x", "--docker.batch-window", v]);
+        assert_eq!(window("0").expect("0").batch_window, Duration::ZERO);
+        assert_eq!(
+            window("250ms").expect("250ms").batch_window,
+            Duration::from_millis(250)
+        );
+        let msg = window("1m").expect_err("too long").to_string();
+        assert!(
+            msg.contains("invalid value '1m' for '--docker.batch-window <DURATION>': at most 10s"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -45,8 +45,10 @@ fn main() -> ExitCode {
     logging::init(cli.log_level, cli.log_format);
     // One TLS provider for the process (ring): reqwest and lettre use the process default.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the stream, its inspects, the server and the actions all wait on I/O, and
+    // on one thread a read wakes its consumer without a cross-thread wake-up (a futex and a
+    // task switch per event on two workers). A scrape's text is written on the blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

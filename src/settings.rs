@@ -105,7 +105,8 @@ impl EngineSettings {
             .clone()
             .unwrap_or_else(default_cert_path);
         Ok(Self {
-            endpoint: Endpoint::parse(&cli.docker_host, cli.tls_verify(), &cert_path)?,
+            endpoint: Endpoint::parse(&cli.docker_host, cli.tls_verify(), &cert_path)?
+                .with_batch_window(cli.batch_window),
             ping_interval: cli.ping_interval,
             state_file: cli.state_file.clone(),
         })

@@ -1,31 +1,42 @@
 //! Where the engine is and how to reach it: a unix socket, plain TCP, or TCP with TLS (the
 //! docker CLI's `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`).
 //!
-//! Every request opens its own HTTP/1 connection. That suits what we send: one long-lived
-//! `GET /events`, a ping every few seconds, and an inspect now and then. Both our raw requests and
-//! bollard's typed ones (as a custom transport) go through [`Endpoint::send`], so there is one
-//! connection path and TLS is always available, whatever features bollard was built with.
+//! Requests go over HTTP/1 connections kept open between them ([`Endpoint::send`]): a ping
+//! every few seconds and an inspect per container lifecycle would otherwise each pay a connect
+//! (and on TCP a handshake). The one long-lived `GET /events` has a connection of its own
+//! ([`Endpoint::stream`]), and so has each ping ([`Endpoint::send_once`]). Both our raw requests and bollard's typed ones (as a custom
+//! transport) go through here, so there is one connection path and TLS is always available,
+//! whatever features bollard was built with.
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderValue, Request, Response, Uri};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body, Incoming};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::TlsConnector;
+
+use super::paced::Paced;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 /// How long to wait for a connection (TCP connect plus TLS handshake) before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections kept for the next request: the inspect workers' and a ping's, with room.
+pub const MAX_KEPT_CONNECTIONS: usize = 8;
 
 /// Default port of a plain-TCP engine (`tcp://host` without a port).
 const DEFAULT_TCP_PORT: u16 = 2375;
@@ -62,7 +73,12 @@ pub enum RequestError {
     BadRequest(#[from] http::Error),
 }
 
-/// The engine's address, resolved and with its TLS configuration loaded.
+/// Any request body, as the kept connections take it.
+type AnyBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+type Sender = SendRequest<AnyBody>;
+
+/// The engine's address, resolved and with its TLS configuration loaded. Clones share the
+/// kept connections.
 #[derive(Clone)]
 pub struct Endpoint {
     kind: Kind,
@@ -70,6 +86,11 @@ pub struct Endpoint {
     display: String,
     /// The Host header we send.
     host_header: HeaderValue,
+    /// Connections kept after a request: each is ready again once its response is read to its
+    /// end, and closed by hyper if the response was dropped half-read.
+    kept: Arc<Mutex<Vec<Sender>>>,
+    /// How [`Endpoint::stream`] paces its reads ([`super::paced`]); zero: not at all.
+    batch_window: Duration,
 }
 
 #[derive(Clone)]
@@ -118,6 +139,8 @@ impl Endpoint {
                     display: format!("unix://{rest}"),
                     kind: Kind::Unix(PathBuf::from(rest)),
                     host_header: HeaderValue::from_static("docker"),
+                    kept: Arc::default(),
+                    batch_window: Duration::ZERO,
                 })
             }
             "tcp" | "http" | "https" => {
@@ -149,6 +172,8 @@ impl Endpoint {
                         display: format!("tcp://{authority}"),
                         kind: Kind::Tcp(authority),
                         host_header,
+                        kept: Arc::default(),
+                        batch_window: Duration::ZERO,
                     });
                 }
                 let server_name = ServerName::try_from(host_only)
@@ -162,6 +187,8 @@ impl Endpoint {
                         connector: TlsConnector::from(Arc::new(config)),
                     },
                     host_header,
+                    kept: Arc::default(),
+                    batch_window: Duration::ZERO,
                 })
             }
             "ssh" => Err(bad(
@@ -174,14 +201,31 @@ impl Endpoint {
         }
     }
 
-    async fn connect(&self) -> Result<Box<dyn Io>, RequestError> {
+    /// Reads the event stream at most once per `window` while events keep coming
+    /// (`--docker.batch-window`).
+    pub fn with_batch_window(mut self, window: Duration) -> Self {
+        self.batch_window = window;
+        self
+    }
+
+    /// A new connection; with `paced`, read at the pace its window (in nanoseconds) sets.
+    async fn connect(&self, paced: Option<&Arc<AtomicU64>>) -> Result<Box<dyn Io>, RequestError> {
         let connect = async {
             Ok::<Box<dyn Io>, io::Error>(match &self.kind {
-                Kind::Unix(path) => Box::new(UnixStream::connect(path).await?),
+                Kind::Unix(path) => {
+                    let unix = UnixStream::connect(path).await?;
+                    match paced {
+                        Some(window) => Box::new(Paced::new(unix, window.clone())),
+                        None => Box::new(unix),
+                    }
+                }
                 Kind::Tcp(authority) => {
                     let tcp = TcpStream::connect(authority.as_str()).await?;
                     tcp.set_nodelay(true)?;
-                    Box::new(tcp)
+                    match paced {
+                        Some(window) => Box::new(Paced::new(tcp, window.clone())),
+                        None => Box::new(tcp),
+                    }
                 }
                 Kind::Tls {
                     authority,
@@ -190,7 +234,14 @@ impl Endpoint {
                 } => {
                     let tcp = TcpStream::connect(authority.as_str()).await?;
                     tcp.set_nodelay(true)?;
-                    Box::new(connector.connect(server_name.clone(), tcp).await?)
+                    let name = server_name.clone();
+                    match paced {
+                        Some(window) => {
+                            let tcp = Paced::new(tcp, window.clone());
+                            Box::new(connector.connect(name, tcp).await?)
+                        }
+                        None => Box::new(connector.connect(name, tcp).await?),
+                    }
                 }
             })
         };
@@ -206,30 +257,115 @@ impl Endpoint {
         }
     }
 
-    /// Sends one request on a new connection and returns the response with its body still
-    /// streaming. Only the path and query of the request's URI are used.
-    pub async fn send<B>(&self, mut req: Request<B>) -> Result<Response<Incoming>, RequestError>
+    /// Sends one request on a kept connection (or a new one, kept after) and returns the
+    /// response with its body still streaming. Only the path and query of the request's URI
+    /// are used. Read the body to its end: that frees the connection for the next request.
+    pub async fn send<B>(&self, req: Request<B>) -> Result<Response<Incoming>, RequestError>
     where
         B: Body + Send + 'static,
-        B::Data: Send,
+        B::Data: Into<Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let path = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        *req.uri_mut() = Uri::try_from(path).map_err(http::Error::from)?;
-        req.headers_mut().insert(HOST, self.host_header.clone());
-        let io = self.connect().await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-        // The connection task ends when the response body is read to its end or dropped.
+        let mut req = self.prepare(req)?;
+        while let Some(mut sender) = self.take_kept() {
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    self.keep(sender);
+                    return Ok(resp);
+                }
+                // The engine closed it before the request went out: try the next one.
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(RequestError::Http(e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.open(None).await?;
+        let resp = sender.send_request(req).await?;
+        self.keep(sender);
+        Ok(resp)
+    }
+
+    /// Sends one request on a connection of its own, closed after it: a ping, which must also
+    /// find out whether the engine still takes connections (one that is shutting down does
+    /// not, while it still answers on the connections it has).
+    pub async fn send_once<B>(&self, req: Request<B>) -> Result<Response<Incoming>, RequestError>
+    where
+        B: Body + Send + 'static,
+        B::Data: Into<Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let req = self.prepare(req)?;
+        Ok(self.open(None).await?.send_request(req).await?)
+    }
+
+    /// Sends one request on a connection of its own, never kept, its body read at the pace of
+    /// [`Endpoint::with_batch_window`] ([`super::paced`]): for a response that streams for as
+    /// long as we watch (`GET /events`).
+    pub async fn stream<B>(&self, req: Request<B>) -> Result<Response<Incoming>, RequestError>
+    where
+        B: Body + Send + 'static,
+        B::Data: Into<Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if self.batch_window.is_zero() {
+            return self.send_once(req).await;
+        }
+        let req = self.prepare(req)?;
+        // Paced from the body on: the TLS handshake and the response head come at once.
+        let window = Arc::new(AtomicU64::new(0));
+        let resp = self.open(Some(&window)).await?.send_request(req).await?;
+        let nanos = u64::try_from(self.batch_window.as_nanos()).unwrap_or(u64::MAX);
+        window.store(nanos, Ordering::Relaxed);
+        Ok(resp)
+    }
+
+    /// The request as the engine gets it: origin-form URI, our Host header, any body.
+    fn prepare<B>(&self, req: Request<B>) -> Result<Request<AnyBody>, RequestError>
+    where
+        B: Body + Send + 'static,
+        B::Data: Into<Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (mut parts, body) = req.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = Uri::try_from(path).map_err(http::Error::from)?;
+        parts.headers.insert(HOST, self.host_header.clone());
+        let body = body
+            .map_frame(|f| f.map_data(Into::into))
+            .map_err(Into::into);
+        Ok(Request::from_parts(parts, UnsyncBoxBody::new(body)))
+    }
+
+    /// A new connection, its task spawned: it ends when its sender is dropped and its last
+    /// response is read or dropped. `paced`: see [`Self::connect`].
+    async fn open(&self, paced: Option<&Arc<AtomicU64>>) -> Result<Sender, RequestError> {
+        let io = self.connect(paced).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "engine connection closed with an error");
             }
         });
-        Ok(sender.send_request(req).await?)
+        Ok(sender)
+    }
+
+    /// A kept connection that can take a request now, if there is one.
+    fn take_kept(&self) -> Option<Sender> {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.retain(|s| !s.is_closed());
+        let ready = kept.iter().position(SendRequest::is_ready)?;
+        Some(kept.swap_remove(ready))
+    }
+
+    /// Keeps a connection for later requests, unless [`MAX_KEPT_CONNECTIONS`] are kept already
+    /// (then it closes once its response is read).
+    fn keep(&self, sender: Sender) {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.retain(|s| !s.is_closed());
+        if kept.len() < MAX_KEPT_CONNECTIONS {
+            kept.push(sender);
+        }
     }
 }
 

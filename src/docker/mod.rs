@@ -8,6 +8,7 @@
 pub mod endpoint;
 pub mod event;
 pub mod lines;
+pub mod paced;
 mod scan;
 pub mod state;
 pub mod stream;
@@ -15,8 +16,7 @@ pub mod stream;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum};
-use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
+use bollard::query_parameters::ListContainersOptions;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
@@ -84,6 +84,141 @@ struct InfoAnswer {
     name: String,
     #[serde(rename = "ID", default)]
     id: String,
+}
+
+/// The fields of `GET /containers/{id}/json` we use; serde skips the rest (most of a few KiB)
+/// without building it.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectAnswer {
+    id: Option<String>,
+    name: Option<String>,
+    restart_count: Option<i64>,
+    config: Option<InspectConfig>,
+    state: Option<InspectState>,
+    host_config: Option<InspectHostConfig>,
+    network_settings: Option<InspectNetworks>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectConfig {
+    image: Option<String>,
+    labels: Option<HashMap<String, String>>,
+    healthcheck: Option<InspectHealthcheck>,
+    shell: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectHealthcheck {
+    test: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectState {
+    status: Option<String>,
+    health: Option<InspectHealth>,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    exit_code: Option<i64>,
+    #[serde(rename = "OOMKilled")]
+    oom_killed: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectHealth {
+    status: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectHostConfig {
+    restart_policy: Option<InspectRestartPolicy>,
+    auto_remove: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectRestartPolicy {
+    name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectNetworks {
+    /// By network name, in name order.
+    networks: Option<std::collections::BTreeMap<String, InspectNetwork>>,
+}
+
+#[derive(Deserialize, Default)]
+struct InspectNetwork {
+    #[serde(rename = "IPAddress", default)]
+    ip_address: Option<String>,
+}
+
+impl InspectAnswer {
+    /// In our own terms; `id` is what was asked for, should the answer lack it.
+    fn snapshot(self, id: &str) -> ContainerSnapshot {
+        let config = self.config.unwrap_or_default();
+        let state = self.state.unwrap_or_default();
+        let host = self.host_config.unwrap_or_default();
+        let healthcheck_command = config
+            .healthcheck
+            .and_then(|h| h.test)
+            .and_then(|test| healthcheck_command(&test, config.shell.as_deref()));
+        let after_exit = match host.restart_policy.and_then(|p| p.name).as_deref() {
+            _ if host.auto_remove == Some(true) => AfterExit::Removed,
+            Some("" | "no") => AfterExit::Stays,
+            Some("on-failure") => AfterExit::RestartsOnFailure,
+            Some("always" | "unless-stopped") => AfterExit::Restarts,
+            _ => AfterExit::Unknown,
+        };
+        ContainerSnapshot {
+            id: self.id.unwrap_or_else(|| id.to_owned()),
+            name: self
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned(),
+            image: config.image.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default(),
+            // Transient states (removing, stopping) and anything new are not a state of ours.
+            state: state.status.as_deref().and_then(|s| match s {
+                "created" => Some(ContainerState::Created),
+                "running" => Some(ContainerState::Running),
+                "paused" => Some(ContainerState::Paused),
+                "restarting" => Some(ContainerState::Restarting),
+                "exited" => Some(ContainerState::Exited),
+                "dead" => Some(ContainerState::Dead),
+                _ => None,
+            }),
+            health: state
+                .health
+                .and_then(|h| h.status)
+                .as_deref()
+                .and_then(Health::parse),
+            healthcheck_command,
+            started_at_nano: state.started_at.as_deref().and_then(parse_rfc3339_nano),
+            finished_at_nano: state.finished_at.as_deref().and_then(parse_rfc3339_nano),
+            exit_code: state.exit_code,
+            oom_killed: state.oom_killed.unwrap_or(false),
+            restart_count: self.restart_count.unwrap_or(0),
+            after_exit,
+        }
+    }
+
+    /// The address on its first network with one (networks in name order, so the result is
+    /// stable).
+    fn ip(self) -> Option<String> {
+        self.network_settings?
+            .networks?
+            .into_values()
+            .filter_map(|n| n.ip_address)
+            .find(|ip| !ip.is_empty())
+    }
 }
 
 /// What `GET /info` tells us.
@@ -181,6 +316,36 @@ pub struct ContainerSnapshot {
     pub oom_killed: bool,
     /// Restarts by its restart policy (not `docker restart`), as the engine counts them.
     pub restart_count: i64,
+    /// What the engine does when its process ends.
+    pub after_exit: AfterExit,
+}
+
+/// What the engine does when a container's process ends: its restart policy, and `--rm`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AfterExit {
+    /// Not known (an engine that did not say).
+    #[default]
+    Unknown,
+    /// It stays exited (`no`).
+    Stays,
+    /// It is removed (`--rm`).
+    Removed,
+    /// Started again after a non-zero exit, up to a number of times (`on-failure`).
+    RestartsOnFailure,
+    /// Started again unless it was stopped (`always`, `unless-stopped`).
+    Restarts,
+}
+
+impl AfterExit {
+    /// Whether the engine may start it again after an exit with `exit_code`: only then can
+    /// its state after a `die` be `restarting`.
+    pub fn may_restart(self, exit_code: Option<&str>) -> bool {
+        match self {
+            Self::Stays | Self::Removed => false,
+            Self::RestartsOnFailure => exit_code != Some("0"),
+            Self::Restarts | Self::Unknown => true,
+        }
+    }
 }
 
 /// A connected engine client. Cheap to clone.
@@ -274,24 +439,12 @@ impl Engine {
     /// The container's IP address: that of its first network with one (networks in name
     /// order, so the result is stable). None if it has none or is gone.
     pub async fn container_ip(&self, id: &str) -> Option<String> {
-        let inspect = self
-            .bollard
-            .inspect_container(id, None::<InspectContainerOptions>);
-        let c = tokio::time::timeout(CALL_TIMEOUT, inspect)
-            .await
-            .ok()?
-            .ok()?;
-        let mut networks: Vec<_> = c.network_settings?.networks?.into_iter().collect();
-        networks.sort_by(|a, b| a.0.cmp(&b.0));
-        networks
-            .into_iter()
-            .filter_map(|(_, n)| n.ip_address)
-            .find(|ip| !ip.is_empty())
+        self.inspect_answer(id).await.ok()?.ip()
     }
 
     pub async fn ping(&self) -> Result<(), EngineError> {
         let ping = async {
-            let resp = self.endpoint.send(get("/_ping")?).await?;
+            let resp = self.endpoint.send_once(get("/_ping")?).await?;
             check_status("/_ping", resp).await.map(drop)
         };
         tokio::time::timeout(PING_TIMEOUT, ping)
@@ -305,7 +458,7 @@ impl Engine {
     /// Opens `GET /events?since=...` and returns the streaming body once the engine said 200.
     pub async fn subscribe(&self, since_nano: i64) -> Result<Incoming, EngineError> {
         let path = format!("/v{}/events?since={}", self.api, format_since(since_nano));
-        let resp = self.endpoint.send(get(&path)?).await?;
+        let resp = self.endpoint.stream(get(&path)?).await?;
         Ok(check_status(&path, resp).await?.into_body())
     }
 
@@ -373,55 +526,31 @@ impl Engine {
     }
 
     pub async fn inspect(&self, id: &str) -> Result<ContainerSnapshot, EngineError> {
-        let inspect = self
-            .bollard
-            .inspect_container(id, None::<InspectContainerOptions>);
-        let c = tokio::time::timeout(CALL_TIMEOUT, inspect)
-            .await
-            .map_err(|_| EngineError::Timeout {
-                what: "container inspect",
-                after: CALL_TIMEOUT,
-            })??;
-        let config = c.config.unwrap_or_default();
-        let state = c.state.unwrap_or_default();
-        let healthcheck_command = config
-            .healthcheck
-            .and_then(|h| h.test)
-            .and_then(|test| healthcheck_command(&test, config.shell.as_deref()));
-        Ok(ContainerSnapshot {
-            id: c.id.unwrap_or_else(|| id.to_owned()),
-            name: c
-                .name
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_owned(),
-            image: config.image.unwrap_or_default(),
-            labels: config.labels.unwrap_or_default(),
-            state: state.status.and_then(|s| match s {
-                ContainerStateStatusEnum::CREATED => Some(ContainerState::Created),
-                ContainerStateStatusEnum::RUNNING => Some(ContainerState::Running),
-                ContainerStateStatusEnum::PAUSED => Some(ContainerState::Paused),
-                ContainerStateStatusEnum::RESTARTING => Some(ContainerState::Restarting),
-                ContainerStateStatusEnum::EXITED => Some(ContainerState::Exited),
-                ContainerStateStatusEnum::DEAD => Some(ContainerState::Dead),
-                ContainerStateStatusEnum::REMOVING
-                | ContainerStateStatusEnum::STOPPING
-                | ContainerStateStatusEnum::EMPTY => None,
-            }),
-            health: state.health.and_then(|h| h.status).and_then(|s| match s {
-                HealthStatusEnum::STARTING => Some(Health::Starting),
-                HealthStatusEnum::HEALTHY => Some(Health::Healthy),
-                HealthStatusEnum::UNHEALTHY => Some(Health::Unhealthy),
-                HealthStatusEnum::NONE | HealthStatusEnum::EMPTY => None,
-            }),
-            healthcheck_command,
-            started_at_nano: state.started_at.as_deref().and_then(parse_rfc3339_nano),
-            finished_at_nano: state.finished_at.as_deref().and_then(parse_rfc3339_nano),
-            exit_code: state.exit_code,
-            oom_killed: state.oom_killed.unwrap_or(false),
-            restart_count: c.restart_count.unwrap_or(0),
-        })
+        Ok(self.inspect_answer(id).await?.snapshot(id))
     }
+
+    async fn inspect_answer(&self, id: &str) -> Result<InspectAnswer, EngineError> {
+        // Engine-made IDs are hex; anything else is escaped rather than trusted in a path.
+        let id: String = url_path_segment(id);
+        get_json(
+            &self.endpoint,
+            &format!("/v{}/containers/{id}/json", self.api),
+        )
+        .await
+    }
+}
+
+/// `s` with every byte outside `[A-Za-z0-9_.-]` percent-encoded: safe as one path segment.
+fn url_path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The command string the engine puts in a probe's exec events: the entrypoint and arguments
@@ -517,6 +646,90 @@ pub fn parse_rfc3339_nano(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An inspect answer as Engine 20.10 writes it, cut to a few of its many fields: what we
+    /// read of it, and nothing of the rest.
+    #[test]
+    fn an_inspect_answer_gives_what_the_tracker_uses() {
+        let answer = r#"{"Id":"c0ffee","Created":"2026-12-01T10:00:00.1Z","Path":"sleep",
+            "Args":["600"],"State":{"Status":"running","Running":true,"Paused":false,
+            "Restarting":false,"OOMKilled":false,"Dead":false,"Pid":42,"ExitCode":0,"Error":"",
+            "StartedAt":"2026-12-01T10:00:01.000000005Z","FinishedAt":"0001-01-01T00:00:00Z",
+            "Health":{"Status":"healthy","FailingStreak":0,"Log":[{"Start":"x","ExitCode":0,
+            "Output":""}]}},"Name":"/web","RestartCount":3,"HostConfig":{"AutoRemove":false,
+            "RestartPolicy":{"Name":"on-failure","MaximumRetryCount":5},"Binds":null},
+            "Config":{"Hostname":"c0ffee","Image":"nginx:1.25","Labels":{"team":"a"},
+            "Healthcheck":{"Test":["CMD-SHELL","curl -f localhost"],"Interval":1000000000},
+            "Shell":null},"NetworkSettings":{"Networks":{"zeta":{"IPAddress":"10.0.9.2"},
+            "alpha":{"IPAddress":""},"beta":{"IPAddress":"172.17.0.5"}}}}"#;
+        let parsed = || serde_json::from_str::<InspectAnswer>(answer).expect("decodes");
+        let snap = parsed().snapshot("asked");
+        assert_eq!(snap.id, "c0ffee");
+        assert_eq!(snap.name, "web");
+        assert_eq!(snap.image, "nginx:1.25");
+        assert_eq!(snap.labels.get("team").map(String::as_str), Some("a"));
+        assert_eq!(snap.state, Some(ContainerState::Running));
+        assert_eq!(snap.health, Some(Health::Healthy));
+        assert_eq!(
+            snap.healthcheck_command.as_deref(),
+            Some("/bin/sh -c curl -f localhost")
+        );
+        assert_eq!(snap.started_at_nano, Some(1_796_119_201_000_000_005));
+        assert_eq!(snap.finished_at_nano, None, "the zero time is never");
+        assert_eq!((snap.exit_code, snap.oom_killed), (Some(0), false));
+        assert_eq!(snap.restart_count, 3);
+        assert_eq!(snap.after_exit, AfterExit::RestartsOnFailure);
+        assert_eq!(
+            parsed().ip().as_deref(),
+            Some("172.17.0.5"),
+            "first by name with one"
+        );
+        // Whatever an engine leaves out is absent, not an error.
+        let bare = serde_json::from_str::<InspectAnswer>("{}").expect("decodes");
+        let snap = bare.snapshot("asked");
+        assert_eq!((snap.id.as_str(), snap.state), ("asked", None));
+        assert_eq!(snap.after_exit, AfterExit::Unknown);
+    }
+
+    #[test]
+    fn only_a_policy_that_may_restart_asks_after_an_exit() {
+        let policy = |host: &str| {
+            let answer = format!(r#"{{"HostConfig":{host}}}"#);
+            serde_json::from_str::<InspectAnswer>(&answer)
+                .expect("decodes")
+                .snapshot("c")
+                .after_exit
+        };
+        assert_eq!(policy(r#"{"RestartPolicy":{"Name":""}}"#), AfterExit::Stays);
+        assert_eq!(
+            policy(r#"{"RestartPolicy":{"Name":"no"}}"#),
+            AfterExit::Stays
+        );
+        assert_eq!(
+            policy(r#"{"AutoRemove":true,"RestartPolicy":{"Name":"no"}}"#),
+            AfterExit::Removed
+        );
+        assert_eq!(
+            policy(r#"{"RestartPolicy":{"Name":"always"}}"#),
+            AfterExit::Restarts
+        );
+        assert_eq!(
+            policy(r#"{"RestartPolicy":{"Name":"unless-stopped"}}"#),
+            AfterExit::Restarts
+        );
+        assert!(!AfterExit::Stays.may_restart(Some("1")));
+        assert!(!AfterExit::Removed.may_restart(Some("137")));
+        assert!(!AfterExit::RestartsOnFailure.may_restart(Some("0")));
+        assert!(AfterExit::RestartsOnFailure.may_restart(Some("1")));
+        assert!(AfterExit::Restarts.may_restart(Some("0")));
+        assert!(AfterExit::Unknown.may_restart(Some("0")));
+    }
+
+    #[test]
+    fn a_container_id_is_one_path_segment() {
+        assert_eq!(url_path_segment("c0ffee_web-1.x"), "c0ffee_web-1.x");
+        assert_eq!(url_path_segment("../../info?x=1"), "..%2F..%2Finfo%3Fx%3D1");
+    }
 
     #[test]
     fn since_keeps_nanoseconds() {

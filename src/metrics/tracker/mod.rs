@@ -28,7 +28,7 @@ use super::families::{
 };
 use crate::docker::event::{Event, ObjectType, Verb};
 use crate::docker::stream::InspectRequest;
-use crate::docker::{ContainerState, Health};
+use crate::docker::{AfterExit, ContainerState, Health};
 
 /// Label values longer than this are cut (at a character boundary): a label is
 /// attacker-controlled and must not grow memory or scrapes without bound.
@@ -135,6 +135,8 @@ struct Container {
     last_finished_nano: Option<i64>,
     /// The engine's count of restart-policy restarts, when last asked.
     restart_count: Option<i64>,
+    /// What the engine does when its process ends, once an inspect told.
+    after_exit: AfterExit,
     execs: FastMap<String, OpenExec>,
     /// `seq` of the last event that set `state` or `health`.
     seq: u64,
@@ -249,6 +251,7 @@ impl Tracker {
                     last_started_nano: None,
                     last_finished_nano: None,
                     restart_count: None,
+                    after_exit: AfterExit::Unknown,
                     execs: FastMap::default(),
                     seq,
                 },
@@ -312,8 +315,15 @@ impl Tracker {
                 }
                 self.set_state(id, Some(ContainerState::Exited));
                 self.set_health(id, None);
-                // The engine knows whether it will restart the container; ask it.
-                self.request_inspect(id, seq);
+                // The engine knows whether it will restart the container; ask it, unless its
+                // policy (or `--rm`) says it will not.
+                let ask = self
+                    .containers
+                    .get(id)
+                    .is_none_or(|c| c.after_exit.may_restart(ev.attr("exitCode")));
+                if ask {
+                    self.request_inspect(id, seq);
+                }
             }
             Verb::Oom => {
                 if let Some(s) = self.series_of(id) {
@@ -492,6 +502,62 @@ mod tests {
         (Tracker::new(m.clone(), Duration::from_secs(60)), m)
     }
 
+    /// The IDs of the inspects asked for since the last call.
+    fn asked(t: &mut Tracker) -> Vec<String> {
+        let mut out = Vec::new();
+        t.take_inspects(&mut out);
+        out.into_iter().map(|r| r.id).collect()
+    }
+
+    /// An inspect at first sight; at a `die` only if the engine may start the container again,
+    /// as its create-time inspect said (a container not inspected yet is asked about).
+    #[test]
+    fn a_die_asks_the_engine_only_when_its_policy_may_restart_it() {
+        let (t, _m) = tracker();
+        let mut t = t.asking_inspects();
+        let with = |after_exit| ContainerSnapshot {
+            after_exit,
+            ..snap("c1", "web", ContainerState::Created, 0, 0)
+        };
+        let cases = [
+            (Some(AfterExit::Stays), "1", false),
+            (Some(AfterExit::Removed), "0", false),
+            (Some(AfterExit::RestartsOnFailure), "0", false),
+            (Some(AfterExit::RestartsOnFailure), "1", true),
+            (Some(AfterExit::Restarts), "0", true),
+            (None, "0", true),
+        ];
+        for (i, (after_exit, code, asks)) in cases.into_iter().enumerate() {
+            let id = format!("c{i}");
+            let base = 100 * i as i64;
+            t.apply(&event("create", &id, base + 1, WEB));
+            assert_eq!(asked(&mut t), std::slice::from_ref(&id), "first sight");
+            if let Some(after_exit) = after_exit {
+                let req = InspectRequest {
+                    id: id.clone(),
+                    seq: t.seq(),
+                };
+                t.apply_inspect(
+                    &req,
+                    &ContainerSnapshot {
+                        id: id.clone(),
+                        ..with(after_exit)
+                    },
+                );
+            }
+            t.apply(&event("start", &id, base + 2, WEB));
+            t.apply(&event(
+                "die",
+                &id,
+                base + 3,
+                &[("name", "web"), ("exitCode", code)],
+            ));
+            let expected: Vec<String> = if asks { vec![id.clone()] } else { Vec::new() };
+            assert_eq!(asked(&mut t), expected, "{after_exit:?} exit {code}");
+            t.apply(&event("destroy", &id, base + 4, WEB));
+        }
+    }
+
     const WEB: &[(&str, &str)] = &[("name", "web"), ("image", "nginx"), ("team", "a")];
 
     /// The value of `metric{<web's labels>[,extra]}` in the exposition, if that series exists.
@@ -555,6 +621,7 @@ mod tests {
                 exit_code: Some(0),
                 oom_killed: false,
                 restart_count: 0,
+                after_exit: AfterExit::Stays,
             },
             10,
         );
@@ -649,6 +716,7 @@ mod tests {
             exit_code: Some(137),
             oom_killed: true,
             restart_count: 0,
+            after_exit: AfterExit::Unknown,
         }
     }
 

@@ -31,6 +31,7 @@ impl Tracker {
             last_started_nano: snap.started_at_nano,
             last_finished_nano: snap.finished_at_nano,
             restart_count: Some(snap.restart_count),
+            after_exit: snap.after_exit,
             execs: FastMap::default(),
             seq: 0,
         };
@@ -50,6 +51,7 @@ impl Tracker {
         let fresh = c.seq <= req.seq;
         let running = c.state == Some(ContainerState::Running);
         c.restart_count = Some(snap.restart_count);
+        c.after_exit = snap.after_exit;
         c.last_started_nano = c.last_started_nano.max(snap.started_at_nano);
         c.last_finished_nano = c.last_finished_nano.max(snap.finished_at_nano);
         let missing_health = c.health.is_none();
@@ -135,6 +137,7 @@ impl Tracker {
                 u64::try_from(snap.restart_count - c.restart_count.unwrap_or(snap.restart_count))
                     .unwrap_or(0);
             c.restart_count = Some(snap.restart_count);
+            c.after_exit = snap.after_exit;
             let first_run = u64::from(!c.has_run);
             let starts = (policy_restarts + first_run).max(1);
             if let Some(t) = missed_start {
