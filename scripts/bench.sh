@@ -156,9 +156,10 @@ if [[ $parts == *syscalls* ]]; then
     docker rm -f "$probe" >/dev/null
     sleep 3
     ours=$(( $(metric_sum "$port" docker_events_total) - e0 ))
-    kill -INT "$spid"; wait "$spid" 2>/dev/null || true
+    # strace ends when the exporter it runs does.
+    pkill -TERM -P "$spid"; wait "$spid" 2>/dev/null || true
     calls=$(awk '$NF == "total" {print $(NF-2)}' "$W/strace")
-    echo "events $ours, system calls $calls: $(echo "scale=1; $calls / $ours" | bc) per event"
+    echo "events $ours, system calls $calls: $(echo "scale=2; $calls / $ours" | bc) per event"
     sort -k4 -n -r "$W/strace" | awk 'NR <= 8 && $NF != "total" {print "  " $NF ": " $4}'
 fi
 

@@ -240,7 +240,7 @@ impl<C: Consumer> Watch<C> {
         let mut save_failing = false;
         // The lines at the position matter only to a state file: no copy per event without one.
         let keep_position = self.state_file.is_some();
-        let mut delays = backoff();
+        let mut retry = Retry::new(backoff);
         let mut subscribed_before = false;
         let mut body: Option<Incoming> = None;
         let mut retry_at = Instant::now();
@@ -282,7 +282,7 @@ impl<C: Consumer> Watch<C> {
                                     ask_inspect(&inspect_tx, req);
                                 }
                                 if good {
-                                    delays = backoff();
+                                    retry.succeeded();
                                     self.save_position(&mut save_failing);
                                 }
                             }
@@ -294,7 +294,7 @@ impl<C: Consumer> Watch<C> {
                     if let Some(reason) = failure {
                         body = None;
                         lines.reset();
-                        retry_at = self.lost(&reason, &mut delays);
+                        retry_at = self.lost(&reason, retry.next_wait());
                     }
                 }
                 Some((req, snap)) = answers.recv() => self.consumer.inspected(&req, &snap),
@@ -335,7 +335,7 @@ impl<C: Consumer> Watch<C> {
                             }
                         }
                         Err(e) => {
-                            retry_at = self.lost(&format!("{:#}", anyhow::Error::from(e)), &mut delays);
+                            retry_at = self.lost(&format!("{:#}", anyhow::Error::from(e)), retry.next_wait());
                         }
                     }
                 }
@@ -350,7 +350,7 @@ impl<C: Consumer> Watch<C> {
                     if let (Some(reason), Some(_)) = (failure, body.as_ref()) {
                         body = None;
                         lines.reset();
-                        retry_at = self.lost(&format!("ping failed: {reason}"), &mut delays);
+                        retry_at = self.lost(&format!("ping failed: {reason}"), retry.next_wait());
                     }
                 }
                 _ = ping.tick(), if ping_task.is_none() && body.is_some() => {
@@ -394,10 +394,9 @@ impl<C: Consumer> Watch<C> {
         }
     }
 
-    /// Marks the stream lost and returns when to try again.
-    fn lost(&mut self, reason: &str, delays: &mut impl Iterator<Item = Duration>) -> Instant {
+    /// Marks the stream lost and returns when to try again, after `wait`.
+    fn lost(&mut self, reason: &str, wait: Duration) -> Instant {
         self.consumer.signal(Signal::Lost);
-        let wait = delays.next().unwrap_or(MAX_BACKOFF);
         tracing::warn!(
             endpoint = %self.engine.endpoint(),
             error = reason,
@@ -405,6 +404,35 @@ impl<C: Consumer> Watch<C> {
             "event stream lost; resubscribing"
         );
         Instant::now() + wait
+    }
+}
+
+/// The waits between attempts to subscribe, started afresh by the first good event after a
+/// failure (and only then: building them anew for every good read showed in the profile).
+struct Retry<F, I> {
+    make: F,
+    delays: I,
+    used: bool,
+}
+
+impl<F: Fn() -> I, I: Iterator<Item = Duration>> Retry<F, I> {
+    fn new(make: F) -> Self {
+        Self {
+            delays: make(),
+            make,
+            used: false,
+        }
+    }
+
+    fn next_wait(&mut self) -> Duration {
+        self.used = true;
+        self.delays.next().unwrap_or(MAX_BACKOFF)
+    }
+
+    fn succeeded(&mut self) {
+        if std::mem::take(&mut self.used) {
+            self.delays = (self.make)();
+        }
     }
 }
 
