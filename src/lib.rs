@@ -19,11 +19,12 @@
 //!                          uses them
 //! src/app.rs               the daemon's wiring: server first, engine side with retry, signals,
 //!                          SIGHUP reloads, drain
-//! src/docker/              the source: endpoint (unix/tcp/TLS transport), event (our decoded
-//!                          type), scan (its fast decoding path), lines (splitting a byte stream),
-//!                          stream (subscription, backoff, dedupe, ping, gaps; yields lines and
-//!                          signals to a Consumer), state (--docker.state-file), mod (version,
-//!                          info, list, inspect, snapshot)
+//! src/docker/              the source: endpoint (unix/tcp/TLS transport, kept connections),
+//!                          paced (reading the stream in batches), event (our decoded type), scan
+//!                          (its fast decoding path), lines (splitting a byte stream), stream
+//!                          (subscription, backoff, dedupe, ping, gaps; yields lines and signals
+//!                          to a Consumer), state (--docker.state-file), mod (version, info,
+//!                          list, inspect, snapshot)
 //! src/pipeline.rs          what happens to one line: decode, the tracker, the rules; the live
 //!                          stream, replay and the fuzz targets all enter here
 //! src/metrics/             families (every family declared once: name, help, type, labels,
