@@ -104,6 +104,24 @@ enum Kind {
     },
 }
 
+fn empty_body() -> AnyBody {
+    UnsyncBoxBody::new(http_body_util::Empty::<Bytes>::new().map_err(|never| match never {}))
+}
+
+/// A copy of `req` to send again, if it has no body (all of ours but none of the engine's
+/// writes, which we never make).
+fn without_body(req: &Request<AnyBody>) -> Option<Request<AnyBody>> {
+    if req.body().size_hint().exact() != Some(0) {
+        return None;
+    }
+    let mut again = Request::new(empty_body());
+    *again.method_mut() = req.method().clone();
+    *again.uri_mut() = req.uri().clone();
+    *again.version_mut() = req.version();
+    *again.headers_mut() = req.headers().clone();
+    Some(again)
+}
+
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.display)
@@ -268,15 +286,23 @@ impl Endpoint {
     {
         let mut req = self.prepare(req)?;
         while let Some(mut sender) = self.take_kept() {
+            let again = without_body(&req);
             match sender.try_send_request(req).await {
                 Ok(resp) => {
                     self.keep(sender);
                     return Ok(resp);
                 }
-                // The engine closed it before the request went out: try the next one.
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
-                    None => return Err(RequestError::Http(e.into_error())),
+                Err(mut e) => match (e.take_message(), again) {
+                    // Closed before the request went out: try the next one.
+                    (Some(unsent), _) => req = unsent,
+                    // Closed under the request before any answer (an idle connection that a
+                    // proxy in front of the engine timed out): a request without a body is
+                    // sent again, once, on a new connection.
+                    (None, Some(again)) if e.error().is_incomplete_message() => {
+                        req = again;
+                        break;
+                    }
+                    (None, _) => return Err(RequestError::Http(e.into_error())),
                 },
             }
         }
@@ -331,6 +357,10 @@ impl Endpoint {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         parts.uri = Uri::try_from(path).map_err(http::Error::from)?;
         parts.headers.insert(HOST, self.host_header.clone());
+        // An empty body stays one that says so, so that the request can be sent again.
+        if body.size_hint().exact() == Some(0) {
+            return Ok(Request::from_parts(parts, empty_body()));
+        }
         let body = body
             .map_frame(|f| f.map_data(Into::into))
             .map_err(Into::into);
@@ -413,10 +443,81 @@ pub type TransportFuture = Pin<
 
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead, BufReader, Write};
+
+    use http_body_util::Empty;
+
     use super::*;
 
     fn parse(host: &str) -> Result<Endpoint, EndpointError> {
         Endpoint::parse(host, false, Path::new("/nonexistent"))
+    }
+
+    /// Reads one request head from `r`; false at the end of the connection.
+    fn read_head(r: &mut impl BufRead) -> bool {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => return false,
+                Ok(_) if line == "\r\n" => return true,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    async fn get_text(e: &Endpoint, path: &str) -> String {
+        let req = Request::get(path)
+            .body(Empty::<Bytes>::new())
+            .expect("a request");
+        let resp = e.send(req).await.expect("an answer");
+        let body = resp.into_body().collect().await.expect("a body").to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    /// A kept connection serves the next request; one closed under a request (as a proxy in
+    /// front of the engine closes an idle one) has the request sent again on a new one.
+    #[tokio::test]
+    async fn kept_connections_are_reused_and_a_request_a_closed_one_lost_is_sent_again() {
+        let dir = std::env::temp_dir().join(format!("dee-kept-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let socket = dir.join("engine.sock");
+        let _ = std::fs::remove_file(&socket);
+        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        let server = std::thread::spawn(move || {
+            let answer = |s: &mut std::os::unix::net::UnixStream, body: &str| {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                s.write_all(format!("{head}{body}").as_bytes())
+                    .expect("answer");
+            };
+            // The first connection answers two requests, then reads a third and closes.
+            let (mut first, _) = listener.accept().expect("a connection");
+            let mut reader = BufReader::new(first.try_clone().expect("clone"));
+            for body in ["one", "two"] {
+                assert!(read_head(&mut reader), "a request");
+                answer(&mut first, body);
+            }
+            assert!(read_head(&mut reader), "a third request");
+            drop((reader, first));
+            // The request comes again on a new connection.
+            let (mut second, _) = listener.accept().expect("a second connection");
+            let mut reader = BufReader::new(second.try_clone().expect("clone"));
+            assert!(read_head(&mut reader), "the request again");
+            answer(&mut second, "three");
+            assert!(!read_head(&mut reader), "nothing more");
+        });
+        let e = parse(&format!("unix://{}", socket.display())).expect("parses");
+        assert_eq!(get_text(&e, "/a").await, "one");
+        assert_eq!(get_text(&e, "/b").await, "two", "on the kept connection");
+        assert_eq!(get_text(&e, "/c").await, "three", "sent again");
+        // Dropping the endpoint closes its kept connections (their tasks run while we wait).
+        drop(e);
+        let joined = tokio::task::spawn_blocking(move || server.join()).await;
+        assert!(
+            matches!(joined, Ok(Ok(()))),
+            "the server saw what it expected"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
