@@ -185,16 +185,7 @@ impl InspectAnswer {
                 .to_owned(),
             image: config.image.unwrap_or_default(),
             labels: config.labels.unwrap_or_default(),
-            // Transient states (removing, stopping) and anything new are not a state of ours.
-            state: state.status.as_deref().and_then(|s| match s {
-                "created" => Some(ContainerState::Created),
-                "running" => Some(ContainerState::Running),
-                "paused" => Some(ContainerState::Paused),
-                "restarting" => Some(ContainerState::Restarting),
-                "exited" => Some(ContainerState::Exited),
-                "dead" => Some(ContainerState::Dead),
-                _ => None,
-            }),
+            state: state.status.as_deref().and_then(ContainerState::parse),
             health: state
                 .health
                 .and_then(|h| h.status)
@@ -264,6 +255,12 @@ impl ContainerState {
             Self::Dead => "dead",
         }
     }
+
+    /// A state as the engine names it; `None` for a transient one (removing, stopping) or one
+    /// this build does not know.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
 }
 
 /// Health as the health status gauge names it.
@@ -286,12 +283,7 @@ impl Health {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "starting" => Some(Self::Starting),
-            "healthy" => Some(Self::Healthy),
-            "unhealthy" => Some(Self::Unhealthy),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|h| h.as_str() == s)
     }
 }
 
