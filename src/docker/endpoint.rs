@@ -1,10 +1,10 @@
 //! Where the engine is and how to reach it: a unix socket, plain TCP, or TCP with TLS (the
 //! docker CLI's `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`).
 //!
-//! Requests go over HTTP/1 connections kept open between them ([`Endpoint::send`]): a ping
-//! every few seconds and an inspect per container lifecycle would otherwise each pay a connect
-//! (and on TCP a handshake). The one long-lived `GET /events` has a connection of its own
-//! ([`Endpoint::stream`]), and so has each ping ([`Endpoint::send_once`]). Both our raw requests and bollard's typed ones (as a custom
+//! Requests go over HTTP/1 connections kept open between them ([`Endpoint::send`]): an inspect
+//! per container lifecycle would otherwise pay a connect (and on TCP a handshake) each. The one
+//! long-lived `GET /events` has a connection of its own ([`Endpoint::stream`]), and so has each
+//! ping ([`Endpoint::send_once`]). Both our raw requests and bollard's typed ones (as a custom
 //! transport) go through here, so there is one connection path and TLS is always available,
 //! whatever features bollard was built with.
 
@@ -29,13 +29,13 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::paced::Paced;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 /// How long to wait for a connection (TCP connect plus TLS handshake) before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections kept for the next request: the inspect workers' and a ping's, with room.
+/// Connections kept for the next request: as many as inspects run at once (a snapshot's 8).
 pub const MAX_KEPT_CONNECTIONS: usize = 8;
 
 /// Default port of a plain-TCP engine (`tcp://host` without a port).
