@@ -1,10 +1,11 @@
 //! The event subscription: never loses its place.
 //!
-//! One task owns the stream and its [`Consumer`]. It reads `GET /events`, splits lines, drops
-//! the duplicates a resume replays, and hands every new line to the consumer: microseconds per
-//! line, because the engine drops events for a reader that stalls 100 ms. Anything slow runs
-//! elsewhere: pings in their own task, the inspects the consumer asks for on a small worker pool
-//! whose answers come back on a bounded queue, the snapshot after a gap in its own task.
+//! One task owns the stream and its [`Consumer`]. It reads `GET /events` (in batches while
+//! events keep coming: see [`super::paced`]), splits lines, drops the duplicates a resume
+//! replays, and hands every new line to the consumer: microseconds per line, because the
+//! engine drops events for a reader that stalls. Anything slow runs elsewhere: pings in their
+//! own task, the inspects the consumer asks for on a small worker pool whose answers come back
+//! on a bounded queue, the snapshot after a gap in its own task.
 //!
 //! When the stream ends or fails (engine restart, network cut, failed ping), we resubscribe with
 //! capped exponential backoff (reset by the first good event after a reconnect), from
