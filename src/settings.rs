@@ -23,7 +23,7 @@ pub struct Settings {
 /// The HTTP side.
 pub struct WebSettings {
     pub listen_address: String,
-    /// Starts with `/` and is none of [`RESERVED_PATHS`].
+    /// Starts with `/` and is none of the paths the server answers itself.
     pub telemetry_path: String,
     /// TLS and basic auth from `--web.config.file`, checked; plain HTTP without one.
     pub config: WebConfig,

@@ -1,7 +1,7 @@
 //! Container state and the rules by which an event changes a metric. Split by concern: applying
-//! events (here), series lifetime and expiry ([`series`]), and what comes from the engine
+//! events (here), series lifetime and expiry (`series`), and what comes from the engine
 //! instead of events: the start-up seed, inspect answers, the reconcile after a gap
-//! ([`reconcile`]).
+//! (`reconcile`).
 //!
 //! The tracker is owned by the event-stream task and changes only through `&mut self`: no locks
 //! on the container table, no channels, no I/O. Anything slow (an inspect) is handed back to the
