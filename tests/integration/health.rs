@@ -97,6 +97,13 @@ fn passing_and_failing_healthchecks() {
         probes[0]
     );
     assert_eq!(probes[1].0, 0, "the failing check never passed");
+    // The probes agreeing says nothing of the user exec, which may still be in the batch
+    // window (--docker.batch-window): wait for it, then check it is counted once.
+    e.wait_for(
+        "docker_container_execs_total",
+        &container_labels(&good, &[("exit_code", "0")]),
+        1.0,
+    );
     let s = e.scrape();
     assert_eq!(
         s.value(
