@@ -92,6 +92,9 @@ struct InfoAnswer {
 #[serde(rename_all = "PascalCase", default)]
 struct InspectAnswer {
     id: Option<String>,
+    created: Option<String>,
+    /// The image's ID (`sha256:…`), where `Config.Image` is the name it was created from.
+    image: Option<String>,
     name: Option<String>,
     restart_count: Option<i64>,
     config: Option<InspectConfig>,
@@ -169,12 +172,17 @@ impl InspectAnswer {
             .healthcheck
             .and_then(|h| h.test)
             .and_then(|test| healthcheck_command(&test, config.shell.as_deref()));
-        let after_exit = match host.restart_policy.and_then(|p| p.name).as_deref() {
+        let restart_policy = host
+            .restart_policy
+            .and_then(|p| p.name)
+            .as_deref()
+            .and_then(RestartPolicy::parse);
+        let after_exit = match restart_policy {
             _ if host.auto_remove == Some(true) => AfterExit::Removed,
-            Some("" | "no") => AfterExit::Stays,
-            Some("on-failure") => AfterExit::RestartsOnFailure,
-            Some("always" | "unless-stopped") => AfterExit::Restarts,
-            _ => AfterExit::Unknown,
+            Some(RestartPolicy::No) => AfterExit::Stays,
+            Some(RestartPolicy::OnFailure) => AfterExit::RestartsOnFailure,
+            Some(RestartPolicy::Always | RestartPolicy::UnlessStopped) => AfterExit::Restarts,
+            None => AfterExit::Unknown,
         };
         ContainerSnapshot {
             id: self.id.unwrap_or_else(|| id.to_owned()),
@@ -184,6 +192,11 @@ impl InspectAnswer {
                 .trim_start_matches('/')
                 .to_owned(),
             image: config.image.unwrap_or_default(),
+            image_id: self
+                .image
+                .as_deref()
+                .map(short_image_id)
+                .unwrap_or_default(),
             labels: config.labels.unwrap_or_default(),
             state: state.status.as_deref().and_then(ContainerState::parse),
             health: state
@@ -192,12 +205,15 @@ impl InspectAnswer {
                 .as_deref()
                 .and_then(Health::parse),
             healthcheck_command,
+            created_at_nano: self.created.as_deref().and_then(parse_rfc3339_nano),
             started_at_nano: state.started_at.as_deref().and_then(parse_rfc3339_nano),
             finished_at_nano: state.finished_at.as_deref().and_then(parse_rfc3339_nano),
             exit_code: state.exit_code,
             oom_killed: state.oom_killed.unwrap_or(false),
             restart_count: self.restart_count.unwrap_or(0),
+            restart_policy,
             after_exit,
+            last_exit_killed: None,
         }
     }
 
@@ -294,22 +310,77 @@ pub struct ContainerSnapshot {
     pub name: String,
     /// `Config.Image`: what the container was created from, as the events' `image` attribute.
     pub image: String,
+    /// The ID of the image it runs, short (12 hex digits), as `docker ps` shows it.
+    pub image_id: String,
     pub labels: HashMap<String, String>,
     pub state: Option<ContainerState>,
     pub health: Option<Health>,
     /// The healthcheck command as the engine writes it in its exec events
     /// (`exec_start: /bin/sh -c curl -f localhost`), if the container has a healthcheck.
     pub healthcheck_command: Option<String>,
+    pub created_at_nano: Option<i64>,
     pub started_at_nano: Option<i64>,
     pub finished_at_nano: Option<i64>,
     /// The exit code of its last run (0 for one that never ran).
     pub exit_code: Option<i64>,
     /// Whether its last run ended in an OOM kill.
     pub oom_killed: bool,
-    /// Restarts by its restart policy (not `docker restart`), as the engine counts them.
+    /// Restarts by its restart policy since it was last started by hand, as the engine counts
+    /// them (`docker start` and `docker restart` set it back to 0).
     pub restart_count: i64,
+    /// Its restart policy, if the engine named one we know.
+    pub restart_policy: Option<RestartPolicy>,
     /// What the engine does when its process ends.
     pub after_exit: AfterExit,
+    /// Whether a kill event (see [`kill_ends_run`]) came between its last start and its last
+    /// exit, where the engine still holds the events of that run; `None` where it does not.
+    pub last_exit_killed: Option<bool>,
+}
+
+/// A container's restart policy, as `docker run --restart` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    No,
+    Always,
+    UnlessStopped,
+    OnFailure,
+}
+
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::No => "no",
+            Self::Always => "always",
+            Self::UnlessStopped => "unless-stopped",
+            Self::OnFailure => "on-failure",
+        }
+    }
+
+    /// The engine's `HostConfig.RestartPolicy.Name`; an empty name is `no`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "" | "no" => Some(Self::No),
+            "always" => Some(Self::Always),
+            "unless-stopped" => Some(Self::UnlessStopped),
+            "on-failure" => Some(Self::OnFailure),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a kill event's signal (a number, as the engine writes it) is one that ends the
+/// container's run: every signal but SIGHUP, SIGUSR1 and SIGUSR2, which programs take by
+/// convention as "reload" or "reopen your logs" (`docker kill -s HUP nginx`), and which no
+/// common image uses as its stop signal.
+pub fn kill_ends_run(signal: Option<&str>) -> bool {
+    !matches!(signal, Some("1" | "10" | "12"))
+}
+
+/// `sha256:81e8efb5dfa4…` as `81e8efb5dfa4`; an ID in another form (Podman's bare hex) is cut
+/// to the same 12 characters.
+fn short_image_id(id: &str) -> String {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.chars().take(12).collect()
 }
 
 /// What the engine does when a container's process ends: its restart policy, and `--rm`.
@@ -458,18 +529,35 @@ impl Engine {
     /// replays from (its last 256 events, emptied when it restarts). If it does, a subscription
     /// from `position_nano` replays everything since; if not, events may have been lost.
     pub async fn holds_events_until(&self, position_nano: i64) -> Result<bool, EngineError> {
+        let bytes = self.held_events(position_nano, None).await?;
+        Ok(bytes
+            .split(|b| *b == b'\n')
+            .any(|l| event::Event::decode(l.trim_ascii()).is_ok()))
+    }
+
+    /// The events the engine holds up to `until_nano` that `filters` (the engine's filter
+    /// syntax, URL-encoded) lets through, as the lines it sent.
+    async fn held_events(
+        &self,
+        until_nano: i64,
+        filters: Option<&str>,
+    ) -> Result<Bytes, EngineError> {
         // An `until` in the engine's past makes it send what it holds and close at once.
-        let path = format!(
+        let mut path = format!(
             "/v{}/events?since=0&until={}",
             self.api,
-            format_since(position_nano)
+            format_since(until_nano)
         );
+        if let Some(filters) = filters {
+            path.push_str("&filters=");
+            path.push_str(filters);
+        }
         let resp = self.endpoint.send(get(&path)?).await?;
         let body = check_status(&path, resp).await?.into_body();
         // At most 256 events of at most a few KiB: the limit only guards against a peer
         // that is not an engine.
         let body = Limited::new(body, HELD_EVENTS_LIMIT);
-        let bytes = tokio::time::timeout(CALL_TIMEOUT, body.collect())
+        Ok(tokio::time::timeout(CALL_TIMEOUT, body.collect())
             .await
             .map_err(|_| EngineError::Timeout {
                 what: "reading the engine's held events",
@@ -480,25 +568,48 @@ impl Engine {
                 status: StatusCode::OK,
                 message: format!("reading the held events: {e}"),
             })?
-            .to_bytes();
-        Ok(bytes
-            .split(|b| *b == b'\n')
-            .any(|l| event::Event::decode(l.trim_ascii()).is_ok()))
+            .to_bytes())
+    }
+
+    /// How each container's last run ended, where the engine still holds its events up to
+    /// `until_nano`: by container ID, the time of its last `die` and whether a kill ended that
+    /// run (`None` when neither the kill nor the run's start is held, so it cannot tell).
+    async fn held_exits(&self, until_nano: i64) -> Result<HashMap<String, HeldExit>, EngineError> {
+        // {"type":["container"],"event":["start","kill","die"]}
+        const FILTERS: &str = "%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B%22start%22%2C%22kill%22%2C%22die%22%5D%7D";
+        let bytes = self.held_events(until_nano, Some(FILTERS)).await?;
+        Ok(held_exits(&bytes))
     }
 
     /// Every container, inspected, as of the engine time it returns (taken first, so that every
     /// change after it comes as an event to a subscription from that time). A container
     /// removed between the list and its inspect is simply not there.
+    ///
+    /// How each container's last run ended (a kill or not) is not in its inspect: the events
+    /// the engine still holds tell it where they reach back to that run.
     pub async fn snapshot(&self) -> Result<(EngineInfo, Vec<ContainerSnapshot>), EngineError> {
         use futures_util::StreamExt;
         let info = self.info().await?;
         let ids = self.list_container_ids().await?;
-        let containers = futures_util::stream::iter(ids)
+        let mut containers: Vec<ContainerSnapshot> = futures_util::stream::iter(ids)
             .map(|id| async move { self.inspect(&id).await })
             .buffer_unordered(SNAPSHOT_CONCURRENCY)
             .filter_map(|r| async move { r.ok() })
             .collect()
             .await;
+        match self.held_exits(info.now_nano).await {
+            Ok(exits) => {
+                for c in &mut containers {
+                    if let Some(exit) = exits.get(&c.id) {
+                        c.last_exit_killed = exit.killed_in(c.finished_at_nano);
+                    }
+                }
+            }
+            // Not fatal: the reasons of past exits are then read from their exit codes.
+            Err(e) => {
+                tracing::debug!(error = %format!("{:#}", anyhow::Error::from(e)), "could not read the engine's held events")
+            }
+        }
         Ok((info, containers))
     }
 
@@ -530,6 +641,67 @@ impl Engine {
         )
         .await
     }
+}
+
+/// A container's last `die` among the engine's held events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeldExit {
+    die_nano: i64,
+    killed: Option<bool>,
+}
+
+impl HeldExit {
+    /// Whether a kill ended the run that finished at `finished_nano` (the inspect's
+    /// `FinishedAt`), if this `die` is that exit's: the engine sets `FinishedAt` and then sends
+    /// the `die`, so an older `die` is an earlier run's.
+    fn killed_in(self, finished_nano: Option<i64>) -> Option<bool> {
+        finished_nano
+            .filter(|f| self.die_nano >= *f)
+            .and(self.killed)
+    }
+}
+
+/// Each container's last `die` in `lines` (start, kill and die events, oldest first), with
+/// whether a kill that ends a run came since that run's start.
+fn held_exits(lines: &[u8]) -> HashMap<String, HeldExit> {
+    #[derive(Default)]
+    struct Run {
+        started: bool,
+        killed: bool,
+        last: Option<HeldExit>,
+    }
+    let mut runs: HashMap<String, Run> = HashMap::new();
+    for line in lines.split(|b| *b == b'\n') {
+        let Ok(ev) = event::Event::decode(line.trim_ascii()) else {
+            continue;
+        };
+        let run = runs.entry(ev.actor_id().to_owned()).or_default();
+        match ev.verb {
+            event::Verb::Start => {
+                run.started = true;
+                run.killed = false;
+            }
+            event::Verb::Kill if kill_ends_run(ev.attr("signal")) => run.killed = true,
+            event::Verb::Die => {
+                let killed = if run.killed {
+                    Some(true)
+                } else {
+                    // Without the run's start, its kill may be older than what is held.
+                    run.started.then_some(false)
+                };
+                run.last = Some(HeldExit {
+                    die_nano: ev.time_nano,
+                    killed,
+                });
+                run.started = false;
+                run.killed = false;
+            }
+            _ => {}
+        }
+    }
+    runs.into_iter()
+        .filter_map(|(id, run)| Some((id, run.last?)))
+        .collect()
 }
 
 /// `s` with every byte outside `[A-Za-z0-9_.-]` percent-encoded: safe as one path segment.
@@ -644,6 +816,7 @@ mod tests {
     #[test]
     fn an_inspect_answer_gives_what_the_tracker_uses() {
         let answer = r#"{"Id":"c0ffee","Created":"2026-12-01T10:00:00.1Z","Path":"sleep",
+            "Image":"sha256:81e8efb5dfa44e6de6d6b40a9fc4a2dba6558c2e999c0f4698bac6ad635d85ea",
             "Args":["600"],"State":{"Status":"running","Running":true,"Paused":false,
             "Restarting":false,"OOMKilled":false,"Dead":false,"Pid":42,"ExitCode":0,"Error":"",
             "StartedAt":"2026-12-01T10:00:01.000000005Z","FinishedAt":"0001-01-01T00:00:00Z",
@@ -671,6 +844,10 @@ mod tests {
         assert_eq!((snap.exit_code, snap.oom_killed), (Some(0), false));
         assert_eq!(snap.restart_count, 3);
         assert_eq!(snap.after_exit, AfterExit::RestartsOnFailure);
+        assert_eq!(snap.restart_policy, Some(RestartPolicy::OnFailure));
+        assert_eq!(snap.created_at_nano, Some(1_796_119_200_100_000_000));
+        assert_eq!(snap.image_id, "81e8efb5dfa4");
+        assert_eq!(snap.last_exit_killed, None, "not in an inspect");
         assert_eq!(
             parsed().ip().as_deref(),
             Some("172.17.0.5"),
@@ -681,6 +858,49 @@ mod tests {
         let snap = bare.snapshot("asked");
         assert_eq!((snap.id.as_str(), snap.state), ("asked", None));
         assert_eq!(snap.after_exit, AfterExit::Unknown);
+    }
+
+    /// The engine's held start, kill and die events (oldest first), as 20.10 sends them: how
+    /// each container's last run ended, where they reach back to its start or its kill.
+    #[test]
+    fn held_events_tell_whether_a_kill_ended_the_last_run() {
+        let ev = |id: &str, action: &str, t: i64, attrs: &str| {
+            format!(
+                r#"{{"status":"{action}","id":"{id}","Type":"container","Action":"{action}","Actor":{{"ID":"{id}","Attributes":{{{attrs}}}}},"scope":"local","time":{},"timeNano":{t}}}"#,
+                t / 1_000_000_000
+            )
+        };
+        let lines = [
+            // a: stopped (TERM, then KILL after the timeout).
+            ev("a", "start", 1_000, r#""name":"a""#),
+            ev("a", "kill", 2_000, r#""name":"a","signal":"15""#),
+            ev("a", "kill", 3_000, r#""name":"a","signal":"9""#),
+            ev("a", "die", 4_000, r#""exitCode":"137","name":"a""#),
+            // b: reloaded with SIGHUP, then died of its own; c: its run's start is not held.
+            ev("b", "start", 1_100, r#""name":"b""#),
+            ev("b", "kill", 1_200, r#""name":"b","signal":"1""#),
+            ev("b", "die", 1_300, r#""exitCode":"1","name":"b""#),
+            ev("c", "die", 1_400, r#""exitCode":"0","name":"c""#),
+            // a again: killed before, then a clean run.
+            ev("a", "start", 5_000, r#""name":"a""#),
+            ev("a", "die", 6_000, r#""exitCode":"0","name":"a""#),
+        ]
+        .join("\n");
+        let exits = held_exits(lines.as_bytes());
+        let a = exits["a"];
+        assert_eq!(a.killed_in(Some(5_999)), Some(false), "the last run's");
+        assert_eq!(a.killed_in(Some(7_000)), None, "a later exit, not held");
+        assert_eq!(exits["b"].killed_in(Some(1_290)), Some(false));
+        assert_eq!(exits["c"].killed_in(Some(1_390)), None);
+        let stopped = held_exits(
+            lines
+                .lines()
+                .take(4)
+                .collect::<Vec<_>>()
+                .join("\n")
+                .as_bytes(),
+        );
+        assert_eq!(stopped["a"].killed_in(Some(3_999)), Some(true));
     }
 
     #[test]

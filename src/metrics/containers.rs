@@ -12,11 +12,14 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::families::{
-    CONTAINER_EXEC_DURATION, CONTAINER_EXECS, CONTAINER_EXITS, CONTAINER_HEALTH_STATUS,
-    CONTAINER_HEALTHCHECK_DURATION, CONTAINER_HEALTHCHECKS, CONTAINER_KILLS, CONTAINER_OOM_KILLS,
-    CONTAINER_RESTARTS, CONTAINER_RUN_DURATION, CONTAINER_STARTS, CONTAINER_STATE, Family,
+    CONTAINER_CREATED_TIMESTAMP, CONTAINER_EXEC_DURATION, CONTAINER_EXECS, CONTAINER_EXITS,
+    CONTAINER_FINISHED_TIMESTAMP, CONTAINER_HEALTH_STATUS, CONTAINER_HEALTHCHECK_DURATION,
+    CONTAINER_HEALTHCHECKS, CONTAINER_INFO, CONTAINER_KILLS, CONTAINER_LAST_EXIT_CODE,
+    CONTAINER_LAST_TERMINATION_REASON, CONTAINER_OOM_KILLS, CONTAINER_RESTART_COUNT,
+    CONTAINER_RESTARTS, CONTAINER_RUN_DURATION, CONTAINER_STARTED_TIMESTAMP, CONTAINER_STARTS,
+    CONTAINER_STATE, Family,
 };
-use crate::docker::{ContainerState, Health};
+use crate::docker::{ContainerState, Health, RestartPolicy};
 
 /// An exit code (-1..=255) or signal number (1..=64); [`Code::OTHER`] for anything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +56,74 @@ impl Code {
             out.extend_from_slice(itoa::Buffer::new().format(self.0).as_bytes());
         }
     }
+}
+
+/// How a container's run ended: the `reason` of
+/// [`CONTAINER_LAST_TERMINATION_REASON`](super::families::CONTAINER_LAST_TERMINATION_REASON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// Exit code 0, no kill.
+    Completed,
+    /// A non-zero exit code, no kill.
+    Error,
+    /// The kernel's OOM killer ended it.
+    OomKilled,
+    /// A kill (`docker stop`, `docker kill`, `docker restart`) came before the exit.
+    Killed,
+}
+
+impl Termination {
+    pub const ALL: [Self; 4] = [Self::Completed, Self::Error, Self::OomKilled, Self::Killed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Error => "error",
+            Self::OomKilled => "oom_killed",
+            Self::Killed => "killed",
+        }
+    }
+
+    /// From the events of the run: an OOM kill first, then a kill, then the exit code.
+    pub fn of(exit_code: i64, oom_killed: bool, killed: bool) -> Self {
+        match () {
+            _ if oom_killed => Self::OomKilled,
+            _ if killed => Self::Killed,
+            _ if exit_code == 0 => Self::Completed,
+            _ => Self::Error,
+        }
+    }
+
+    /// From an inspect, for an exit whose events were not seen: `killed` is what the engine's
+    /// held events told, if they reach back to that run. Where they do not, the exit code says
+    /// what it can: 137 and 143 are deaths by SIGKILL and SIGTERM, the signals of `docker stop`
+    /// and `docker kill`.
+    pub fn from_inspect(exit_code: i64, oom_killed: bool, killed: Option<bool>) -> Self {
+        let killed = killed.unwrap_or(matches!(exit_code, 137 | 143));
+        Self::of(exit_code, oom_killed, killed)
+    }
+}
+
+/// What the container holding a label set is and how it last ran: the kube-state-metrics kind
+/// of gauges, each absent until known.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lifecycle {
+    pub created_nano: Option<i64>,
+    pub started_nano: Option<i64>,
+    pub finished_nano: Option<i64>,
+    /// The exit code and reason of its last exit.
+    pub last_exit: Option<(i64, Termination)>,
+    /// The engine's `RestartCount`.
+    pub restart_count: Option<i64>,
+    pub info: Option<Info>,
+}
+
+/// The labels of [`CONTAINER_INFO`](super::families::CONTAINER_INFO).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    /// Short (12 hex digits).
+    pub image_id: String,
+    pub restart_policy: Option<RestartPolicy>,
 }
 
 /// A histogram's numbers: per-bucket (not cumulative) counts, then the sum and count.
@@ -120,6 +191,7 @@ pub struct CellData {
     pub run_duration: Option<RunHist>,
     pub exec_duration: Option<ExecHist>,
     pub health: Option<HealthData>,
+    pub life: Lifecycle,
     pub exits: Vec<(Code, u64)>,
     pub kills: Vec<(Code, u64)>,
     pub execs: Vec<(Code, u64)>,
@@ -264,12 +336,55 @@ impl ContainerSeries {
                 ContainerState::ALL.map(|st| (st.as_str(), u64::from(d.state == Some(st))));
             w.lines_by(&CONTAINER_STATE, labels, values);
         });
+        w.gauge(&cells, &CONTAINER_LAST_EXIT_CODE, |l| {
+            l.last_exit.map(|(code, _)| code as f64)
+        });
+        w.family(
+            &cells,
+            &CONTAINER_LAST_TERMINATION_REASON,
+            |w, d, labels| {
+                if let Some((_, reason)) = d.life.last_exit {
+                    let values = Termination::ALL.map(|r| (r.as_str(), u64::from(r == reason)));
+                    w.lines_by(&CONTAINER_LAST_TERMINATION_REASON, labels, values);
+                }
+            },
+        );
+        w.gauge(&cells, &CONTAINER_CREATED_TIMESTAMP, |l| {
+            l.created_nano.map(seconds)
+        });
+        w.gauge(&cells, &CONTAINER_STARTED_TIMESTAMP, |l| {
+            l.started_nano.map(seconds)
+        });
+        w.gauge(&cells, &CONTAINER_FINISHED_TIMESTAMP, |l| {
+            l.finished_nano.map(seconds)
+        });
+        w.gauge(&cells, &CONTAINER_RESTART_COUNT, |l| {
+            l.restart_count.map(|n| n as f64)
+        });
+        w.family(&cells, &CONTAINER_INFO, |w, d, labels| {
+            let Some(info) = &d.life.info else {
+                return;
+            };
+            w.prefix(CONTAINER_INFO.name, labels);
+            w.out.extend_from_slice(b",image_id=\"");
+            escape_into(w.out, &info.image_id);
+            w.out.extend_from_slice(b"\",restart_policy=\"");
+            let policy = info.restart_policy.map_or("unknown", RestartPolicy::as_str);
+            w.out.extend_from_slice(policy.as_bytes());
+            w.out.extend_from_slice(b"\"} ");
+            w.int(1);
+        });
         if w.open && !w.out.is_empty() {
             w.open = (w.flush)(w.out);
             w.out.clear();
         }
         w.open
     }
+}
+
+/// Nanoseconds since the epoch as the seconds of a `_timestamp_seconds` gauge.
+fn seconds(nano: i64) -> f64 {
+    nano as f64 / 1e9
 }
 
 /// The text format's escaping of a label value: backslash, double quote and newline.
@@ -338,6 +453,23 @@ impl Writer<'_> {
         self.family(cells, family, |w, d, labels| {
             if let Some(v) = value(d) {
                 w.line(family.name, labels, None, v);
+            }
+        });
+    }
+
+    /// A gauge of the lifecycle: one line where `value` has one.
+    fn gauge(
+        &mut self,
+        cells: &[Arc<Cell>],
+        family: &Family,
+        value: impl Fn(&Lifecycle) -> Option<f64>,
+    ) {
+        self.family(cells, family, |w, d, labels| {
+            if let Some(v) = value(&d.life) {
+                w.prefix(family.name, labels);
+                // Display of an f64 is the shortest text that reads back to the same value
+                // (and an integral one has no fraction: `3`, not `3.0`).
+                let _ = writeln!(w.out, "}} {v}");
             }
         });
     }

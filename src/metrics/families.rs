@@ -158,6 +158,50 @@ pub const CONTAINER_STATE: Family = Family::new(
 )
 .container()
 .labels(&["state"]);
+pub const CONTAINER_LAST_EXIT_CODE: Family = Family::new(
+    "docker_container_last_exit_code",
+    Gauge,
+    "Exit code of the container's last exit.",
+)
+.container();
+pub const CONTAINER_LAST_TERMINATION_REASON: Family = Family::new(
+    "docker_container_last_termination_reason",
+    Gauge,
+    "1 for how the container's last run ended (completed, error, oom_killed, killed), 0 for the others.",
+)
+.container()
+.labels(&["reason"]);
+pub const CONTAINER_CREATED_TIMESTAMP: Family = Family::new(
+    "docker_container_created_timestamp_seconds",
+    Gauge,
+    "When the container was created, in seconds since the epoch.",
+)
+.container();
+pub const CONTAINER_STARTED_TIMESTAMP: Family = Family::new(
+    "docker_container_started_timestamp_seconds",
+    Gauge,
+    "When the container last started, in seconds since the epoch.",
+)
+.container();
+pub const CONTAINER_FINISHED_TIMESTAMP: Family = Family::new(
+    "docker_container_finished_timestamp_seconds",
+    Gauge,
+    "When the container last exited, in seconds since the epoch.",
+)
+.container();
+pub const CONTAINER_RESTART_COUNT: Family = Family::new(
+    "docker_container_restart_count",
+    Gauge,
+    "The engine's count of restart-policy restarts since the container was last started by hand (docker inspect's RestartCount).",
+)
+.container();
+pub const CONTAINER_INFO: Family = Family::new(
+    "docker_container_info",
+    Gauge,
+    "The container's image ID and restart policy; always 1.",
+)
+.container()
+.labels(&["image_id", "restart_policy"]);
 pub const IMAGE_PULLS: Family =
     Family::new("docker_image_pulls_total", Counter, "Image pull events.").labels(&["image"]);
 pub const IMAGE_PUSHES: Family =
@@ -262,6 +306,13 @@ pub const ALL: &[&Family] = &[
     &CONTAINER_HEALTHCHECK_DURATION,
     &CONTAINER_HEALTH_STATUS,
     &CONTAINER_STATE,
+    &CONTAINER_LAST_EXIT_CODE,
+    &CONTAINER_LAST_TERMINATION_REASON,
+    &CONTAINER_CREATED_TIMESTAMP,
+    &CONTAINER_STARTED_TIMESTAMP,
+    &CONTAINER_FINISHED_TIMESTAMP,
+    &CONTAINER_RESTART_COUNT,
+    &CONTAINER_INFO,
     &IMAGE_PULLS,
     &IMAGE_PUSHES,
     &EVENTS,

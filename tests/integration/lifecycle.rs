@@ -405,3 +405,225 @@ fn containers_that_exist_at_start_up_are_seeded() {
         Some(1.0)
     );
 }
+
+/// The lifecycle gauges of one container, as scraped: the last exit's code and reason, the
+/// three timestamps, the restart count and the info labels.
+#[derive(Debug, PartialEq)]
+struct Life {
+    exit_code: Option<f64>,
+    reasons: Vec<(String, f64)>,
+    created: Option<f64>,
+    started: Option<f64>,
+    finished: Option<f64>,
+    restart_count: Option<f64>,
+    info: Vec<(String, String)>,
+}
+
+fn life(s: &crate::support::Scrape, name: &str) -> Life {
+    let l = container_labels(name, &[]);
+    let mut reasons: Vec<(String, f64)> = s
+        .matching("docker_container_last_termination_reason", &l)
+        .into_iter()
+        .map(|(labels, v)| (labels["reason"].clone(), v))
+        .collect();
+    reasons.sort_by(|a, b| a.0.cmp(&b.0));
+    let info = s
+        .matching("docker_container_info", &l)
+        .into_iter()
+        .map(|(labels, _)| (labels["image_id"].clone(), labels["restart_policy"].clone()))
+        .collect();
+    Life {
+        exit_code: s.value("docker_container_last_exit_code", &l),
+        reasons,
+        created: s.value("docker_container_created_timestamp_seconds", &l),
+        started: s.value("docker_container_started_timestamp_seconds", &l),
+        finished: s.value("docker_container_finished_timestamp_seconds", &l),
+        restart_count: s.value("docker_container_restart_count", &l),
+        info,
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 time `docker inspect` prints.
+fn inspect_time(name: &str, field: &str) -> f64 {
+    let text = docker(&["inspect", "-f", &format!("{{{{.{field}}}}}"), name]);
+    crate::support::rfc3339_secs(&text).unwrap_or_else(|| panic!("{field}: {text}"))
+}
+
+/// `exit 3`, an OOM kill, a `docker stop` and `exit 0`: the four reasons and their exit codes,
+/// with the engine's own times, and the same values from a new exporter that saw none of it.
+#[test]
+fn last_termination_reasons_and_exit_codes_are_exported_and_survive_an_exporter_restart() {
+    let image = test_image();
+    let e = Exporter::start(&[]);
+    let (error, oom, stopped, done, graceful) = (
+        unique("last-error"),
+        unique("last-oom"),
+        unique("last-stopped"),
+        unique("last-done"),
+        unique("last-graceful"),
+    );
+    let _c = Cleanup(vec![
+        error.clone(),
+        oom.clone(),
+        stopped.clone(),
+        done.clone(),
+        graceful.clone(),
+    ]);
+    docker(&["run", "-d", "--name", &error, image, "sh", "-c", "exit 3"]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &oom,
+        "-m",
+        "8m",
+        "--memory-swap",
+        "8m",
+        image,
+        "tail",
+        "/dev/zero",
+    ]);
+    docker(&["run", "-d", "--name", &stopped, image, "sleep", "300"]);
+    docker(&["run", "-d", "--name", &done, image, "sh", "-c", "exit 0"]);
+    // Shuts down cleanly on SIGTERM: exit code 0, and still stopped on purpose.
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &graceful,
+        image,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    for name in [&stopped, &graceful] {
+        e.wait_for(
+            "docker_container_state",
+            &container_labels(name, &[("state", "running")]),
+            1.0,
+        );
+    }
+    // `sleep` as PID 1 ignores SIGTERM: killed after the 1 s timeout, exit code 137.
+    docker(&["stop", "-t", "1", &stopped]);
+    docker(&["stop", "-t", "10", &graceful]);
+    let want = [
+        (&error, "error", 3.0),
+        (&oom, "oom_killed", 137.0),
+        (&stopped, "killed", 137.0),
+        (&done, "completed", 0.0),
+        (&graceful, "killed", 0.0),
+    ];
+    for (name, reason, code) in want {
+        e.wait_for(
+            "docker_container_last_termination_reason",
+            &container_labels(name, &[("reason", reason)]),
+            1.0,
+        );
+        e.wait_for(
+            "docker_container_last_exit_code",
+            &container_labels(name, &[]),
+            code,
+        );
+    }
+    let image_id: String = docker(&["inspect", "-f", "{{.Image}}", &error])
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect();
+    let before = e.scrape();
+    let seen: Vec<Life> = want.iter().map(|(name, ..)| life(&before, name)).collect();
+    for ((name, reason, code), l) in want.iter().zip(&seen) {
+        let mut reasons: Vec<(String, f64)> = ["completed", "error", "killed", "oom_killed"]
+            .map(|r| (r.to_owned(), f64::from(u8::from(r == *reason))))
+            .to_vec();
+        reasons.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(l.reasons, reasons, "{name}");
+        assert_eq!(l.exit_code, Some(*code), "{name}");
+        assert_eq!(l.restart_count, Some(0.0), "{name}");
+        assert_eq!(l.info, [(image_id.clone(), "no".to_owned())], "{name}");
+        assert_eq!(
+            l.created,
+            Some(inspect_time(name, "Created")),
+            "{name}: the engine's Created"
+        );
+        // The event's time, a few milliseconds after the engine's own.
+        for (value, field) in [
+            (l.started, "State.StartedAt"),
+            (l.finished, "State.FinishedAt"),
+        ] {
+            let engine = inspect_time(name, field);
+            let value = value.unwrap_or_else(|| panic!("{name}: {field}"));
+            assert!(
+                (engine..engine + 0.5).contains(&value),
+                "{name}: {value} vs {field} {engine}"
+            );
+        }
+    }
+    e.terminate();
+
+    // A new exporter, which saw none of these events: the same values at its first scrape.
+    let again = Exporter::start(&[]);
+    let after = again.scrape();
+    for ((name, ..), l) in want.iter().zip(&seen) {
+        let now = life(&after, name);
+        let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() < 0.5,
+            _ => false,
+        };
+        assert!(close(now.started, l.started), "{name}: {now:?} vs {l:?}");
+        assert!(close(now.finished, l.finished), "{name}: {now:?} vs {l:?}");
+        // The engine's StartedAt and FinishedAt, exactly.
+        assert_eq!(
+            now.started,
+            Some(inspect_time(name, "State.StartedAt")),
+            "{name}"
+        );
+        assert_eq!(
+            now.finished,
+            Some(inspect_time(name, "State.FinishedAt")),
+            "{name}"
+        );
+        let mut same = Life {
+            started: l.started,
+            finished: l.finished,
+            ..now
+        };
+        if *name == &graceful && !engine_holds_start(name) {
+            // The engine's last 256 events (other tests make many) no longer reach back to
+            // this run: its exit code alone says `completed`.
+            let completed = [
+                ("completed", 1.0),
+                ("error", 0.0),
+                ("killed", 0.0),
+                ("oom_killed", 0.0),
+            ]
+            .map(|(r, v)| (r.to_owned(), v))
+            .to_vec();
+            assert!(
+                same.reasons == l.reasons || same.reasons == completed,
+                "{name}: {same:?}"
+            );
+            same.reasons.clone_from(&l.reasons);
+        }
+        assert_eq!(&same, l, "{name}");
+    }
+}
+
+/// Whether the engine still holds a `start` event of the container in its buffer.
+fn engine_holds_start(name: &str) -> bool {
+    let until = crate::support::now_secs();
+    let held = docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        &format!("container={name}"),
+        "--filter",
+        "event=start",
+        "--format",
+        "{{.Action}}",
+    ]);
+    !held.is_empty()
+}

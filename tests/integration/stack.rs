@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::support::prometheus::{Prometheus, encode, rules_for_test};
 use crate::support::registry::Registry;
 use crate::support::{
-    Cleanup, DEADLINE, Exporter, RemoveImage, docker, free_port, http_get, repo_root, tempdir,
-    test_image, unique, wait_status, wait_until,
+    Cleanup, DEADLINE, Exporter, RemoveImage, docker, free_port, http_get, repo_root, rfc3339_secs,
+    tempdir, test_image, unique, wait_status, wait_until,
 };
 
 fn run_ok(cmd: &str, args: &[&str]) -> String {
@@ -291,7 +291,7 @@ fn real_prometheus_fires_crash_loop_and_oom_alerts_and_every_panel_returns_data(
                 groups.iter().all(|g| {
                     g["lastEvaluation"]
                         .as_str()
-                        .and_then(time_secs)
+                        .and_then(rfc3339_secs)
                         .is_some_and(|t| t > after)
                 })
             })
@@ -363,12 +363,6 @@ fn real_prometheus_fires_crash_loop_and_oom_alerts_and_every_panel_returns_data(
             "variable {label} has values"
         );
     }
-}
-
-fn time_secs(rfc3339: &str) -> Option<f64> {
-    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .ok()?;
-    Some(t.unix_timestamp_nanos() as f64 / 1e9)
 }
 
 #[test]

@@ -22,13 +22,13 @@ use std::time::Duration;
 use prometheus::IntCounter;
 
 use super::Metrics;
-use super::containers::{Cell, Code, bump};
+use super::containers::{Cell, Code, Info, Lifecycle, Termination, bump};
 use super::families::{
     self, CONTAINER_EXEC_DURATION, CONTAINER_HEALTHCHECK_DURATION, CONTAINER_RUN_DURATION,
 };
 use crate::docker::event::{Event, ObjectType, Verb};
 use crate::docker::stream::InspectRequest;
-use crate::docker::{AfterExit, ContainerState, Health};
+use crate::docker::{AfterExit, ContainerSnapshot, ContainerState, Health, kill_ends_run};
 
 /// Label values longer than this are cut (at a character boundary): a label is
 /// attacker-controlled and must not grow memory or scrapes without bound.
@@ -129,12 +129,16 @@ struct Container {
     healthcheck_command: Option<String>,
     started_nano: Option<i64>,
     has_run: bool,
-    /// The newest start and end we know of, from events or the engine: a reconcile counts
-    /// only what is newer.
-    last_started_nano: Option<i64>,
-    last_finished_nano: Option<i64>,
-    /// The engine's count of restart-policy restarts, when last asked.
-    restart_count: Option<i64>,
+    /// What its lifecycle gauges show. Its start and finish times are the newest we know of,
+    /// from events or the engine (a reconcile counts only what is newer); its restart count is
+    /// the engine's, when last asked.
+    life: Lifecycle,
+    /// The engine time of the newest start or exit behind `life.restart_count`: inspects are
+    /// answered out of order, and an older answer must not undo a newer one.
+    count_as_of: i64,
+    /// Since its last start: a kill that ends a run, an OOM kill.
+    killed: bool,
+    oom_killed: bool,
     /// What the engine does when its process ends, once an inspect told.
     after_exit: AfterExit,
     execs: FastMap<String, OpenExec>,
@@ -239,6 +243,7 @@ impl Tracker {
             let name = ev.attr("name").unwrap_or_default();
             let image = ev.attr("image").unwrap_or_default();
             let key = self.key_for(name, image, |k| ev.attr(k));
+            let created = verb == Verb::Create;
             self.insert_container(
                 id.to_owned(),
                 Container {
@@ -248,14 +253,22 @@ impl Tracker {
                     healthcheck_command: None,
                     started_nano: None,
                     has_run: false,
-                    last_started_nano: None,
-                    last_finished_nano: None,
-                    restart_count: None,
+                    // A new container: created now, never restarted. Of one created unseen,
+                    // the inspect asked for below tells.
+                    life: Lifecycle {
+                        created_nano: created.then_some(ev.time_nano),
+                        restart_count: created.then_some(0),
+                        ..Lifecycle::default()
+                    },
+                    count_as_of: 0,
+                    killed: false,
+                    oom_killed: false,
                     after_exit: AfterExit::Unknown,
                     execs: FastMap::default(),
                     seq,
                 },
             );
+            self.publish_life(id);
             self.request_inspect(id, seq);
             if verb != Verb::Create {
                 tracing::debug!(
@@ -268,12 +281,19 @@ impl Tracker {
         match verb {
             Verb::Create => self.set_state(id, Some(ContainerState::Created)),
             Verb::Start => {
-                let (has_run, has_healthcheck) = match self.containers.get_mut(id) {
+                let (has_run, has_healthcheck, by_hand) = match self.containers.get_mut(id) {
                     Some(c) => {
                         let has_run = std::mem::replace(&mut c.has_run, true);
                         c.started_nano = Some(ev.time_nano);
-                        c.last_started_nano = c.last_started_nano.max(Some(ev.time_nano));
-                        (has_run, c.healthcheck_command.is_some())
+                        c.life.started_nano = c.life.started_nano.max(Some(ev.time_nano));
+                        c.killed = false;
+                        c.oom_killed = false;
+                        // A start not out of `restarting` may be a person's `docker start` or
+                        // `docker restart`, which sets the engine's restart count back to 0.
+                        let by_hand = has_run
+                            && c.state != Some(ContainerState::Restarting)
+                            && c.after_exit.may_restart(None);
+                        (has_run, c.healthcheck_command.is_some(), by_hand)
                     }
                     None => return,
                 };
@@ -284,6 +304,10 @@ impl Tracker {
                         d.restarts += 1;
                     }
                 }
+                self.publish_life(id);
+                if by_hand {
+                    self.request_inspect(id, seq);
+                }
                 self.set_state(id, Some(ContainerState::Running));
                 if has_healthcheck {
                     self.set_health(id, Some(Health::Starting));
@@ -292,9 +316,17 @@ impl Tracker {
             Verb::Die => {
                 let code = Code::exit(ev.attr("exitCode"));
                 let started = self.containers.get_mut(id).and_then(|c| {
-                    c.last_finished_nano = c.last_finished_nano.max(Some(ev.time_nano));
+                    c.life.finished_nano = c.life.finished_nano.max(Some(ev.time_nano));
+                    // -1, as the engine writes an exit code it could not tell.
+                    let exit_code = ev
+                        .attr("exitCode")
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(-1);
+                    let reason = Termination::of(exit_code, c.oom_killed, c.killed);
+                    c.life.last_exit = Some((exit_code, reason));
                     c.started_nano.take()
                 });
+                self.publish_life(id);
                 let run_seconds = match (started, ev.attr("execDuration")) {
                     // Our own start and die times are nanosecond-precise; the engine's
                     // execDuration (newer engines) is whole seconds, so it is the fallback.
@@ -326,11 +358,25 @@ impl Tracker {
                 }
             }
             Verb::Oom => {
+                if let Some(c) = self.containers.get_mut(id) {
+                    c.oom_killed = true;
+                    // The engine sends it before the `die`; should one come after, it is
+                    // still this run's.
+                    if c.state == Some(ContainerState::Exited)
+                        && let Some((_, reason)) = &mut c.life.last_exit
+                    {
+                        *reason = Termination::OomKilled;
+                    }
+                }
+                self.publish_life(id);
                 if let Some(s) = self.series_of(id) {
                     s.cell.lock().oom_kills += 1;
                 }
             }
             Verb::Kill => {
+                if let Some(c) = self.containers.get_mut(id) {
+                    c.killed |= kill_ends_run(ev.attr("signal"));
+                }
                 let signal = Code::signal(ev.attr("signal"));
                 if let Some(s) = self.series_of(id) {
                     bump(&mut s.cell.lock().kills, signal);
@@ -438,6 +484,47 @@ impl Tracker {
         }
     }
 
+    /// Shows the container's lifecycle in its series.
+    fn publish_life(&self, id: &str) {
+        let Some(c) = self.containers.get(id) else {
+            return;
+        };
+        if let Some(s) = self.series.get(&c.key) {
+            s.cell.lock().life.clone_from(&c.life);
+        }
+    }
+
+    /// Learns the lifecycle from what the engine says of the container: its times, its
+    /// restart count and policy, and an exit newer than any we saw (its reason as the inspect
+    /// and the engine's held events tell it).
+    fn learn_life(&mut self, id: &str, snap: &ContainerSnapshot) {
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        let life = &mut c.life;
+        if snap.created_at_nano.is_some() {
+            life.created_nano = snap.created_at_nano;
+        }
+        if let (Some(finished), Some(code)) = (snap.finished_at_nano, snap.exit_code)
+            && life.finished_nano.is_none_or(|known| finished > known)
+        {
+            let reason = Termination::from_inspect(code, snap.oom_killed, snap.last_exit_killed);
+            life.last_exit = Some((code, reason));
+        }
+        life.started_nano = life.started_nano.max(snap.started_at_nano);
+        life.finished_nano = life.finished_nano.max(snap.finished_at_nano);
+        let as_of = snap.started_at_nano.max(snap.finished_at_nano).unwrap_or(0);
+        if as_of >= c.count_as_of {
+            c.count_as_of = as_of;
+            life.restart_count = Some(snap.restart_count);
+        }
+        life.info = Some(Info {
+            image_id: cap(&snap.image_id),
+            restart_policy: snap.restart_policy,
+        });
+        self.publish_life(id);
+    }
+
     fn request_inspect(&mut self, id: &str, seq: u64) {
         if self.asks_inspects {
             self.inspects.push(InspectRequest {
@@ -481,9 +568,11 @@ mod tests {
     use super::*;
     use crate::docker::ContainerSnapshot;
     use crate::metrics::families::{
-        CONTAINER_EXECS, CONTAINER_EXITS, CONTAINER_HEALTH_STATUS, CONTAINER_HEALTHCHECK_DURATION,
-        CONTAINER_HEALTHCHECKS, CONTAINER_OOM_KILLS, CONTAINER_RESTARTS, CONTAINER_RUN_DURATION,
-        CONTAINER_STARTS, CONTAINER_STATE,
+        CONTAINER_CREATED_TIMESTAMP, CONTAINER_EXECS, CONTAINER_EXITS,
+        CONTAINER_FINISHED_TIMESTAMP, CONTAINER_HEALTH_STATUS, CONTAINER_HEALTHCHECK_DURATION,
+        CONTAINER_HEALTHCHECKS, CONTAINER_LAST_EXIT_CODE, CONTAINER_LAST_TERMINATION_REASON,
+        CONTAINER_OOM_KILLS, CONTAINER_RESTART_COUNT, CONTAINER_RESTARTS, CONTAINER_RUN_DURATION,
+        CONTAINER_STARTED_TIMESTAMP, CONTAINER_STARTS, CONTAINER_STATE,
     };
 
     fn event(action: &str, id: &str, time_nano: i64, attrs: &[(&str, &str)]) -> Event {
@@ -622,6 +711,7 @@ mod tests {
                 oom_killed: false,
                 restart_count: 0,
                 after_exit: AfterExit::Stays,
+                ..ContainerSnapshot::default()
             },
             10,
         );
@@ -717,6 +807,178 @@ mod tests {
             oom_killed: true,
             restart_count: 0,
             after_exit: AfterExit::Unknown,
+            ..ContainerSnapshot::default()
+        }
+    }
+
+    /// The reason of the last exit and its exit code, from the events of the run.
+    #[test]
+    fn each_way_a_run_ends_is_its_own_termination_reason() {
+        let (mut t, m) = tracker();
+        let reason = |m: &Metrics| {
+            Termination::ALL
+                .into_iter()
+                .filter(|r| {
+                    value(
+                        m,
+                        CONTAINER_LAST_TERMINATION_REASON.name,
+                        Some(("reason", r.as_str())),
+                    ) == Some(1.0)
+                })
+                .map(Termination::as_str)
+                .collect::<Vec<_>>()
+        };
+        t.apply(&event("create", "c1", 1_000_000_000, WEB));
+        assert_eq!(value(&m, CONTAINER_LAST_EXIT_CODE.name, None), None);
+        assert!(reason(&m).is_empty(), "absent until the first exit");
+        assert_eq!(value(&m, CONTAINER_CREATED_TIMESTAMP.name, None), Some(1.0));
+        assert_eq!(value(&m, CONTAINER_RESTART_COUNT.name, None), Some(0.0));
+        let exit = |code| [("name", "web"), ("exitCode", code)];
+        let runs: [(&[&str], &str, &str, f64); 5] = [
+            (&[], "3", "error", 3.0),
+            (&["oom"], "137", "oom_killed", 137.0),
+            (&["kill 15"], "0", "killed", 0.0),
+            (&[], "0", "completed", 0.0),
+            // A reload signal, then an exit of its own.
+            (&["kill 1"], "1", "error", 1.0),
+        ];
+        for (i, (before, code, want, want_code)) in runs.into_iter().enumerate() {
+            let base = (10 + 10 * i as i64) * 1_000_000_000;
+            t.apply(&event("start", "c1", base, WEB));
+            for e in before {
+                match e.split_once(' ') {
+                    Some((verb, signal)) => {
+                        t.apply(&event(verb, "c1", base + 1, &[("signal", signal)]));
+                    }
+                    None => t.apply(&event(e, "c1", base + 1, WEB)),
+                }
+            }
+            t.apply(&event("die", "c1", base + 2_500_000_000, &exit(code)));
+            assert_eq!(reason(&m), [want], "run {i}");
+            assert_eq!(
+                value(&m, CONTAINER_LAST_EXIT_CODE.name, None),
+                Some(want_code)
+            );
+            assert_eq!(
+                value(&m, CONTAINER_STARTED_TIMESTAMP.name, None),
+                Some(base as f64 / 1e9)
+            );
+            assert_eq!(
+                value(&m, CONTAINER_FINISHED_TIMESTAMP.name, None),
+                Some(base as f64 / 1e9 + 2.5)
+            );
+        }
+        t.apply(&event("destroy", "c1", 100_000_000_000, WEB));
+        assert_eq!(
+            value(&m, CONTAINER_LAST_EXIT_CODE.name, None),
+            Some(1.0),
+            "kept with the other series until the TTL"
+        );
+    }
+
+    /// The engine's restart count comes with inspect answers, which may come back in any
+    /// order: the one about the newer start or exit wins.
+    #[test]
+    fn the_restart_count_is_the_newest_inspect_answers() {
+        let (t, m) = tracker();
+        let mut t = t.asking_inspects();
+        t.apply(&event("create", "c1", 1, WEB));
+        let asked = |t: &mut Tracker| {
+            let mut out = Vec::new();
+            t.take_inspects(&mut out);
+            out
+        };
+        let first = asked(&mut t).remove(0);
+        let answer = |started, finished, restart_count| ContainerSnapshot {
+            id: "c1".into(),
+            image_id: "81e8efb5dfa4".into(),
+            restart_policy: Some(crate::docker::RestartPolicy::Always),
+            after_exit: AfterExit::Restarts,
+            restart_count,
+            ..snap("c1", "web", ContainerState::Running, started, finished)
+        };
+        t.apply_inspect(&first, &answer(0, 0, 0));
+        let info = "docker_container_info{name=\"web\",image=\"nginx\",compose_project=\"\",compose_service=\"\",label_team=\"a\",image_id=\"81e8efb5dfa4\",restart_policy=\"always\"} 1\n";
+        assert!(m.encode().contains(info), "{}", m.encode());
+        t.apply(&event("start", "c1", 10, WEB));
+        t.apply(&event("die", "c1", 20, &[("exitCode", "0")]));
+        let die = asked(&mut t).remove(0);
+        t.apply(&event("start", "c1", 30, WEB));
+        // Still `exited` when the start came (the die's answer was not back): asked again.
+        let start = asked(&mut t).remove(0);
+        t.apply_inspect(&start, &answer(30, 19, 1));
+        t.apply_inspect(&die, &answer(10, 19, 1));
+        assert_eq!(value(&m, CONTAINER_RESTART_COUNT.name, None), Some(1.0));
+        // A person's `docker restart`: the engine counts from 0 again, and an answer about an
+        // earlier run that comes back late does not undo that.
+        t.apply(&event("kill", "c1", 40, &[("signal", "15")]));
+        t.apply(&event("die", "c1", 41, &[("exitCode", "137")]));
+        let die = asked(&mut t).remove(0);
+        t.apply(&event("start", "c1", 42, WEB));
+        let start = asked(&mut t).remove(0);
+        t.apply_inspect(&start, &answer(42, 41, 0));
+        t.apply_inspect(&die, &answer(30, 41, 1));
+        assert_eq!(value(&m, CONTAINER_RESTART_COUNT.name, None), Some(0.0));
+    }
+
+    /// An exporter started after the exit: the inspect's exit code and the engine's held
+    /// events say how it ended, else the exit code alone.
+    #[test]
+    fn a_seeded_exit_takes_its_reason_from_the_engine() {
+        let cases = [
+            (Some(0), false, Some(true), "killed"),
+            (Some(0), false, None, "completed"),
+            (Some(137), true, None, "oom_killed"),
+            (Some(137), false, Some(false), "error"),
+            (Some(137), false, None, "killed"),
+            (Some(143), false, None, "killed"),
+            (Some(2), false, None, "error"),
+        ];
+        for (code, oom_killed, last_exit_killed, want) in cases {
+            let (mut t, m) = tracker();
+            t.seed(
+                &ContainerSnapshot {
+                    exit_code: code,
+                    oom_killed,
+                    last_exit_killed,
+                    created_at_nano: Some(500_000_000),
+                    ..snap(
+                        "c1",
+                        "web",
+                        ContainerState::Exited,
+                        1_000_000_000,
+                        3_000_000_000,
+                    )
+                },
+                10_000_000_000,
+            );
+            let is = |r: &str| {
+                value(
+                    &m,
+                    CONTAINER_LAST_TERMINATION_REASON.name,
+                    Some(("reason", r)),
+                )
+            };
+            assert_eq!(
+                is(want),
+                Some(1.0),
+                "{code:?} {oom_killed} {last_exit_killed:?}"
+            );
+            assert_eq!(
+                Termination::ALL
+                    .iter()
+                    .filter(|r| is(r.as_str()) == Some(0.0))
+                    .count(),
+                3
+            );
+            let code = code.map(|c| c as f64);
+            assert_eq!(value(&m, CONTAINER_LAST_EXIT_CODE.name, None), code);
+            assert_eq!(value(&m, CONTAINER_CREATED_TIMESTAMP.name, None), Some(0.5));
+            assert_eq!(value(&m, CONTAINER_STARTED_TIMESTAMP.name, None), Some(1.0));
+            assert_eq!(
+                value(&m, CONTAINER_FINISHED_TIMESTAMP.name, None),
+                Some(3.0)
+            );
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{Container, FastMap, Tracker};
+use super::{Container, FastMap, Lifecycle, Tracker};
 use crate::docker::stream::InspectRequest;
 use crate::docker::{ContainerSnapshot, ContainerState};
 use crate::metrics::containers::{Code, bump};
@@ -28,14 +28,16 @@ impl Tracker {
             healthcheck_command: None,
             started_nano: if running { snap.started_at_nano } else { None },
             has_run,
-            last_started_nano: snap.started_at_nano,
-            last_finished_nano: snap.finished_at_nano,
-            restart_count: Some(snap.restart_count),
+            life: Lifecycle::default(),
+            count_as_of: 0,
+            killed: false,
+            oom_killed: false,
             after_exit: snap.after_exit,
             execs: FastMap::default(),
             seq: 0,
         };
         self.insert_container(snap.id.clone(), c);
+        self.learn_life(&snap.id, snap);
         self.set_healthcheck(&snap.id, snap.healthcheck_command.clone());
         self.set_state(&snap.id, snap.state);
         let health = if running { snap.health } else { None };
@@ -50,11 +52,9 @@ impl Tracker {
         };
         let fresh = c.seq <= req.seq;
         let running = c.state == Some(ContainerState::Running);
-        c.restart_count = Some(snap.restart_count);
         c.after_exit = snap.after_exit;
-        c.last_started_nano = c.last_started_nano.max(snap.started_at_nano);
-        c.last_finished_nano = c.last_finished_nano.max(snap.finished_at_nano);
         let missing_health = c.health.is_none();
+        self.learn_life(&req.id, snap);
         self.set_healthcheck(&req.id, snap.healthcheck_command.clone());
         // A transient state (removing, stopping) leaves the last known one in place.
         if fresh && snap.state.is_some() {
@@ -117,9 +117,9 @@ impl Tracker {
                 // exit are counted below like anyone's.
                 self.seed(snap, position_nano);
                 if let Some(c) = self.containers.get_mut(&snap.id) {
-                    c.last_started_nano = None;
-                    c.last_finished_nano = None;
-                    c.restart_count = Some(0);
+                    c.life.started_nano = None;
+                    c.life.finished_nano = None;
+                    c.life.restart_count = Some(0);
                 }
                 tracing::info!(container = %snap.name, "reconciled: created while the events were lost");
                 changes += 1;
@@ -128,25 +128,21 @@ impl Tracker {
                 continue;
             };
             let missed_start = in_gap(snap.started_at_nano)
-                .filter(|t| c.last_started_nano.is_none_or(|known| *t > known));
+                .filter(|t| c.life.started_nano.is_none_or(|known| *t > known));
             let missed_exit = in_gap(snap.finished_at_nano)
-                .filter(|t| c.last_finished_nano.is_none_or(|known| *t > known));
+                .filter(|t| c.life.finished_nano.is_none_or(|known| *t > known));
             // How many starts: the engine counts its restart policy's restarts; a start that is
             // not one of them (`docker start`) shows only as a newer StartedAt.
-            let policy_restarts =
-                u64::try_from(snap.restart_count - c.restart_count.unwrap_or(snap.restart_count))
-                    .unwrap_or(0);
-            c.restart_count = Some(snap.restart_count);
+            let policy_restarts = u64::try_from(
+                snap.restart_count - c.life.restart_count.unwrap_or(snap.restart_count),
+            )
+            .unwrap_or(0);
             c.after_exit = snap.after_exit;
             let first_run = u64::from(!c.has_run);
             let starts = (policy_restarts + first_run).max(1);
             if let Some(t) = missed_start {
                 c.has_run = true;
-                c.last_started_nano = Some(t);
                 c.started_nano = Some(t);
-            }
-            if let Some(t) = missed_exit {
-                c.last_finished_nano = Some(t);
             }
             let name = c.key[0].clone();
             if let Some(s) = self.series.get(&c.key) {
@@ -186,6 +182,8 @@ impl Tracker {
                     self.set_health(&snap.id, health);
                 }
             }
+            // The exit the gap hid is the last one: its code and reason, and the new times.
+            self.learn_life(&snap.id, snap);
             self.set_healthcheck(&snap.id, snap.healthcheck_command.clone());
         }
         changes
