@@ -132,6 +132,7 @@ impl Consumer for Pipeline {
 
     fn tick(&mut self) {
         self.tracker.sweep();
+        self.tracker.ask_overdue_restarts();
     }
 }
 

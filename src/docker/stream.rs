@@ -100,7 +100,7 @@ pub trait Consumer {
     fn seq(&self) -> u64;
     /// Every container after a gap.
     fn reconcile(&mut self, snapshot: &Snapshot);
-    /// Housekeeping, every [`Watch::tick_interval`] (series expiry).
+    /// Housekeeping, every [`Watch::tick_interval`] (series expiry, inspects that are due).
     fn tick(&mut self);
 }
 
@@ -358,7 +358,13 @@ impl<C: Consumer> Watch<C> {
                     let engine = self.engine.clone();
                     ping_task = Some(tokio::spawn(async move { engine.ping().await }));
                 }
-                _ = tick.tick() => self.consumer.tick(),
+                _ = tick.tick() => {
+                    self.consumer.tick();
+                    self.consumer.take_inspects(&mut inspects);
+                    for req in inspects.drain(..) {
+                        ask_inspect(&inspect_tx, req);
+                    }
+                }
             }
         }
         self.consumer.signal(Signal::Lost);

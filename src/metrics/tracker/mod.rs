@@ -39,6 +39,11 @@ pub const MAX_OPEN_EXECS_PER_CONTAINER: usize = 256;
 /// Destroyed containers remembered for [`Tracker::reconcile`]: more than a snapshot's worth
 /// of destroys in the time a snapshot takes.
 const MAX_DESTROYED_REMEMBERED: usize = 1024;
+/// How long a container may stay `restarting` before the engine is asked about it again. The
+/// restart policy waits at most a minute between restarts (its delay doubles from 100 ms up to
+/// a minute); a restart that fails (a bind mount's source gone, say) leaves the container
+/// `exited` without any event.
+pub const RESTART_OVERDUE: Duration = Duration::from_secs(90);
 /// Distinct unknown event kinds we log at `info` once each; after that they are only counted.
 const MAX_UNKNOWN_KINDS_LOGGED: usize = 64;
 
@@ -139,6 +144,8 @@ struct Container {
     /// Since its last start: a kill that ends a run, an OOM kill.
     killed: bool,
     oom_killed: bool,
+    /// Since when it is `restarting` (or last asked about it), in the tracker's clock.
+    restarting_since: Option<i64>,
     /// What the engine does when its process ends, once an inspect told.
     after_exit: AfterExit,
     execs: FastMap<String, OpenExec>,
@@ -263,6 +270,7 @@ impl Tracker {
                     count_as_of: 0,
                     killed: false,
                     oom_killed: false,
+                    restarting_since: None,
                     after_exit: AfterExit::Unknown,
                     execs: FastMap::default(),
                     seq,
@@ -481,6 +489,30 @@ impl Tracker {
                 "event of a kind this build does not know; counted as unknown"
             );
             self.unknown_logged.insert(kind);
+        }
+    }
+
+    /// Asks the engine about containers `restarting` for longer than [`RESTART_OVERDUE`]:
+    /// their restart failed, or its event was lost.
+    pub fn ask_overdue_restarts(&mut self) {
+        if !self.asks_inspects {
+            return;
+        }
+        let now = self.now_nano();
+        let overdue = i64::try_from(RESTART_OVERDUE.as_nanos()).unwrap_or(i64::MAX);
+        let mut due = Vec::new();
+        for (id, c) in &mut self.containers {
+            if let Some(since) = &mut c.restarting_since
+                && now.saturating_sub(*since) >= overdue
+            {
+                *since = now;
+                due.push(id.clone());
+            }
+        }
+        let seq = self.seq;
+        for id in due {
+            tracing::debug!(container = %self.containers[&id].key[0], "restarting for long; asking the engine");
+            self.request_inspect(&id, seq);
         }
     }
 
@@ -919,6 +951,60 @@ mod tests {
         t.apply_inspect(&start, &answer(42, 41, 0));
         t.apply_inspect(&die, &answer(30, 41, 1));
         assert_eq!(value(&m, CONTAINER_RESTART_COUNT.name, None), Some(0.0));
+    }
+
+    /// A restart that fails sends no event: a container `restarting` for longer than the
+    /// engine ever waits is asked about again, and shows `exited` when the engine says so.
+    #[test]
+    fn a_restart_that_never_comes_is_asked_about() {
+        let (t, m) = tracker();
+        let mut t = t.asking_inspects().with_clock(Clock::Events);
+        let s = 1_000_000_000;
+        t.apply(&event("create", "c1", s, WEB));
+        t.apply(&event("start", "c1", 2 * s, WEB));
+        t.apply(&event("die", "c1", 3 * s, &[("exitCode", "1")]));
+        let mut asked = Vec::new();
+        t.take_inspects(&mut asked);
+        let die = asked.pop().expect("asked at the die");
+        asked.clear();
+        let restarting = ContainerSnapshot {
+            after_exit: AfterExit::Restarts,
+            ..snap("c1", "web", ContainerState::Restarting, 2 * s, 3 * s)
+        };
+        t.apply_inspect(&die, &restarting);
+        t.ask_overdue_restarts();
+        t.take_inspects(&mut asked);
+        assert!(asked.is_empty(), "not yet due");
+        let overdue = i64::try_from(RESTART_OVERDUE.as_nanos()).expect("fits");
+        t.apply(&event(
+            "create",
+            "other",
+            3 * s + overdue,
+            &[("name", "other")],
+        ));
+        t.take_inspects(&mut asked);
+        asked.clear();
+        t.ask_overdue_restarts();
+        t.take_inspects(&mut asked);
+        assert_eq!(
+            asked.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["c1"]
+        );
+        t.ask_overdue_restarts();
+        let mut again = Vec::new();
+        t.take_inspects(&mut again);
+        assert!(again.is_empty(), "asked once per overdue period");
+        t.apply_inspect(
+            &asked[0],
+            &ContainerSnapshot {
+                after_exit: AfterExit::Restarts,
+                ..snap("c1", "web", ContainerState::Exited, 2 * s, 3 * s)
+            },
+        );
+        assert_eq!(
+            value(&m, CONTAINER_STATE.name, Some(("state", "exited"))),
+            Some(1.0)
+        );
     }
 
     /// An exporter started after the exit: the inspect's exit code and the engine's held

@@ -32,6 +32,7 @@ impl Tracker {
             count_as_of: 0,
             killed: false,
             oom_killed: false,
+            restarting_since: None,
             after_exit: snap.after_exit,
             execs: FastMap::default(),
             seq: 0,

@@ -154,9 +154,15 @@ impl Tracker {
 
     pub(super) fn set_state(&mut self, id: &str, state: Option<ContainerState>) {
         let seq = self.seq;
+        let now = self.now_nano();
         let Some(c) = self.containers.get_mut(id) else {
             return;
         };
+        if state != Some(ContainerState::Restarting) {
+            c.restarting_since = None;
+        } else if c.state != state {
+            c.restarting_since = Some(now);
+        }
         c.state = state;
         c.seq = seq;
         if let Some(s) = self.series.get(&c.key) {
