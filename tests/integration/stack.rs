@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::support::prometheus::{Prometheus, encode, rules_for_test};
+use crate::support::prometheus::{Prometheus, encode, render_mixin, rules_for_test};
 use crate::support::registry::Registry;
 use crate::support::{
     Cleanup, DEADLINE, Exporter, RemoveImage, docker, free_port, http_get, repo_root, rfc3339_secs,
@@ -71,7 +71,7 @@ fn alert_rules_pass_promtool_check_and_unit_tests() {
         "promtool",
         &["check", "rules", "alerts/docker-events-exporter.rules.yml"],
     );
-    assert!(out.contains("SUCCESS: 17 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 20 rules found"), "{out}");
     let out = run_ok(
         "promtool",
         &[
@@ -81,6 +81,173 @@ fn alert_rules_pass_promtool_check_and_unit_tests() {
         ],
     );
     assert!(out.contains("SUCCESS"), "{out}");
+}
+
+/// A rule file, as far as these tests read it.
+#[derive(serde::Deserialize)]
+struct RuleFile {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(serde::Deserialize)]
+struct RuleGroup {
+    rules: Vec<Rule>,
+}
+
+#[derive(serde::Deserialize)]
+struct Rule {
+    alert: Option<String>,
+    record: Option<String>,
+    expr: String,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+fn rule_file(text: &str) -> RuleFile {
+    let node = marked_yaml::parse_yaml(0, text).expect("rules are YAML");
+    marked_yaml::from_node(&node).expect("rules have groups")
+}
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// CI's check that the committed alerts/ and dashboards/ are what the mixin renders, and that
+/// the mixin is formatted as jsonnetfmt writes it.
+#[test]
+fn the_committed_alerts_and_dashboard_are_the_rendered_mixin() {
+    let root = repo_root();
+    let out = render_mixin(root, "");
+    for file in [
+        "alerts/docker-events-exporter.rules.yml",
+        "dashboards/docker-events-overview.json",
+    ] {
+        assert!(
+            read(&out.join(file)) == read(&root.join(file)),
+            "{file} differs from what the mixin renders: run mixin/render.sh and commit the result"
+        );
+    }
+    let mut sources = Vec::new();
+    for dir in [
+        "mixin",
+        "mixin/alerts",
+        "mixin/rules",
+        "mixin/dashboards",
+        "mixin/lib",
+    ] {
+        for entry in std::fs::read_dir(root.join(dir)).expect("mixin folder") {
+            let path = entry.expect("entry").path();
+            if path
+                .extension()
+                .is_some_and(|e| e == "libsonnet" || e == "jsonnet")
+            {
+                sources.push(path.to_str().expect("utf-8").to_owned());
+            }
+        }
+    }
+    assert!(sources.len() >= 7, "{sources:?}");
+    let mut args = vec!["--test"];
+    args.extend(sources.iter().map(String::as_str));
+    run_ok("jsonnetfmt", &args);
+}
+
+/// Rendered for a scrape job of another name, every series an alert or recording rule reads
+/// carries that job's selector, and the dashboard's job variable asks for it.
+#[test]
+fn a_custom_job_selector_reaches_every_expression() {
+    let out = render_mixin(repo_root(), "selector: 'job=\"my-docker\"'");
+    let rules_path = out.join("alerts/docker-events-exporter.rules.yml");
+    let checked = run_ok(
+        "promtool",
+        &["check", "rules", rules_path.to_str().expect("utf-8")],
+    );
+    assert!(checked.contains("SUCCESS: 20 rules found"), "{checked}");
+    let rules = rule_file(&read(&rules_path));
+    let mut selectors = 0;
+    for rule in rules.groups.iter().flat_map(|g| &g.rules) {
+        let name = rule
+            .alert
+            .as_deref()
+            .or(rule.record.as_deref())
+            .unwrap_or_default();
+        // Every metric name (recorded ones have a colon and carry the selector inside).
+        let expr = rule.expr.as_str();
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+        let mut rest = expr;
+        while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            let word_len = rest[start..]
+                .find(|c: char| !ident(c))
+                .unwrap_or(rest.len() - start);
+            let word = &rest[start..start + word_len];
+            rest = &rest[start + word_len..];
+            if (word.starts_with("docker_") && !word.contains(':')) || word == "up" {
+                assert!(
+                    rest.starts_with("{job=\"my-docker\""),
+                    "{name}: {word} without the selector in\n{expr}"
+                );
+                selectors += 1;
+            }
+        }
+    }
+    assert!(selectors > 30, "{selectors} selectors seen");
+    let dashboard: Value =
+        serde_json::from_str(&read(&out.join("dashboards/docker-events-overview.json")))
+            .expect("JSON");
+    let job = dashboard["templating"]["list"]
+        .as_array()
+        .and_then(|l| l.iter().find(|v| v["name"] == "job"))
+        .expect("job variable");
+    assert_eq!(
+        job["query"]["query"],
+        "label_values(docker_events_exporter_build_info{job=\"my-docker\"}, job)"
+    );
+}
+
+/// The README's alerts table (name and `for`) and docs/runbook.md (a section per alert, where
+/// its `runbook_url` points) say what the mixin does.
+#[test]
+fn the_readme_alerts_table_and_the_runbook_agree_with_the_mixin() {
+    let root = repo_root();
+    let rules = rule_file(&read(&root.join("alerts/docker-events-exporter.rules.yml")));
+    let alerts: Vec<&Rule> = rules
+        .groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .filter(|r| r.alert.is_some())
+        .collect();
+    let readme = read(&root.join("README.md"));
+    let table: Vec<(String, String)> = readme
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells.len() >= 5 && cells[1].starts_with("`Docker"))
+                .then(|| (cells[1].trim_matches('`').to_owned(), cells[3].to_owned()))
+        })
+        .collect();
+    let shipped: Vec<(String, String)> = alerts
+        .iter()
+        .map(|r| {
+            let name = r.alert.clone().unwrap_or_default();
+            (name, r.for_.clone().unwrap_or_else(|| "-".to_owned()))
+        })
+        .collect();
+    assert_eq!(table, shipped, "README alerts table vs the rule file");
+    let runbook = read(&root.join("docs/runbook.md"));
+    for r in &alerts {
+        let name = r.alert.as_deref().unwrap_or_default();
+        let heading = format!("\n## {name}\n");
+        assert!(
+            runbook.contains(&heading),
+            "docs/runbook.md has no section {name}"
+        );
+        let url = &r.annotations["runbook_url"];
+        assert!(
+            url.ends_with(&format!("/docs/runbook.md#{}", name.to_ascii_lowercase())),
+            "{name}: {url}"
+        );
+    }
 }
 
 #[test]
@@ -175,7 +342,7 @@ fn dashboard_is_provisionable_and_every_panel_is_described() {
 }
 
 #[test]
-fn real_prometheus_fires_crash_loop_and_oom_alerts_and_every_panel_returns_data() {
+fn real_prometheus_fires_the_container_alerts_and_every_panel_returns_data() {
     let image = test_image();
     let registry = Registry::start();
     // A rule with an action, so the rule-action panel has series too.
@@ -196,7 +363,13 @@ fn real_prometheus_fires_crash_loop_and_oom_alerts_and_every_panel_returns_data(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n\
          scrape_configs:\n  - job_name: docker-events-exporter\n    static_configs:\n      - targets: ['{target}']\n"
     );
-    let prom = Prometheus::start(&config, &[("rules.yml", &rules_for_test(repo_root()))]);
+    // Thresholds a test can wait for; the restart loop is removed once its alert fired, before
+    // its restart delay (doubling up to a minute) could pass the stuck threshold.
+    let rules = rules_for_test(
+        repo_root(),
+        "stuckRestartingSeconds: 20, healthStartingSeconds: 10",
+    );
+    let prom = Prometheus::start(&config, &[("rules.yml", &rules)]);
     let scraped = wait_until(DEADLINE, || {
         prom.api(&format!(
             "/api/v1/query?query={}",
@@ -212,12 +385,74 @@ fn real_prometheus_fires_crash_loop_and_oom_alerts_and_every_panel_returns_data(
         unique("stack-stopped"),
         unique("stack-healthy"),
     );
+    let (restart_loop, by_hand, stuck, starting) = (
+        unique("stack-restart-loop"),
+        unique("stack-by-hand"),
+        unique("stack-stuck"),
+        unique("stack-starting"),
+    );
     let _c = Cleanup(vec![
         crash.clone(),
         oom.clone(),
         stopped.clone(),
         healthy.clone(),
+        restart_loop.clone(),
+        by_hand.clone(),
+        stuck.clone(),
+        starting.clone(),
     ]);
+    // Exits 0 a second after each start, restarted by its policy forever.
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &restart_loop,
+        "--restart",
+        "always",
+        image,
+        "sh",
+        "-c",
+        "sleep 1; exit 0",
+    ]);
+    // Its restart fails (the bind mount's source is gone): the engine leaves it exited.
+    let mount = dir.join("mount");
+    std::fs::create_dir(&mount).expect("mount source");
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &stuck,
+        "--restart",
+        "always",
+        "--mount",
+        &format!("type=bind,src={},dst=/x", mount.display()),
+        image,
+        "sh",
+        "-c",
+        "sleep 1; exit 1",
+    ]);
+    std::fs::remove_dir(&mount).expect("remove the mount source");
+    // Its probe never passes, and never fails often enough in a row to be unhealthy.
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &starting,
+        "--health-cmd",
+        "false",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "100000",
+        image,
+        "sleep",
+        "300",
+    ]);
+    // Restarted three times by a person: no loop.
+    docker(&["run", "-d", "--name", &by_hand, image, "sleep", "300"]);
+    for _ in 0..3 {
+        docker(&["restart", "-t", "0", &by_hand]);
+    }
     docker(&["run", "-d", "--name", &stopped, image, "sleep", "300"]);
     crate::support::run_healthy(&healthy);
     docker(&[
@@ -269,13 +504,25 @@ fn real_prometheus_fires_crash_loop_and_oom_alerts_and_every_panel_returns_data(
             .any(|(a, state, labels)| a == alert && state == "firing" && labels["name"] == name)
     };
     let mut alerts = Vec::new();
-    let fired = wait_until(Duration::from_secs(90), || {
+    let fired = wait_until(Duration::from_secs(60), || {
         alerts = prom.alerts();
-        firing("DockerContainerCrashLooping", &crash) && firing("DockerContainerOOMKilled", &oom)
+        firing("DockerContainerRestartLooping", &restart_loop)
     });
     assert!(
         fired,
-        "crash-loop and OOM alerts fire; alerts now: {alerts:#?}"
+        "the restart loop of exits 0 fires; alerts now: {alerts:#?}"
+    );
+    docker(&["rm", "-f", &restart_loop]);
+    let fired = wait_until(Duration::from_secs(90), || {
+        alerts = prom.alerts();
+        firing("DockerContainerCrashLooping", &crash)
+            && firing("DockerContainerOOMKilled", &oom)
+            && firing("DockerContainerStuckRestarting", &stuck)
+            && firing("DockerContainerHealthStartingTooLong", &starting)
+    });
+    assert!(
+        fired,
+        "crash-loop, OOM, stuck and health-starting alerts fire; alerts now: {alerts:#?}"
     );
 
     // The stopped container: once Prometheus has evaluated the rules on its exit for a few
@@ -298,14 +545,29 @@ fn real_prometheus_fires_crash_loop_and_oom_alerts_and_every_panel_returns_data(
         })
     });
     assert!(evaluated, "rules evaluated after the stop");
-    let about_stopped: Vec<_> = prom
-        .alerts()
-        .into_iter()
-        .filter(|(_, _, l)| l["name"] == stopped.as_str())
-        .collect();
+    let alerts = prom.alerts();
+    let about = |name: &str| -> Vec<&str> {
+        alerts
+            .iter()
+            .filter(|(_, _, l)| l["name"] == name)
+            .map(|(a, _, _)| a.as_str())
+            .collect()
+    };
+    assert_eq!(
+        about(&stopped),
+        Vec::<&str>::new(),
+        "a container stopped on purpose fires nothing"
+    );
+    assert_eq!(
+        about(&by_hand),
+        Vec::<&str>::new(),
+        "a container restarted three times by hand fires nothing"
+    );
+    assert_eq!(about(&healthy), Vec::<&str>::new(), "a healthy one neither");
     assert!(
-        about_stopped.is_empty(),
-        "a container stopped on purpose fires nothing: {about_stopped:#?}"
+        !about(&crash).contains(&"DockerContainerRestartLooping"),
+        "a crash loop pages once, as DockerContainerCrashLooping: {:?}",
+        about(&crash)
     );
 
     // Every dashboard query parses and, with the variables filled in, returns data.

@@ -112,20 +112,31 @@ pub fn encode(s: &str) -> String {
     out
 }
 
-/// The repository's `alerts/` rule file, with every `for:` made 0s so a test need not wait
-/// minutes for an alert to go from pending to firing.
-pub fn rules_for_test(repo: &Path) -> String {
-    let rules = std::fs::read_to_string(repo.join("alerts/docker-events-exporter.rules.yml"))
-        .expect("rules file");
-    rules
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("for: ") {
-                "        for: 0s"
-            } else {
-                l
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+/// Renders the mixin (`mixin/render.sh`) into a fresh folder with these `_config` overrides
+/// (jsonnet, e.g. `selector: 'job="docker"'`); returns the folder, which holds `alerts/` and
+/// `dashboards/` as the repository does.
+pub fn render_mixin(repo: &Path, config: &str) -> std::path::PathBuf {
+    let out = super::tempdir("mixin");
+    let overrides = format!("{{ _config+:: {{ {config} }} }}");
+    let result = Command::new(repo.join("mixin/render.sh"))
+        .arg(&out)
+        .arg(&overrides)
+        .output()
+        .expect("mixin/render.sh runs (apt-get install jsonnet)");
+    assert!(
+        result.status.success(),
+        "mixin/render.sh {overrides}: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    out
+}
+
+/// The mixin's rules with every `for` at 0s and the thresholds in `config` (jsonnet fields of
+/// `_config`), so a test need not wait minutes for an alert to go from pending to firing.
+pub fn rules_for_test(repo: &Path, config: &str) -> String {
+    let out = render_mixin(
+        repo,
+        &format!("'for': std.mapWithKey(function(alert, for_) '0s', super['for']), {config}"),
+    );
+    std::fs::read_to_string(out.join("alerts/docker-events-exporter.rules.yml")).expect("rules")
 }

@@ -1,0 +1,110 @@
+// The dashboard: its panels are kept as Grafana writes them (docker-events-overview.json,
+// edited in Grafana and exported), and this adds what the configuration and the lifecycle
+// metrics decide: the job selector in the job variable, the last-exit panels.
+local base = import 'docker-events-overview.json';
+
+local ds = { type: 'prometheus', uid: '${datasource}' };
+// The filters every container query carries (the dashboard's variables).
+local vars = 'job=~"$job", instance=~"$instance", compose_project=~"$compose_project", name=~"$name"';
+local instantTable(refId, expr) = {
+  datasource: ds,
+  expr: expr,
+  refId: refId,
+  legendFormat: '',
+  range: false,
+  instant: true,
+  format: 'table',
+};
+// Joins a table's queries on their labels (instance, name, ...), one row per container.
+local merged(renames) = [
+  { id: 'merge', options: {} },
+  {
+    id: 'organize',
+    options: {
+      excludeByName: { Time: true, __name__: true, job: true },
+      renameByName: renames,
+    },
+  },
+];
+local lastExitCode = 'max by (instance, name) (docker_container_last_exit_code{%s})' % vars;
+local lastReason = 'max by (instance, name, reason) (docker_container_last_termination_reason{%s} == 1)' % vars;
+
+// "What is crashing" shows each container's last exit code and reason beside its exits.
+local crashing(p) =
+  local crashes = p.targets[0].expr;
+  local only = ' and on (instance, name) (%s)' % crashes;
+  p {
+    description: 'Containers with non-zero exits in the selected time range, most first, with the exit code and reason of their last exit.',
+    targets: [
+      p.targets[0],
+      instantTable('B', lastExitCode + only),
+      instantTable('C', 'sum by (instance, name, reason) (%s)' % (lastReason + only)),
+    ],
+    transformations: merged({
+      'Value #A': 'Non-zero exits',
+      'Value #B': 'Last exit code',
+      reason: 'Last reason',
+      'Value #C': '',
+    }) + [{ id: 'filterFieldsByName', options: { include: { pattern: '^(?!Value #C).*' } } }],
+    options+: { sortBy: [{ displayName: 'Non-zero exits', desc: true }] },
+  };
+
+local lastExits(y) = {
+  type: 'table',
+  title: 'Last exits',
+  description: "How each container last ended: completed (exit code 0), error (non-zero, on its own), oom_killed, or killed (a kill came first: docker stop, kill or restart), with its exit code, when it finished, and the engine's count of restart-policy restarts. Newest first.",
+  datasource: ds,
+  gridPos: { h: 8, w: 24, x: 0, y: y },
+  fieldConfig: {
+    defaults: { unit: 'none' },
+    overrides: [
+      {
+        matcher: { id: 'byName', options: 'Finished' },
+        properties: [{ id: 'unit', value: 'dateTimeAsIso' }],
+      },
+    ],
+  },
+  options: { showHeader: true, sortBy: [{ displayName: 'Finished', desc: true }] },
+  transformations: merged({
+    'Value #A': '',
+    reason: 'Last reason',
+    'Value #B': 'Last exit code',
+    'Value #C': 'Finished',
+    'Value #D': 'Policy restarts',
+  }) + [{ id: 'filterFieldsByName', options: { include: { pattern: '^(?!Value #A).*' } } }],
+  targets: [
+    instantTable('A', lastReason),
+    instantTable('B', lastExitCode),
+    instantTable('C', '1000 * max by (instance, name) (docker_container_finished_timestamp_seconds{%s})' % vars),
+    instantTable('D', 'max by (instance, name) (docker_container_restart_count{%s})' % vars),
+  ],
+};
+
+{
+  grafanaDashboards+:: {
+    local c = $._config,
+    local jobQuery = 'label_values(docker_events_exporter_build_info{%s}, job)' % c.selector,
+    // The new table goes below the "Now" row's tables; everything under it moves down.
+    local insertAt = 13,
+    local height = lastExits(0).gridPos.h,
+    local panels = [
+      if p.title == 'What is crashing' then crashing(p)
+      else if p.gridPos.y >= insertAt then p { gridPos+: { y: p.gridPos.y + height } }
+      else p
+      for p in base.panels
+    ],
+    local ids = std.foldl(std.max, [p.id for p in base.panels], 0),
+
+    'docker-events-overview.json': base {
+      uid: c.dashboardUid,
+      title: c.dashboardTitle,
+      templating+: {
+        list: [
+          if v.name == 'job' then v { query+: { query: jobQuery }, definition: jobQuery } else v
+          for v in base.templating.list
+        ],
+      },
+      panels: panels + [lastExits(insertAt) { id: ids + 1 }],
+    },
+  },
+}

@@ -1,0 +1,4 @@
+// dashboards/: one file per dashboard (`jsonnet -m DIR`).
+function(overrides={})
+  local mixin = (import '../mixin.libsonnet') + overrides;
+  mixin.grafanaDashboards
