@@ -251,6 +251,8 @@ impl Tracker {
             let image = ev.attr("image").unwrap_or_default();
             let key = self.key_for(name, image, |k| ev.attr(k));
             let created = verb == Verb::Create;
+            // Of the engine's restart count only inspects tell (a replay has none).
+            let count_known = created && self.asks_inspects;
             self.insert_container(
                 id.to_owned(),
                 Container {
@@ -264,7 +266,7 @@ impl Tracker {
                     // the inspect asked for below tells.
                     life: Lifecycle {
                         created_nano: created.then_some(ev.time_nano),
-                        restart_count: created.then_some(0),
+                        restart_count: count_known.then_some(0),
                         ..Lifecycle::default()
                     },
                     count_as_of: 0,
@@ -846,7 +848,8 @@ mod tests {
     /// The reason of the last exit and its exit code, from the events of the run.
     #[test]
     fn each_way_a_run_ends_is_its_own_termination_reason() {
-        let (mut t, m) = tracker();
+        let (t, m) = tracker();
+        let mut t = t.asking_inspects();
         let reason = |m: &Metrics| {
             Termination::ALL
                 .into_iter()
@@ -905,6 +908,14 @@ mod tests {
             value(&m, CONTAINER_LAST_EXIT_CODE.name, None),
             Some(1.0),
             "kept with the other series until the TTL"
+        );
+        // A replay has no inspects, so no engine restart count to show.
+        let (mut replay, m) = tracker();
+        replay.apply(&event("create", "c1", 1, WEB));
+        assert_eq!(value(&m, CONTAINER_RESTART_COUNT.name, None), None);
+        assert_eq!(
+            value(&m, CONTAINER_CREATED_TIMESTAMP.name, None),
+            Some(1e-9)
         );
     }
 
@@ -1096,6 +1107,25 @@ mod tests {
         assert_eq!(
             value(&m, CONTAINER_STATE.name, Some(("state", "running"))),
             Some(1.0)
+        );
+        // The gauges say how it last ended and when, as the engine does.
+        assert_eq!(value(&m, CONTAINER_LAST_EXIT_CODE.name, None), Some(137.0));
+        assert_eq!(
+            value(
+                &m,
+                CONTAINER_LAST_TERMINATION_REASON.name,
+                Some(("reason", "oom_killed"))
+            ),
+            Some(1.0)
+        );
+        assert_eq!(value(&m, CONTAINER_RESTART_COUNT.name, None), Some(2.0));
+        assert_eq!(
+            value(&m, CONTAINER_STARTED_TIMESTAMP.name, None),
+            Some(40e-9)
+        );
+        assert_eq!(
+            value(&m, CONTAINER_FINISHED_TIMESTAMP.name, None),
+            Some(35e-9)
         );
         let text = m.encode();
         assert!(text.contains("docker_container_state{name=\"old\",image=\"nginx\",compose_project=\"\",compose_service=\"\",label_team=\"a\",state=\"running\"} 0\n"), "{text}");

@@ -106,6 +106,7 @@ impl Tracker {
         self.set_healthcheck(id, hc);
         self.set_state(id, state);
         self.set_health(id, health);
+        self.publish_life(id);
     }
 
     /// A container takes the label set: create its series if need be and stop any expiry.
