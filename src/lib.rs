@@ -52,8 +52,11 @@
 //! tests/                   one integration test binary against the real engine; helpers in
 //!                          tests/support/; promtool unit tests of the alerts in tests/alerts/
 //! examples/                rules configs, each checked by the tests
-//! alerts/                  Prometheus rules (recording rules and alerts)
-//! dashboards/              Grafana dashboard JSON
+//! mixin/                   the monitoring mixin (jsonnet): config, rules, alerts, dashboards;
+//!                          render.sh renders it into alerts/ and dashboards/
+//! alerts/                  Prometheus rules (recording rules and alerts), rendered from mixin/
+//! dashboards/              Grafana dashboard JSON, rendered from mixin/
+//! docs/                    runbook.md: what to check first, per alert
 //! deploy/                  Prometheus, Alertmanager and Grafana provisioning for the compose stack
 //! docker-compose.yml       the stack: exporter, Prometheus, Alertmanager, Grafana
 //! Dockerfile               the exporter image
