@@ -121,8 +121,8 @@ pub struct Lifecycle {
 /// The labels of [`CONTAINER_INFO`](super::families::CONTAINER_INFO).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
-    /// Short (12 hex digits).
-    pub image_id: String,
+    /// Short (12 hex digits). Shared: the tracker's copy and the series' are one string.
+    pub image_id: Arc<str>,
     pub restart_policy: Option<RestartPolicy>,
 }
 
@@ -337,7 +337,7 @@ impl ContainerSeries {
             w.lines_by(&CONTAINER_STATE, labels, values);
         });
         w.gauge(&cells, &CONTAINER_LAST_EXIT_CODE, |l| {
-            l.last_exit.map(|(code, _)| code as f64)
+            l.last_exit.map(|(code, _)| Num::Int(code))
         });
         w.family(
             &cells,
@@ -350,16 +350,16 @@ impl ContainerSeries {
             },
         );
         w.gauge(&cells, &CONTAINER_CREATED_TIMESTAMP, |l| {
-            l.created_nano.map(seconds)
+            l.created_nano.map(Num::Nanos)
         });
         w.gauge(&cells, &CONTAINER_STARTED_TIMESTAMP, |l| {
-            l.started_nano.map(seconds)
+            l.started_nano.map(Num::Nanos)
         });
         w.gauge(&cells, &CONTAINER_FINISHED_TIMESTAMP, |l| {
-            l.finished_nano.map(seconds)
+            l.finished_nano.map(Num::Nanos)
         });
         w.gauge(&cells, &CONTAINER_RESTART_COUNT, |l| {
-            l.restart_count.map(|n| n as f64)
+            l.restart_count.map(Num::Int)
         });
         w.family(&cells, &CONTAINER_INFO, |w, d, labels| {
             let Some(info) = &d.life.info else {
@@ -382,9 +382,42 @@ impl ContainerSeries {
     }
 }
 
-/// Nanoseconds since the epoch as the seconds of a `_timestamp_seconds` gauge.
-fn seconds(nano: i64) -> f64 {
-    nano as f64 / 1e9
+/// A lifecycle gauge's value.
+#[derive(Clone, Copy)]
+enum Num {
+    Int(i64),
+    /// Nanoseconds since the epoch, written as seconds.
+    Nanos(i64),
+}
+
+impl Num {
+    /// Written with itoa, not `Display` of an f64: formatting floats made a scrape three times
+    /// as long. A time is written exactly: seconds, then up to nine digits of fraction.
+    fn write(self, out: &mut Vec<u8>) {
+        let mut digits = itoa::Buffer::new();
+        match self {
+            Self::Int(n) => out.extend_from_slice(digits.format(n).as_bytes()),
+            Self::Nanos(n) => {
+                if n < 0 {
+                    out.push(b'-');
+                }
+                let n = n.unsigned_abs();
+                out.extend_from_slice(digits.format(n / 1_000_000_000).as_bytes());
+                let fraction = n % 1_000_000_000;
+                if fraction != 0 {
+                    let padded = digits.format(1_000_000_000 + fraction).as_bytes();
+                    out.push(b'.');
+                    let fraction = &padded[1..];
+                    let end = fraction
+                        .iter()
+                        .rposition(|d| *d != b'0')
+                        .map_or(0, |i| i + 1);
+                    out.extend_from_slice(&fraction[..end]);
+                }
+            }
+        }
+        out.push(b'\n');
+    }
 }
 
 /// The text format's escaping of a label value: backslash, double quote and newline.
@@ -418,6 +451,8 @@ impl Writer<'_> {
         mut lines: impl FnMut(&mut Self, &CellData, &[u8]),
     ) {
         let (name, help, kind) = (family.name, family.help, family.kind.as_str());
+        // Formatted once: a family that few cells have is written ahead of many of them.
+        let header = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
         let mut need_header = true;
         for cell in cells {
             if !self.open {
@@ -425,7 +460,7 @@ impl Writer<'_> {
             }
             let before = self.out.len();
             if need_header {
-                let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                self.out.extend_from_slice(header.as_bytes());
             }
             let after_header = self.out.len();
             lines(self, &cell.lock(), &cell.labels);
@@ -462,14 +497,13 @@ impl Writer<'_> {
         &mut self,
         cells: &[Arc<Cell>],
         family: &Family,
-        value: impl Fn(&Lifecycle) -> Option<f64>,
+        value: impl Fn(&Lifecycle) -> Option<Num>,
     ) {
         self.family(cells, family, |w, d, labels| {
             if let Some(v) = value(&d.life) {
                 w.prefix(family.name, labels);
-                // Display of an f64 is the shortest text that reads back to the same value
-                // (and an integral one has no fraction: `3`, not `3.0`).
-                let _ = writeln!(w.out, "}} {v}");
+                w.out.extend_from_slice(b"} ");
+                v.write(w.out);
             }
         });
     }
@@ -617,6 +651,27 @@ mod tests {
             true
         });
         String::from_utf8(all).expect("utf-8")
+    }
+
+    #[test]
+    fn times_are_written_exactly_in_seconds() {
+        let text = |n: Num| {
+            let mut out = Vec::new();
+            n.write(&mut out);
+            String::from_utf8(out).expect("utf-8")
+        };
+        assert_eq!(
+            text(Num::Nanos(1_796_161_899_588_052_181)),
+            "1796161899.588052181\n"
+        );
+        assert_eq!(
+            text(Num::Nanos(1_796_161_899_500_000_000)),
+            "1796161899.5\n"
+        );
+        assert_eq!(text(Num::Nanos(1_796_161_899_000_000_000)), "1796161899\n");
+        assert_eq!(text(Num::Nanos(7)), "0.000000007\n");
+        assert_eq!(text(Num::Nanos(-500_000_000)), "-0.5\n");
+        assert_eq!(text(Num::Int(-1)), "-1\n");
     }
 
     #[test]

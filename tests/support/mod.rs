@@ -509,10 +509,12 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Seconds since the epoch of an RFC 3339 time (as the engine writes them), computed as the
-/// exporter does: nanoseconds over 1e9.
+/// Seconds since the epoch of an RFC 3339 time (as the engine writes them), read as the
+/// exporter writes them: the exact decimal of its nanoseconds.
 pub fn rfc3339_secs(rfc3339: &str) -> Option<f64> {
     let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .ok()?;
-    Some(i64::try_from(t.unix_timestamp_nanos()).ok()? as f64 / 1e9)
+    format!("{}.{:09}", t.unix_timestamp(), t.nanosecond())
+        .parse()
+        .ok()
 }

@@ -553,7 +553,7 @@ impl Tracker {
             life.restart_count = Some(snap.restart_count);
         }
         life.info = Some(Info {
-            image_id: cap(&snap.image_id),
+            image_id: cap(&snap.image_id).into(),
             restart_policy: snap.restart_policy,
         });
         self.publish_life(id);
