@@ -391,8 +391,8 @@ enum Num {
 }
 
 impl Num {
-    /// Written with itoa, not `Display` of an f64: formatting floats made a scrape three times
-    /// as long. A time is written exactly: seconds, then up to nine digits of fraction.
+    /// Written with itoa, not `Display` of an f64, which showed in the scrape's profile. A time
+    /// is written exactly: seconds, then up to nine digits of fraction.
     fn write(self, out: &mut Vec<u8>) {
         let mut digits = itoa::Buffer::new();
         match self {
