@@ -135,25 +135,11 @@ fn restart_policy_crash_loop() {
 
 #[test]
 fn oom_kill() {
-    let image = test_image();
     let e = Exporter::start(&[]);
     let since = crate::support::now_secs();
     let name = unique("oom");
     let _c = Cleanup(vec![name.clone()]);
-    // busybox tail buffers an endless line from /dev/zero until the 8 MiB limit kills it.
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "-m",
-        "8m",
-        "--memory-swap",
-        "8m",
-        image,
-        "tail",
-        "/dev/zero",
-    ]);
+    crate::support::run_oom_killed(&name);
     e.wait_for(
         "docker_container_exits_total",
         &container_labels(&name, &[("exit_code", "137")]),
@@ -470,19 +456,7 @@ fn last_termination_reasons_and_exit_codes_are_exported_and_survive_an_exporter_
         graceful.clone(),
     ]);
     docker(&["run", "-d", "--name", &error, image, "sh", "-c", "exit 3"]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &oom,
-        "-m",
-        "8m",
-        "--memory-swap",
-        "8m",
-        image,
-        "tail",
-        "/dev/zero",
-    ]);
+    crate::support::run_oom_killed(&oom);
     docker(&["run", "-d", "--name", &stopped, image, "sleep", "300"]);
     docker(&["run", "-d", "--name", &done, image, "sh", "-c", "exit 0"]);
     // Shuts down cleanly on SIGTERM: exit code 0, and still stopped on purpose.

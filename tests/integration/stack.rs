@@ -467,19 +467,7 @@ fn real_prometheus_fires_the_container_alerts_and_every_panel_returns_data() {
         "-c",
         "sleep 0.3; exit 3",
     ]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &oom,
-        "-m",
-        "8m",
-        "--memory-swap",
-        "8m",
-        image,
-        "tail",
-        "/dev/zero",
-    ]);
+    crate::support::run_oom_killed(&oom);
     // Stopped on purpose: SIGTERM (ignored by sleep as PID 1), then SIGKILL after 1 s.
     docker(&["stop", "-t", "1", &stopped]);
     let _pulled = registry.push_and_pull(image, "stack-img");

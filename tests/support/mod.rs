@@ -446,6 +446,25 @@ pub fn run_healthy(name: &str) {
     ]);
 }
 
+/// Starts a container that the kernel OOM-kills at once: busybox `tail` buffers the endless
+/// line of /dev/zero until the 8 MiB limit (no swap) kills it (exit code 137, `OOMKilled`, an
+/// `oom` event before its `die`).
+pub fn run_oom_killed(name: &str) {
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-m",
+        "8m",
+        "--memory-swap",
+        "8m",
+        test_image(),
+        "tail",
+        "/dev/zero",
+    ]);
+}
+
 /// The container's IP address, as `docker inspect` gives it (empty without one).
 pub fn container_ip(name: &str) -> String {
     docker(&[
