@@ -278,10 +278,7 @@ impl<C: Consumer> Watch<C> {
                                         consumer.signal(Signal::Replayed);
                                     }
                                 });
-                                self.consumer.take_inspects(&mut inspects);
-                                for req in inspects.drain(..) {
-                                    ask_inspect(&inspect_tx, req);
-                                }
+                                ask_inspects(&mut self.consumer, &mut inspects, &inspect_tx);
                                 if good {
                                     retry.succeeded();
                                     self.save_position(&mut save_failing);
@@ -360,10 +357,7 @@ impl<C: Consumer> Watch<C> {
                 }
                 _ = tick.tick() => {
                     self.consumer.tick();
-                    self.consumer.take_inspects(&mut inspects);
-                    for req in inspects.drain(..) {
-                        ask_inspect(&inspect_tx, req);
-                    }
+                    ask_inspects(&mut self.consumer, &mut inspects, &inspect_tx);
                 }
             }
         }
@@ -440,6 +434,18 @@ impl<F: Fn() -> I, I: Iterator<Item = Duration>> Retry<F, I> {
         if std::mem::take(&mut self.used) {
             self.delays = (self.make)();
         }
+    }
+}
+
+/// Queues the inspects the consumer asked for; `buf` is reused between calls.
+fn ask_inspects(
+    consumer: &mut impl Consumer,
+    buf: &mut Vec<InspectRequest>,
+    queue: &mpsc::Sender<InspectRequest>,
+) {
+    consumer.take_inspects(buf);
+    for req in buf.drain(..) {
+        ask_inspect(queue, req);
     }
 }
 

@@ -155,11 +155,13 @@ impl Tracker {
 
     pub(super) fn set_state(&mut self, id: &str, state: Option<ContainerState>) {
         let seq = self.seq;
-        let now = self.now_nano();
+        // The clock is read only for the state that needs it.
+        let restarting = state == Some(ContainerState::Restarting);
+        let now = if restarting { self.now_nano() } else { 0 };
         let Some(c) = self.containers.get_mut(id) else {
             return;
         };
-        if state != Some(ContainerState::Restarting) {
+        if !restarting {
             c.restarting_since = None;
         } else if c.state != state {
             c.restarting_since = Some(now);
