@@ -376,8 +376,8 @@ pub fn kill_ends_run(signal: Option<&str>) -> bool {
     !matches!(signal, Some("1" | "10" | "12"))
 }
 
-/// `sha256:81e8efb5dfa4…` as `81e8efb5dfa4`; an ID in another form (Podman's bare hex) is cut
-/// to the same 12 characters.
+/// `sha256:81e8efb5dfa4…` as `81e8efb5dfa4`; an ID without the prefix is cut to the same 12
+/// characters.
 fn short_image_id(id: &str) -> String {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.chars().take(12).collect()
