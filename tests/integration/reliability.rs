@@ -160,6 +160,34 @@ fn an_engine_restart_is_reported_as_a_gap_and_reconciled() {
                 &container_labels("victim", &[("exit_code", code.as_str())]),
                 1.0,
             );
+            // How it ended, from the inspect: the restarted engine holds none of the old
+            // events, so the exit code tells (137 and 143 are deaths by SIGKILL and SIGTERM).
+            let victim = container_labels("victim", &[]);
+            let s = exporter.scrape();
+            let code: f64 = code.parse().expect("an exit code");
+            assert_eq!(
+                s.value("docker_container_last_exit_code", &victim),
+                Some(code)
+            );
+            let reason = if code == 137.0 || code == 143.0 {
+                "killed"
+            } else {
+                "error"
+            };
+            assert_eq!(
+                s.value(
+                    "docker_container_last_termination_reason",
+                    &container_labels("victim", &[("reason", reason)])
+                ),
+                Some(1.0),
+                "exit code {code}"
+            );
+            let finished = engine.docker(&["inspect", "-f", "{{.State.FinishedAt}}", "victim"]);
+            assert_eq!(
+                s.value("docker_container_finished_timestamp_seconds", &victim),
+                crate::support::rfc3339_secs(&finished),
+                "the engine's FinishedAt"
+            );
         }
     }
     let s = exporter.scrape();
