@@ -32,7 +32,7 @@ local bornOrIncrease(metric, window, indent='') =
     ],
     groups+: [
       {
-        name: 'docker-containers.rules',
+        name: 'docker-containers',
         rules: crashRules('10m') + crashRules('1h') + [
           {
             record: 'docker_container:oom_kills:increase10m',
