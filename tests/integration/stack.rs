@@ -12,23 +12,8 @@ use crate::support::prometheus::{Prometheus, encode, render_mixin, rules_for_tes
 use crate::support::registry::Registry;
 use crate::support::{
     Cleanup, DEADLINE, Exporter, RemoveImage, docker, free_port, http_get, repo_root, rfc3339_secs,
-    tempdir, test_image, unique, wait_status, wait_until,
+    run_ok, tempdir, test_image, unique, wait_status, wait_until,
 };
-
-fn run_ok(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} runs: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd} {args:?} failed:\n{text}");
-    text
-}
 
 fn now() -> f64 {
     SystemTime::now()

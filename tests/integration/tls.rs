@@ -122,16 +122,9 @@ fn web_config_serves_tls_and_basic_auth_to_a_real_client() {
     )
     .expect("write web config");
     // Prometheus' own checker accepts the same file.
-    let promtool = Command::new("promtool")
-        .args(["check", "web-config"])
-        .arg(&web)
-        .output()
-        .expect("promtool runs (apt-get install prometheus)");
-    assert!(
-        promtool.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&promtool.stdout),
-        String::from_utf8_lossy(&promtool.stderr)
+    crate::support::run_ok(
+        "promtool",
+        &["check", "web-config", web.to_str().expect("utf-8")],
     );
 
     let e = Exporter::spawn(&["--web.config.file", web.to_str().expect("utf-8")], &[]);

@@ -537,3 +537,20 @@ pub fn rfc3339_secs(rfc3339: &str) -> Option<f64> {
         .parse()
         .ok()
 }
+
+/// Runs `cmd` in the repository and returns what it printed (standard output, then standard
+/// error); panics with that text if it fails.
+pub fn run_ok(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} runs: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd} {args:?} failed:\n{text}");
+    text
+}

@@ -118,15 +118,10 @@ pub fn encode(s: &str) -> String {
 pub fn render_mixin(repo: &Path, config: &str) -> std::path::PathBuf {
     let out = super::tempdir("mixin");
     let overrides = format!("{{ _config+:: {{ {config} }} }}");
-    let result = Command::new(repo.join("mixin/render.sh"))
-        .arg(&out)
-        .arg(&overrides)
-        .output()
-        .expect("mixin/render.sh runs (apt-get install jsonnet)");
-    assert!(
-        result.status.success(),
-        "mixin/render.sh {overrides}: {}",
-        String::from_utf8_lossy(&result.stderr)
+    let render = repo.join("mixin/render.sh");
+    super::run_ok(
+        render.to_str().expect("utf-8"),
+        &[out.to_str().expect("utf-8"), &overrides],
     );
     out
 }
