@@ -63,7 +63,7 @@ impl DecodeAndApply {
 
 /// A line the fast decoding path takes must be one the general path decodes to the same event.
 fn same_event_both_ways(line: &[u8]) {
-    let Ok(text) = std::str::from_utf8(line.trim_ascii()) else {
+    let Ok(text) = std::str::from_utf8(crate::docker::lines::record(line)) else {
         return;
     };
     let (fast, general) = Event::decode_paths(text);

@@ -43,7 +43,7 @@ impl Pipeline {
 
     /// Decodes and applies one line: metrics first, then the rules.
     pub fn line(&mut self, line: &[u8]) -> LineOutcome {
-        let line = line.trim_ascii();
+        let line = crate::docker::lines::record(line);
         if line.is_empty() {
             return LineOutcome::Blank;
         }

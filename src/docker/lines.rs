@@ -8,6 +8,21 @@
 /// errors and skipped up to the next newline, keeping memory bounded.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 
+/// The record separator that starts each record of an RFC 7464 JSON text sequence
+/// (`application/json-seq`, which engines from 29 on can answer `GET /events` in).
+const RECORD_SEPARATOR: u8 = 0x1E;
+
+/// The record on a line: without surrounding whitespace, nor the record separator an
+/// `application/json-seq` stream puts before it, so that every framing an engine may choose
+/// gives the same bytes (and the same dedupe key).
+pub fn record(line: &[u8]) -> &[u8] {
+    let line = line.trim_ascii();
+    match line.split_first() {
+        Some((&RECORD_SEPARATOR, rest)) => rest.trim_ascii(),
+        _ => line,
+    }
+}
+
 /// What [`Lines`] hands over.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Piece<'a> {
@@ -92,6 +107,15 @@ mod tests {
                 Piece::TooLong => self.1 += 1,
             }
         }
+    }
+
+    #[test]
+    fn a_record_is_the_line_without_its_separator_or_whitespace() {
+        assert_eq!(record(b"\x1e{\"a\":1}\r"), b"{\"a\":1}");
+        assert_eq!(record(b" {\"a\":1}\n"), b"{\"a\":1}");
+        assert_eq!(record(b"\x1e"), b"");
+        // Only one leading separator is framing; anything else is left for the decoder to refuse.
+        assert_eq!(record(b"\x1e\x1e{}"), b"\x1e{}");
     }
 
     #[test]

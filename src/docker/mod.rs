@@ -521,7 +521,7 @@ impl Engine {
     /// Opens `GET /events?since=...` and returns the streaming body once the engine said 200.
     pub async fn subscribe(&self, since_nano: i64) -> Result<Incoming, EngineError> {
         let path = format!("/v{}/events?since={}", self.api, format_since(since_nano));
-        let resp = self.endpoint.stream(get(&path)?).await?;
+        let resp = self.endpoint.stream(get_events(&path)?).await?;
         Ok(check_status(&path, resp).await?.into_body())
     }
 
@@ -532,7 +532,7 @@ impl Engine {
         let bytes = self.held_events(position_nano, None).await?;
         Ok(bytes
             .split(|b| *b == b'\n')
-            .any(|l| event::Event::decode(l.trim_ascii()).is_ok()))
+            .any(|l| event::Event::decode(lines::record(l)).is_ok()))
     }
 
     /// The events the engine holds up to `until_nano` that `filters` (the engine's filter
@@ -552,7 +552,7 @@ impl Engine {
             path.push_str("&filters=");
             path.push_str(filters);
         }
-        let resp = self.endpoint.send(get(&path)?).await?;
+        let resp = self.endpoint.send(get_events(&path)?).await?;
         let body = check_status(&path, resp).await?.into_body();
         // At most 256 events of at most a few KiB: the limit only guards against a peer
         // that is not an engine.
@@ -672,7 +672,7 @@ fn held_exits(lines: &[u8]) -> HashMap<String, HeldExit> {
     }
     let mut runs: HashMap<String, Run> = HashMap::new();
     for line in lines.split(|b| *b == b'\n') {
-        let Ok(ev) = event::Event::decode(line.trim_ascii()) else {
+        let Ok(ev) = event::Event::decode(lines::record(line)) else {
             continue;
         };
         let run = runs.entry(ev.actor_id().to_owned()).or_default();
@@ -733,6 +733,17 @@ fn healthcheck_command(test: &[String], shell: Option<&[String]>) -> Option<Stri
 
 fn get(path: &str) -> Result<Request<Empty<Bytes>>, RequestError> {
     Ok(Request::get(path).body(Empty::new())?)
+}
+
+/// What we ask `GET /events` to answer in: newline-delimited JSON. Engines from 29 on (API
+/// 1.52) negotiate the stream's format and also offer RFC 7464 JSON text sequences; older ones
+/// ignore the header and send newline-delimited JSON as `application/json`.
+pub const EVENTS_ACCEPT: &str = "application/jsonl, application/x-ndjson, application/json;q=0.5";
+
+fn get_events(path: &str) -> Result<Request<Empty<Bytes>>, RequestError> {
+    Ok(Request::get(path)
+        .header(http::header::ACCEPT, EVENTS_ACCEPT)
+        .body(Empty::new())?)
 }
 
 async fn check_status(

@@ -148,7 +148,7 @@ pub fn hand_over<'l>(
     dedupe: &mut Dedupe,
     consumer: &mut impl Consumer,
 ) -> Option<(i64, &'l [u8])> {
-    let line = line.trim_ascii();
+    let line = super::lines::record(line);
     if line.is_empty() || !dedupe.first_sighting(line) {
         return None;
     }

@@ -428,3 +428,45 @@ fn a_hundred_cuts_at_random_moments_lose_nothing_and_count_nothing_twice() {
             .is_some_and(|r| r >= 1.0)
     );
 }
+
+/// Engines from 29 on (API 1.52) negotiate the events' framing: the exporter asks for
+/// newline-delimited JSON, and still reads an RFC 7464 JSON text sequence (each record after a
+/// 0x1E) should an engine send one anyway.
+#[test]
+fn events_are_asked_for_as_ndjson_and_json_seq_records_are_read_too() {
+    let t = 1_767_225_600_000_000_000_i64; // the stand-in engine's clock
+    let oom = |n: i64, framing: &[u8]| {
+        let mut line = framing.to_vec();
+        line.extend_from_slice(
+            format!(
+                r#"{{"Type":"container","Action":"oom","Actor":{{"ID":"c1","Attributes":{{"name":"seq","image":"img"}}}},"scope":"local","time":{},"timeNano":{}}}"#,
+                (t + n) / 1_000_000_000,
+                t + n
+            )
+            .as_bytes(),
+        );
+        line
+    };
+    let fake = FakeEngine::start(vec![oom(1, b"\x1e"), oom(2, b""), oom(3, b"\x1e ")]);
+    let host = fake.docker_host();
+    let e = Exporter::start_with_env(&[], &[("DOCKER_HOST", host.as_str())]);
+    let labels = [
+        ("name", "seq"),
+        ("image", "img"),
+        ("compose_project", ""),
+        ("compose_service", ""),
+    ];
+    e.wait_for("docker_container_oom_kills_total", &labels, 3.0);
+    assert_eq!(
+        e.value("docker_events_exporter_decode_errors_total", &[]),
+        Some(0.0)
+    );
+    let accepts = fake.events_accepts();
+    assert!(!accepts.is_empty(), "the exporter subscribed");
+    for accept in accepts {
+        assert_eq!(
+            accept,
+            "application/jsonl, application/x-ndjson, application/json;q=0.5"
+        );
+    }
+}

@@ -14,13 +14,19 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 trait Conn: Read + Write + Send {}
 impl<T: Read + Write + Send> Conn for T {}
 
-type Kept = Arc<Mutex<Vec<Box<dyn Conn>>>>;
+/// What the stand-in engine keeps of its connections.
+#[derive(Default)]
+struct Seen {
+    /// Event connections kept open so the stream does not end.
+    streams: Mutex<Vec<Box<dyn Conn>>>,
+    /// The `Accept` header of each `GET /events` (empty when there was none).
+    accepts: Mutex<Vec<String>>,
+}
 
 pub struct FakeEngine {
     host: String,
     pub path: PathBuf,
-    /// Event connections kept open so the stream does not end.
-    streams: Kept,
+    seen: Arc<Seen>,
 }
 
 impl FakeEngine {
@@ -28,8 +34,8 @@ impl FakeEngine {
     pub fn start(events: Vec<Vec<u8>>) -> Self {
         let path = super::tempdir("fake-engine").join("docker.sock");
         let listener = UnixListener::bind(&path).expect("bind the fake engine socket");
-        let streams: Kept = Arc::default();
-        let kept = streams.clone();
+        let seen: Arc<Seen> = Arc::default();
+        let kept = seen.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
@@ -40,7 +46,7 @@ impl FakeEngine {
         Self {
             host: format!("unix://{}", path.display()),
             path,
-            streams,
+            seen,
         }
     }
 
@@ -72,8 +78,8 @@ impl FakeEngine {
         );
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let streams: Kept = Arc::default();
-        let kept = streams.clone();
+        let seen: Arc<Seen> = Arc::default();
+        let kept = seen.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
@@ -93,7 +99,7 @@ impl FakeEngine {
         Self {
             host: format!("tcp://127.0.0.1:{port}"),
             path: PathBuf::new(),
-            streams,
+            seen,
         }
     }
 
@@ -102,7 +108,12 @@ impl FakeEngine {
     }
 
     pub fn open_streams(&self) -> usize {
-        self.streams.lock().expect("lock").len()
+        self.seen.streams.lock().expect("lock").len()
+    }
+
+    /// The `Accept` header of each `GET /events` so far, in order.
+    pub fn events_accepts(&self) -> Vec<String> {
+        self.seen.accepts.lock().expect("lock").clone()
     }
 }
 
@@ -119,7 +130,7 @@ fn read_head(conn: &mut dyn Conn) -> Option<String> {
     Some(String::from_utf8_lossy(&head).into_owned())
 }
 
-fn serve(mut conn: Box<dyn Conn>, events: &[Vec<u8>], kept: &Mutex<Vec<Box<dyn Conn>>>) {
+fn serve(mut conn: Box<dyn Conn>, events: &[Vec<u8>], seen: &Seen) {
     let Some(head) = read_head(conn.as_mut()) else {
         return;
     };
@@ -147,6 +158,15 @@ fn serve(mut conn: Box<dyn Conn>, events: &[Vec<u8>], kept: &Mutex<Vec<Box<dyn C
         "/v1.41/containers/json" => json(&mut conn, "200 OK", "[]"),
         "/_ping" => json(&mut conn, "200 OK", "OK"),
         "/v1.41/events" => {
+            let accept = head
+                .lines()
+                .find_map(|l| {
+                    l.split_once(':')
+                        .filter(|(k, _)| k.eq_ignore_ascii_case("accept"))
+                })
+                .map(|(_, v)| v.trim().to_owned())
+                .unwrap_or_default();
+            seen.accepts.lock().expect("lock").push(accept);
             let _ = write!(
                 conn,
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -163,7 +183,7 @@ fn serve(mut conn: Box<dyn Conn>, events: &[Vec<u8>], kept: &Mutex<Vec<Box<dyn C
                 return;
             }
             let _ = conn.flush();
-            kept.lock().expect("lock").push(conn);
+            seen.streams.lock().expect("lock").push(conn);
         }
         _ => json(
             &mut conn,
