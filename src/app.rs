@@ -183,7 +183,7 @@ async fn resume_point(state_file: Option<&StateFile>, start: &Start, metrics: &M
         Ok(true) => {}
         Ok(false) => {
             metrics.stream_gaps.inc();
-            tracing::warn!(position = %format_since(saved.position_nano), "the engine no longer holds the events since the saved position (it restarted, or more than 256 events passed): events from then until now may be lost; the gauges are set from the engine's containers");
+            tracing::warn!(position = %format_since(saved.position_nano), "the engine no longer holds the events since the saved position (it restarted, more than 256 events passed, or its event log was cut): events from then until now may be lost; the gauges are set from the engine's containers");
         }
         Err(e) => {
             tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "could not ask the engine which events it holds; resuming anyway")

@@ -15,6 +15,8 @@ mod health;
 mod images;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
+#[path = "integration/podman.rs"]
+mod podman;
 #[path = "integration/reliability.rs"]
 mod reliability;
 #[path = "integration/resilience.rs"]

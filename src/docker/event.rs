@@ -23,12 +23,16 @@ pub enum ObjectType {
     Secret,
     Service,
     Volume,
+    /// Podman's pods.
+    Pod,
+    /// Podman's own: `refresh` after a reboot, `renumber`, `migrate`.
+    System,
     Unknown,
 }
 
 impl ObjectType {
     /// How many object types there are, [`ObjectType::Unknown`] included.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 14;
 
     /// A dense index, for tables keyed by object type.
     pub fn index(self) -> usize {
@@ -48,6 +52,8 @@ impl ObjectType {
             "secret" => Self::Secret,
             "service" => Self::Service,
             "volume" => Self::Volume,
+            "pod" => Self::Pod,
+            "system" => Self::System,
             _ => Self::Unknown,
         }
     }
@@ -66,16 +72,25 @@ impl ObjectType {
             Self::Secret => "secret",
             Self::Service => "service",
             Self::Volume => "volume",
+            Self::Pod => "pod",
+            Self::System => "system",
             Self::Unknown => "unknown",
         }
     }
 }
 
-/// An action verb: every one the Docker Engine API documents, and `Unknown` for the rest (a
-/// bounded `action` label whatever a future engine sends). Parsed once per event.
+/// An action verb: every one the Docker Engine API documents, Podman's own, and `Unknown` for
+/// the rest (a bounded `action` label whatever a future engine sends). Parsed once per event.
+///
+/// Where Podman names one of Docker's verbs its own way, the verb is Docker's, so that a metric
+/// or a rule means the same on both: `exec` is [`Verb::ExecStart`], `exec_died` is
+/// [`Verb::ExecDie`], and a container's `remove` is [`Verb::Destroy`]. The action text stays
+/// as the engine sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verb {
     Attach,
+    Checkpoint,
+    Cleanup,
     Commit,
     Connect,
     Copy,
@@ -94,6 +109,7 @@ pub enum Verb {
     Export,
     HealthStatus,
     Import,
+    Init,
     Install,
     Kill,
     Load,
@@ -103,14 +119,17 @@ pub enum Verb {
     Prune,
     Pull,
     Push,
+    Refresh,
     Reload,
     Remove,
     Rename,
     Resize,
     Restart,
+    Restore,
     Save,
     Start,
     Stop,
+    Sync,
     Tag,
     Top,
     Unmount,
@@ -122,11 +141,13 @@ pub enum Verb {
 
 impl Verb {
     /// How many verbs there are, `Unknown` included.
-    pub const COUNT: usize = 43;
+    pub const COUNT: usize = 49;
 
     pub fn parse(s: &str) -> Self {
         match s {
             "attach" => Self::Attach,
+            "checkpoint" => Self::Checkpoint,
+            "cleanup" => Self::Cleanup,
             "commit" => Self::Commit,
             "connect" => Self::Connect,
             "copy" => Self::Copy,
@@ -142,9 +163,13 @@ impl Verb {
             "exec_detach" => Self::ExecDetach,
             "exec_die" => Self::ExecDie,
             "exec_start" => Self::ExecStart,
+            // Podman's names for them.
+            "exec" => Self::ExecStart,
+            "exec_died" => Self::ExecDie,
             "export" => Self::Export,
             "health_status" => Self::HealthStatus,
             "import" => Self::Import,
+            "init" => Self::Init,
             "install" => Self::Install,
             "kill" => Self::Kill,
             "load" => Self::Load,
@@ -154,14 +179,17 @@ impl Verb {
             "prune" => Self::Prune,
             "pull" => Self::Pull,
             "push" => Self::Push,
+            "refresh" => Self::Refresh,
             "reload" => Self::Reload,
             "remove" => Self::Remove,
             "rename" => Self::Rename,
             "resize" => Self::Resize,
             "restart" => Self::Restart,
+            "restore" => Self::Restore,
             "save" => Self::Save,
             "start" => Self::Start,
             "stop" => Self::Stop,
+            "sync" => Self::Sync,
             "tag" => Self::Tag,
             "top" => Self::Top,
             "unmount" => Self::Unmount,
@@ -176,6 +204,8 @@ impl Verb {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Attach => "attach",
+            Self::Checkpoint => "checkpoint",
+            Self::Cleanup => "cleanup",
             Self::Commit => "commit",
             Self::Connect => "connect",
             Self::Copy => "copy",
@@ -194,6 +224,7 @@ impl Verb {
             Self::Export => "export",
             Self::HealthStatus => "health_status",
             Self::Import => "import",
+            Self::Init => "init",
             Self::Install => "install",
             Self::Kill => "kill",
             Self::Load => "load",
@@ -203,14 +234,17 @@ impl Verb {
             Self::Prune => "prune",
             Self::Pull => "pull",
             Self::Push => "push",
+            Self::Refresh => "refresh",
             Self::Reload => "reload",
             Self::Remove => "remove",
             Self::Rename => "rename",
             Self::Resize => "resize",
             Self::Restart => "restart",
+            Self::Restore => "restore",
             Self::Save => "save",
             Self::Start => "start",
             Self::Stop => "stop",
+            Self::Sync => "sync",
             Self::Tag => "tag",
             Self::Top => "top",
             Self::Unmount => "unmount",
@@ -251,6 +285,8 @@ pub struct Event {
     action: Span,
     actor_id: Span,
     scope: Span,
+    /// Podman's top-level `HealthStatus` (empty elsewhere).
+    health_status: Span,
     /// In the engine's order (sorted by key). A list, not a map: events carry a few to a few
     /// dozen, and scanning them is cheaper than hashing every one at decode.
     attributes: Vec<(Span, Span)>,
@@ -295,6 +331,7 @@ pub(crate) struct Parts {
     pub action: Span,
     pub actor_id: Span,
     pub scope: Span,
+    pub health_status: Span,
     pub attributes: Vec<(Span, Span)>,
     pub time_nano: i64,
     /// See [`Event::plain_until`](Event).
@@ -328,6 +365,7 @@ impl Event {
             action,
             actor_id,
             scope,
+            health_status: Span::default(),
             attributes,
             time_nano,
             plain_until: 0,
@@ -345,13 +383,27 @@ impl Event {
             action: p.action,
             actor_id: p.actor_id,
             scope: p.scope,
+            health_status: p.health_status,
             attributes: p.attributes,
             plain_until: u32::try_from(p.plain_until).unwrap_or(0),
             verbatim: p.verbatim,
         };
         ev.object = ObjectType::parse(ev.type_name());
-        ev.verb = Verb::parse(verb_of(ev.action()));
+        ev.verb = match (ev.object, Verb::parse(verb_of(ev.action()))) {
+            // Podman removes a container with `remove`, Docker with `destroy`.
+            (ObjectType::Container, Verb::Remove) => Verb::Destroy,
+            (_, verb) => verb,
+        };
         ev
+    }
+
+    /// The event with Podman's top-level `HealthStatus` (tests, and the general decoding path).
+    pub fn with_health_status(mut self, status: &str) -> Self {
+        if !status.is_empty() {
+            self.health_status = push_span(&mut self.text, status);
+            self.verbatim = false;
+        }
+        self
     }
 
     /// The event as the engine sends it (`docker events --format '{{json .}}'`), without the
@@ -389,6 +441,10 @@ impl Event {
         }
         out.push_str("}},\"scope\":");
         string(out, self.scope);
+        if !self.health_status.is_empty() {
+            out.push_str(",\"HealthStatus\":");
+            string(out, self.health_status);
+        }
         let mut n = itoa::Buffer::new();
         out.push_str(",\"time\":");
         out.push_str(n.format(self.time_nano.div_euclid(1_000_000_000)));
@@ -447,6 +503,34 @@ impl Event {
         self.action().split_once(": ").map(|(_, rest)| rest)
     }
 
+    /// A `health_status` event's status: Docker's in the action (`health_status: healthy`),
+    /// Podman's in a field of its own beside a bare `health_status`.
+    pub fn health_status(&self) -> Option<&str> {
+        self.action_detail()
+            .or_else(|| Some(self.get(self.health_status)).filter(|s| !s.is_empty()))
+    }
+
+    /// The action as Docker writes it: Podman's bare `health_status` with its status, as
+    /// `health_status: healthy`. Rules match and show this, so that one rules file serves both.
+    pub fn docker_action(&self) -> std::borrow::Cow<'_, str> {
+        let action = self.action();
+        match self.verb {
+            Verb::HealthStatus if !self.health_status.is_empty() && !action.contains(": ") => {
+                format!("{action}: {}", self.get(self.health_status)).into()
+            }
+            _ => action.into(),
+        }
+    }
+
+    /// An exit code: a die's or an exec's `exitCode`; Podman's exec events carry it as
+    /// `containerExitCode` (which its other events also carry, as the container's last).
+    pub fn exit_code(&self) -> Option<&str> {
+        self.attr("exitCode").or_else(|| match self.verb {
+            Verb::ExecDie => self.attr("containerExitCode"),
+            _ => None,
+        })
+    }
+
     pub fn attr(&self, key: &str) -> Option<&str> {
         self.attributes
             .iter()
@@ -469,6 +553,7 @@ impl PartialEq for Event {
             && self.action() == other.action()
             && self.actor_id() == other.actor_id()
             && self.scope() == other.scope()
+            && self.get(self.health_status) == other.get(other.health_status)
             && self.attributes().eq(other.attributes())
     }
 }
@@ -483,6 +568,7 @@ impl std::fmt::Debug for Event {
             .field("actor_id", &self.actor_id())
             .field("attributes", &self.attributes().collect::<Vec<_>>())
             .field("scope", &self.scope())
+            .field("health_status", &self.get(self.health_status))
             .field("time_nano", &self.time_nano)
             .finish()
     }
@@ -514,6 +600,8 @@ struct Raw {
     #[serde(rename = "Actor")]
     actor: Option<RawActor>,
     scope: Option<String>,
+    #[serde(rename = "HealthStatus")]
+    health_status: Option<String>,
     time: Option<i64>,
     #[serde(rename = "timeNano")]
     time_nano: Option<i64>,
@@ -602,7 +690,8 @@ impl Event {
             attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             raw.scope.as_deref().unwrap_or_default(),
             time_nano,
-        ))
+        )
+        .with_health_status(raw.health_status.as_deref().unwrap_or_default()))
     }
 }
 
@@ -629,6 +718,56 @@ mod tests {
         assert_eq!(e.verb(), "exec_start");
         assert_eq!(e.action_detail(), Some("/bin/sh -c true"));
         assert_eq!(e.action_label(), "exec_start");
+    }
+
+    /// Podman 4.3's events, as its Docker-compatible service sends them: its own verbs are
+    /// Docker's, and its health status, in a field of its own, is read on both decoding paths.
+    #[test]
+    fn podman_events_read_as_dockers() {
+        let line = |action: &str, attrs: &str, extra: &str| {
+            format!(
+                r#"{{"status":"{action}","id":"abc","from":"localhost/bb:1","Type":"container","Action":"{action}","Actor":{{"ID":"abc","Attributes":{{{attrs}"image":"localhost/bb:1","name":"p1","podId":""}}}},"scope":"local","time":1796171089,"timeNano":1796171089826341821{extra}}}"#
+            )
+        };
+        let both = |l: &str| {
+            let (fast, general) = Event::decode_paths(l);
+            let general = general.expect("decodes");
+            assert_eq!(fast.as_ref(), Some(&general), "both paths agree on {l}");
+            general
+        };
+        let exec = both(&line("exec", r#""containerExitCode":"0","#, ""));
+        assert_eq!((exec.verb, exec.action()), (Verb::ExecStart, "exec"));
+        let died = both(&line("exec_died", r#""containerExitCode":"5","#, ""));
+        assert_eq!((died.verb, died.exit_code()), (Verb::ExecDie, Some("5")));
+        assert_eq!(died.action_label(), "exec_die");
+        let removed = both(&line("remove", r#""containerExitCode":"0","#, ""));
+        assert_eq!(removed.verb, Verb::Destroy);
+        let health = both(&line(
+            "health_status",
+            r#""containerExitCode":"0","#,
+            r#","HealthStatus":"unhealthy""#,
+        ));
+        assert_eq!(health.health_status(), Some("unhealthy"));
+        assert_eq!(health.docker_action(), "health_status: unhealthy");
+        let mut json = String::new();
+        health.write_json(&mut json);
+        assert!(json.ends_with(r#""scope":"local","HealthStatus":"unhealthy","time":1796171089,"timeNano":1796171089826341821}"#), "{json}");
+        // A die's exit code is its `exitCode`; `containerExitCode` is on every Podman event.
+        let die = both(&line(
+            "die",
+            r#""containerExitCode":"0","exitCode":"137","#,
+            "",
+        ));
+        assert_eq!(die.exit_code(), Some("137"));
+        let init = both(&line("init", "", ""));
+        assert_eq!(init.action_label(), "init");
+        let pod = Event::decode(br#"{"Type":"pod","Action":"create","Actor":{"ID":"p"},"time":1}"#)
+            .expect("decodes");
+        assert_eq!(pod.object.as_str(), "pod");
+        // Docker's own health status is in the action, and a Docker-named verb is itself.
+        let docker = Event::decode(ENGINE_29.as_bytes()).expect("decodes");
+        assert_eq!(docker.docker_action(), docker.action());
+        assert_eq!(docker.exit_code(), None);
     }
 
     #[test]

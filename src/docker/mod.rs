@@ -34,6 +34,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const SNAPSHOT_CONCURRENCY: usize = 8;
 /// The most we read of the engine's held events (it holds 256).
 const HELD_EVENTS_LIMIT: usize = 4 * 1024 * 1024;
+/// How long Podman may take to send the oldest event of its log, when asked whether the log
+/// reaches back to our position. Its first line comes at once when there is one; an empty log
+/// sends nothing, and then holds nothing.
+const OLDEST_EVENT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The largest JSON answer we read from a non-streaming call (an inspect is a few KiB).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
@@ -74,8 +78,42 @@ pub struct EngineVersion {
     pub os: String,
     #[serde(rename = "Arch", default)]
     pub arch: String,
+    #[serde(rename = "Components", default)]
+    components: Option<Vec<VersionComponent>>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+struct VersionComponent {
+    #[serde(rename = "Name", default)]
+    name: String,
+}
+
+impl EngineVersion {
+    /// Which engine answers the Docker API: Podman names itself among the components
+    /// (`"Podman Engine"`), where Docker names `"Engine"`.
+    pub fn kind(&self) -> EngineKind {
+        let podman = self
+            .components
+            .iter()
+            .flatten()
+            .any(|c| c.name == "Podman Engine");
+        if podman {
+            EngineKind::Podman
+        } else {
+            EngineKind::Docker
+        }
+    }
+}
+
+/// The engines whose Docker API differs in ways the exporter must know of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Docker,
+    /// Podman's Docker-compatible service (`podman system service`): a new random `ID` in every
+    /// `/info`, an event log on disk instead of a ring of 256, and an `until` in the past that
+    /// answers nothing.
+    Podman,
+}
 #[derive(Deserialize)]
 struct InfoAnswer {
     #[serde(rename = "SystemTime", default)]
@@ -84,6 +122,8 @@ struct InfoAnswer {
     name: String,
     #[serde(rename = "ID", default)]
     id: String,
+    #[serde(rename = "DockerRootDir", default)]
+    root_dir: String,
 }
 
 /// The fields of `GET /containers/{id}/json` we use; serde skips the rest (most of a few KiB)
@@ -235,7 +275,9 @@ pub struct EngineInfo {
     pub now_nano: i64,
     /// The engine host's name (`%%host%%` in rules).
     pub name: String,
-    /// The engine's ID: the same across its restarts, different for another engine.
+    /// The engine's ID: the same across its restarts, different for another engine. Podman's
+    /// `/info` answers a new random one each time; its identity is its host and storage root
+    /// (`podman:HOST:ROOT`), which its containers and event log belong to.
     pub id: String,
 }
 
@@ -416,6 +458,7 @@ impl AfterExit {
 pub struct Engine {
     endpoint: Endpoint,
     version: EngineVersion,
+    kind: EngineKind,
     /// The API version we speak, e.g. "1.41": the engine's, or bollard's newest if lower.
     api: String,
     bollard: bollard::Docker,
@@ -462,6 +505,7 @@ impl Engine {
         )?;
         Ok(Self {
             endpoint,
+            kind: version.kind(),
             version,
             api,
             bollard,
@@ -470,6 +514,10 @@ impl Engine {
 
     pub fn version(&self) -> &EngineVersion {
         &self.version
+    }
+
+    pub fn kind(&self) -> EngineKind {
+        self.kind
     }
 
     /// The API version we speak.
@@ -492,10 +540,14 @@ impl Engine {
                 status: StatusCode::OK,
                 message: format!("SystemTime {:?} is not an RFC 3339 time", info.system_time),
             })?;
+        let id = match self.kind {
+            EngineKind::Docker => info.id,
+            EngineKind::Podman => format!("podman:{}:{}", info.name, info.root_dir),
+        };
         Ok(EngineInfo {
             now_nano,
             name: info.name,
-            id: info.id,
+            id,
         })
     }
 
@@ -525,27 +577,74 @@ impl Engine {
         Ok(check_status(&path, resp).await?.into_body())
     }
 
-    /// Whether the engine still holds an event at or before `position_nano` in the buffer it
-    /// replays from (its last 256 events, emptied when it restarts). If it does, a subscription
-    /// from `position_nano` replays everything since; if not, events may have been lost.
+    /// Whether the engine still holds an event at or before `position_nano` in what it
+    /// replays from: Docker's last 256 events (emptied when it restarts), Podman's event log. If
+    /// it does, a subscription from `position_nano` replays everything since; if not, events
+    /// may have been lost.
     pub async fn holds_events_until(&self, position_nano: i64) -> Result<bool, EngineError> {
-        let bytes = self.held_events(position_nano, None).await?;
-        Ok(bytes
-            .split(|b| *b == b'\n')
-            .any(|l| event::Event::decode(lines::record(l)).is_ok()))
+        match self.kind {
+            EngineKind::Docker => {
+                let bytes = self.held_events(1, position_nano, None).await?;
+                Ok(bytes
+                    .split(|b| *b == b'\n')
+                    .any(|l| event::Event::decode(lines::record(l)).is_ok()))
+            }
+            // Podman answers an `until` in its past with nothing, and its log may be long: its
+            // oldest event, the first line of a subscription from the epoch, tells instead.
+            EngineKind::Podman => Ok(self
+                .oldest_event_nano()
+                .await?
+                .is_some_and(|oldest| oldest <= position_nano)),
+        }
     }
 
-    /// The events the engine holds up to `until_nano` that `filters` (the engine's filter
-    /// syntax, URL-encoded) lets through, as the lines it sent.
+    /// The time of the oldest event the engine replays, if one comes within
+    /// [`OLDEST_EVENT_TIMEOUT`]; the subscription is dropped after it.
+    async fn oldest_event_nano(&self) -> Result<Option<i64>, EngineError> {
+        let path = format!("/v{}/events?since=1", self.api);
+        let resp = self.endpoint.send_once(get_events(&path)?).await?;
+        let mut body = check_status(&path, resp).await?.into_body();
+        let first = async {
+            let mut split = lines::Lines::default();
+            let mut oldest = None;
+            while oldest.is_none() {
+                let Some(frame) = body.frame().await else {
+                    break;
+                };
+                let Ok(data) = frame.map(hyper::body::Frame::into_data) else {
+                    break;
+                };
+                if let Ok(chunk) = data {
+                    split.feed(&chunk, |piece| {
+                        if let (None, lines::Piece::Line(l)) = (oldest, piece) {
+                            oldest = event::Event::decode(lines::record(l))
+                                .ok()
+                                .map(|e| e.time_nano);
+                        }
+                    });
+                }
+            }
+            oldest
+        };
+        Ok(tokio::time::timeout(OLDEST_EVENT_TIMEOUT, first)
+            .await
+            .unwrap_or(None))
+    }
+
+    /// The events the engine holds from `since_nano` to `until_nano` that `filters` (the
+    /// engine's filter syntax, URL-encoded) lets through, as the lines it sent.
     async fn held_events(
         &self,
+        since_nano: i64,
         until_nano: i64,
         filters: Option<&str>,
     ) -> Result<Bytes, EngineError> {
-        // An `until` in the engine's past makes it send what it holds and close at once.
+        // An `until` in the engine's past makes Docker send what it holds and close at once.
+        // (A `since` of 0 is no `since` to Podman, hence 1 ns at the least.)
         let mut path = format!(
-            "/v{}/events?since=0&until={}",
+            "/v{}/events?since={}&until={}",
             self.api,
+            format_since(since_nano.max(1)),
             format_since(until_nano)
         );
         if let Some(filters) = filters {
@@ -574,10 +673,16 @@ impl Engine {
     /// How each container's last run ended, where the engine still holds its events up to
     /// `until_nano`: by container ID, the time of its last `die` and whether a kill ended that
     /// run (`None` when neither the kill nor the run's start is held, so it cannot tell).
-    async fn held_exits(&self, until_nano: i64) -> Result<HashMap<String, HeldExit>, EngineError> {
-        // {"type":["container"],"event":["start","kill","die"]}
-        const FILTERS: &str = "%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B%22start%22%2C%22kill%22%2C%22die%22%5D%7D";
-        let bytes = self.held_events(until_nano, Some(FILTERS)).await?;
+    async fn held_exits(
+        &self,
+        since_nano: i64,
+        until_nano: i64,
+    ) -> Result<HashMap<String, HeldExit>, EngineError> {
+        // {"type":["container"],"event":["start","kill","stop","die"]}
+        const FILTERS: &str = "%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B%22start%22%2C%22kill%22%2C%22stop%22%2C%22die%22%5D%7D";
+        let bytes = self
+            .held_events(since_nano, until_nano, Some(FILTERS))
+            .await?;
         Ok(held_exits(&bytes))
     }
 
@@ -586,7 +691,8 @@ impl Engine {
     /// removed between the list and its inspect is simply not there.
     ///
     /// How each container's last run ended (a kill or not) is not in its inspect: the events
-    /// the engine still holds tell it where they reach back to that run.
+    /// the engine still holds tell it where they reach back to that run (Docker's; Podman
+    /// answers such a question with nothing, see [`EngineKind::Podman`]).
     pub async fn snapshot(&self) -> Result<(EngineInfo, Vec<ContainerSnapshot>), EngineError> {
         use futures_util::StreamExt;
         let info = self.info().await?;
@@ -597,7 +703,21 @@ impl Engine {
             .filter_map(|r| async move { r.ok() })
             .collect()
             .await;
-        match self.held_exits(info.now_nano).await {
+        // Only the runs that ended matter: from the earliest start among them.
+        let since = containers
+            .iter()
+            .filter(|c| c.finished_at_nano >= c.started_at_nano)
+            .filter_map(|c| c.started_at_nano)
+            .min();
+        let held = match (self.kind, since) {
+            (EngineKind::Docker, Some(since)) => {
+                // A second early: the run's own start must be among them.
+                let since = since.saturating_sub(1_000_000_000);
+                self.held_exits(since, info.now_nano).await
+            }
+            _ => Ok(HashMap::new()),
+        };
+        match held {
             Ok(exits) => {
                 for c in &mut containers {
                     if let Some(exit) = exits.get(&c.id) {
@@ -682,6 +802,8 @@ fn held_exits(lines: &[u8]) -> HashMap<String, HeldExit> {
                 run.killed = false;
             }
             event::Verb::Kill if kill_ends_run(ev.attr("signal")) => run.killed = true,
+            // Podman sends `stop` before the die of a run it stops (Docker, after it).
+            event::Verb::Stop if run.started => run.killed = true,
             event::Verb::Die => {
                 let killed = if run.killed {
                     Some(true)
@@ -892,7 +1014,12 @@ mod tests {
             ev("b", "kill", 1_200, r#""name":"b","signal":"1""#),
             ev("b", "die", 1_300, r#""exitCode":"1","name":"b""#),
             ev("c", "die", 1_400, r#""exitCode":"0","name":"c""#),
-            // a again: killed before, then a clean run.
+            // d: stopped by Podman, which sends the stop before the die (Docker, after it).
+            ev("d", "start", 1_500, r#""name":"d""#),
+            ev("d", "stop", 1_600, r#""name":"d""#),
+            ev("d", "die", 1_700, r#""exitCode":"137","name":"d""#),
+            // a again: killed before (and Docker's stop after that die), then a clean run.
+            ev("a", "stop", 4_100, r#""name":"a""#),
             ev("a", "start", 5_000, r#""name":"a""#),
             ev("a", "die", 6_000, r#""exitCode":"0","name":"a""#),
         ]
@@ -903,6 +1030,7 @@ mod tests {
         assert_eq!(a.killed_in(Some(7_000)), None, "a later exit, not held");
         assert_eq!(exits["b"].killed_in(Some(1_290)), Some(false));
         assert_eq!(exits["c"].killed_in(Some(1_390)), None);
+        assert_eq!(exits["d"].killed_in(Some(1_690)), Some(true));
         let stopped = held_exits(
             lines
                 .lines()

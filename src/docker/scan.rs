@@ -58,6 +58,11 @@ pub(super) fn scan(line: &str) -> Option<Event> {
                     f.saw(Key::TimeNano);
                     once(&mut f.time_nano, sc.int()?)?;
                 }
+                // Podman's health status, beside a bare `health_status` action.
+                "HealthStatus" => {
+                    f.canonical = false;
+                    once(&mut f.health_status, sc.string_span(&mut text)?)?;
+                }
                 // The legacy `status`, `id` and `from`, and whatever a later engine adds.
                 _ => {
                     f.canonical = false;
@@ -92,6 +97,7 @@ pub(super) fn scan(line: &str) -> Option<Event> {
         action,
         actor_id: f.actor_id.unwrap_or_default(),
         scope: f.scope.unwrap_or_default(),
+        health_status: f.health_status.unwrap_or_default(),
         attributes: f.attributes,
         time_nano,
         // The line's own strings had no escapes; decoded ones come after it.
@@ -126,6 +132,7 @@ struct Fields {
     attributes_seen: Option<()>,
     attributes: Vec<(Span, Span)>,
     scope: Option<Span>,
+    health_status: Option<Span>,
     time: Option<i64>,
     time_nano: Option<i64>,
     /// The keys so far are the first `order` [`Key`]s, in order.

@@ -479,7 +479,7 @@ async fn subscribe(
         None => None,
         Some(id) if id != info.id => Some("a different engine answers (its ID changed)"),
         Some(_) if !engine.holds_events_until(since_nano).await? => Some(
-            "the engine no longer holds the events since our position (it restarted, or more than 256 events passed)",
+            "the engine no longer holds the events since our position (it restarted, more than 256 events passed, or its event log was cut)",
         ),
         Some(_) => None,
     };

@@ -21,12 +21,15 @@ use super::families::{
 };
 use crate::docker::{ContainerState, Health, RestartPolicy};
 
-/// An exit code (-1..=255) or signal number (1..=64); [`Code::OTHER`] for anything else.
+/// An exit code (-1..=255) or signal number (1..=64); [`Code::OTHER`] for anything else, and
+/// [`Code::UNKNOWN`] where the event names none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Code(i16);
 
 impl Code {
     pub const OTHER: Self = Self(i16::MIN);
+    /// A kill event without a signal (Podman's).
+    pub const UNKNOWN: Self = Self(i16::MIN + 1);
 
     /// Exit codes are 0..=255 on Linux (-1 when the engine could not tell).
     pub fn exit(code: Option<&str>) -> Self {
@@ -43,17 +46,20 @@ impl Code {
 
     /// Signals are numbers 1..=64 in kill events.
     pub fn signal(signal: Option<&str>) -> Self {
-        match signal.and_then(|s| s.parse::<i16>().ok()) {
-            Some(s @ 1..=64) => Self(s),
+        let Some(signal) = signal else {
+            return Self::UNKNOWN;
+        };
+        match signal.parse::<i16>() {
+            Ok(s @ 1..=64) => Self(s),
             _ => Self::OTHER,
         }
     }
 
     fn write(self, out: &mut Vec<u8>) {
-        if self == Self::OTHER {
-            out.extend_from_slice(b"other");
-        } else {
-            out.extend_from_slice(itoa::Buffer::new().format(self.0).as_bytes());
+        match self {
+            Self::OTHER => out.extend_from_slice(b"other"),
+            Self::UNKNOWN => out.extend_from_slice(b"unknown"),
+            Self(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
         }
     }
 }

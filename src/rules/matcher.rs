@@ -175,7 +175,7 @@ impl EventMatcher {
             && self
                 .action
                 .as_ref()
-                .is_none_or(|m| m.is_match(ev.verb()) || m.is_match(ev.action()))
+                .is_none_or(|m| m.is_match(ev.verb()) || m.is_match(&ev.docker_action()))
             && ok(&self.scope, ev.scope())
             && ok(&self.actor_id, ev.actor_id())
             && self

@@ -178,7 +178,7 @@ fn value<'a>(key: &Key, ctx: &Context<'a>) -> Cow<'a, str> {
     };
     match key {
         Key::Type => ev.type_name().into(),
-        Key::Action => ev.action().into(),
+        Key::Action => ev.docker_action(),
         Key::Scope => ev.scope().into(),
         Key::Time => ev.time_nano.div_euclid(1_000_000_000).to_string().into(),
         Key::TimeNano => ev.time_nano.to_string().into(),

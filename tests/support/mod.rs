@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod fake_engine;
+pub mod podman;
 pub mod prometheus;
 pub mod proxy;
 pub mod registry;
@@ -51,17 +52,9 @@ pub fn test_image() -> &'static str {
         if docker_output(&["image", "inspect", IMAGE]).status.success() {
             return;
         }
-        let busybox = ["/usr/bin/busybox", "/bin/busybox"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("busybox-static is installed (apt-get install busybox-static)");
-        let root = tempdir("image");
         let script = format!(
-            "set -e; mkdir -p {r}/bin {r}/tmp; cp {b} {r}/bin/busybox; \
-             for a in $({b} --list); do [ \"$a\" = busybox ] || ln -s busybox {r}/bin/$a; done; \
-             tar -C {r} -c . | docker import -c 'CMD [\"/bin/sh\"]' -c 'ENV PATH=/bin' - {IMAGE}",
-            r = root.display(),
-            b = busybox
+            "tar -C {} -c . | docker import -c 'CMD [\"/bin/sh\"]' -c 'ENV PATH=/bin' - {IMAGE}",
+            test_image_root().display()
         );
         let out = Command::new("sh")
             .args(["-c", &script])
@@ -72,9 +65,37 @@ pub fn test_image() -> &'static str {
             "building {IMAGE}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let _ = std::fs::remove_dir_all(root);
     });
     IMAGE
+}
+
+/// The test image's files, made once per test run: busybox-static with a link for each of
+/// its applets.
+pub fn test_image_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox-static is installed (apt-get install busybox-static)");
+        let root = tempdir("image");
+        let script = format!(
+            "set -e; mkdir -p {r}/bin {r}/tmp; cp {b} {r}/bin/busybox; \
+             for a in $({b} --list); do [ \"$a\" = busybox ] || ln -s busybox {r}/bin/$a; done",
+            r = root.display(),
+            b = busybox
+        );
+        let out = Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "making the test image's files: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        root
+    })
 }
 
 /// A name no other test (or earlier run) uses.

@@ -149,6 +149,15 @@ struct Container {
     /// What the engine does when its process ends, once an inspect told.
     after_exit: AfterExit,
     execs: FastMap<String, OpenExec>,
+    /// Execs whose events carry no ID (Podman's), by start time, oldest first: an exec's end
+    /// is taken to be the oldest one's.
+    unnamed_execs: VecDeque<i64>,
+    /// When a probe began whose end has not come: Podman sends a `health_status` as it runs
+    /// one, then the probe's `exec_died`, which carries no ID to tell it from a person's exec.
+    probe_since: Option<i64>,
+    /// When it died with 137, no OOM event and no kill seen: Podman sends no `oom` event, and
+    /// only its inspect tells an OOM kill.
+    oom_unknown_since: Option<i64>,
     /// `seq` of the last event that set `state` or `health`.
     seq: u64,
 }
@@ -275,6 +284,9 @@ impl Tracker {
                     restarting_since: None,
                     after_exit: AfterExit::Unknown,
                     execs: FastMap::default(),
+                    unnamed_execs: VecDeque::new(),
+                    probe_since: None,
+                    oom_unknown_since: None,
                     seq,
                 },
             );
@@ -298,6 +310,8 @@ impl Tracker {
                         c.life.started_nano = c.life.started_nano.max(Some(ev.time_nano));
                         c.killed = false;
                         c.oom_killed = false;
+                        c.probe_since = None;
+                        c.oom_unknown_since = None;
                         // A start not out of `restarting` may be a person's `docker start` or
                         // `docker restart`, which sets the engine's restart count back to 0.
                         let by_hand = has_run
@@ -324,9 +338,18 @@ impl Tracker {
                 }
             }
             Verb::Die => {
+                // An engine that names an OOM kill on the die rather than in an `oom` event
+                // before it.
+                if ev.attr("oomKilled") == Some("true")
+                    && self.containers.get(id).is_some_and(|c| !c.oom_killed)
+                {
+                    self.oom_killed(id);
+                }
                 let code = Code::exit(ev.attr("exitCode"));
                 let started = self.containers.get_mut(id).and_then(|c| {
                     c.life.finished_nano = c.life.finished_nano.max(Some(ev.time_nano));
+                    c.unnamed_execs.clear();
+                    c.probe_since = None;
                     // -1, as the engine writes an exit code it could not tell.
                     let exit_code = ev
                         .attr("exitCode")
@@ -359,28 +382,29 @@ impl Tracker {
                 self.set_health(id, None);
                 // The engine knows whether it will restart the container; ask it, unless its
                 // policy (or `--rm`) says it will not.
+                // Or whether the kernel killed it, where no event said so: the engine's
+                // inspect tells (see `oom_unknown_since`).
+                let oom_unknown = self.containers.get_mut(id).is_some_and(|c| {
+                    let unknown = ev.attr("exitCode") == Some("137") && !c.oom_killed && !c.killed;
+                    c.oom_unknown_since = unknown.then_some(ev.time_nano);
+                    unknown
+                });
                 let ask = self
                     .containers
                     .get(id)
                     .is_none_or(|c| c.after_exit.may_restart(ev.attr("exitCode")));
-                if ask {
+                if ask || oom_unknown {
                     self.request_inspect(id, seq);
                 }
             }
-            Verb::Oom => {
-                if let Some(c) = self.containers.get_mut(id) {
-                    c.oom_killed = true;
-                    // The engine sends it before the `die`; should one come after, it is
-                    // still this run's.
-                    if c.state == Some(ContainerState::Exited)
-                        && let Some((_, reason)) = &mut c.life.last_exit
-                    {
-                        *reason = Termination::OomKilled;
-                    }
-                }
-                self.publish_life(id);
-                if let Some(s) = self.series_of(id) {
-                    s.cell.lock().oom_kills += 1;
+            Verb::Oom => self.oom_killed(id),
+            // Podman stops a container with a `stop` before its die (Docker sends its `stop`
+            // after the die, and a kill before it).
+            Verb::Stop => {
+                if let Some(c) = self.containers.get_mut(id)
+                    && c.state == Some(ContainerState::Running)
+                {
+                    c.killed = true;
                 }
             }
             Verb::Kill => {
@@ -397,15 +421,24 @@ impl Tracker {
             Verb::Destroy => self.remove_container(id),
             Verb::Rename => self.rename(id, ev),
             Verb::HealthStatus => {
-                if let Some(h) = ev.action_detail().and_then(Health::parse) {
+                if let Some(c) = self.containers.get_mut(id) {
+                    c.probe_since = Some(ev.time_nano);
+                }
+                if let Some(h) = ev.health_status().and_then(Health::parse) {
                     self.set_health(id, Some(h));
                 }
             }
             Verb::ExecCreate | Verb::ExecStart => {
-                let Some(exec_id) = ev.attr("execID") else {
+                let Some(c) = self.containers.get_mut(id) else {
                     return;
                 };
-                let Some(c) = self.containers.get_mut(id) else {
+                let Some(exec_id) = ev.attr("execID") else {
+                    if verb == Verb::ExecStart {
+                        if c.unnamed_execs.len() >= MAX_OPEN_EXECS_PER_CONTAINER {
+                            c.unnamed_execs.pop_front();
+                        }
+                        c.unnamed_execs.push_back(ev.time_nano);
+                    }
                     return;
                 };
                 if !c.execs.contains_key(exec_id) && c.execs.len() >= MAX_OPEN_EXECS_PER_CONTAINER {
@@ -432,22 +465,32 @@ impl Tracker {
         let Some(c) = self.containers.get_mut(id) else {
             return;
         };
-        let exec = ev
-            .attr("execID")
-            .and_then(|e| c.execs.remove(e))
-            .unwrap_or_default();
-        let probe = exec.command.is_some() && exec.command == c.healthcheck_command;
-        let seconds = exec
-            .started_nano
+        let (probe, started_nano) = match ev.attr("execID") {
+            Some(exec_id) => {
+                let exec = c.execs.remove(exec_id).unwrap_or_default();
+                let probe = exec.command.is_some() && exec.command == c.healthcheck_command;
+                (probe, exec.started_nano)
+            }
+            // Without an ID (Podman): a probe's end if one is running, else the oldest exec's.
+            None => match c.probe_since.take() {
+                Some(since) => (true, Some(since)),
+                None => (false, c.unnamed_execs.pop_front()),
+            },
+        };
+        // Podman's `health_status` comes as a probe starts, with the status before it: what
+        // the probe made of it, only an inspect tells.
+        let ask_health = probe && ev.attr("execID").is_none();
+        let seconds = started_nano
             .filter(|s| ev.time_nano >= *s)
             .map(|s| (ev.time_nano - s) as f64 / 1e9);
         let Some(s) = self.series.get(&c.key) else {
             return;
         };
+        let exit_code = ev.exit_code();
         let mut d = s.cell.lock();
         if probe {
             let h = d.health.get_or_insert_default();
-            if ev.attr("exitCode") == Some("0") {
+            if exit_code == Some("0") {
                 h.success += 1;
             } else {
                 h.failure += 1;
@@ -457,12 +500,37 @@ impl Tracker {
                     .observe(CONTAINER_HEALTHCHECK_DURATION.buckets, secs);
             }
         } else {
-            bump(&mut d.execs, Code::exit(ev.attr("exitCode")));
+            bump(&mut d.execs, Code::exit(exit_code));
             if let Some(secs) = seconds {
                 d.exec_duration
                     .get_or_insert_default()
                     .observe(CONTAINER_EXEC_DURATION.buckets, secs);
             }
+        }
+        drop(d);
+        if ask_health {
+            let seq = self.seq;
+            self.request_inspect(id, seq);
+        }
+    }
+
+    /// The kernel's OOM killer ended the container's run: an `oom` event, an `oomKilled` on
+    /// the die, or (for Podman) an inspect after it.
+    fn oom_killed(&mut self, id: &str) {
+        if let Some(c) = self.containers.get_mut(id) {
+            c.oom_killed = true;
+            c.oom_unknown_since = None;
+            // The engine sends it before the `die`; should one come after, it is still this
+            // run's.
+            if c.state == Some(ContainerState::Exited)
+                && let Some((_, reason)) = &mut c.life.last_exit
+            {
+                *reason = Termination::OomKilled;
+            }
+        }
+        self.publish_life(id);
+        if let Some(s) = self.series_of(id) {
+            s.cell.lock().oom_kills += 1;
         }
     }
 
@@ -1195,5 +1263,127 @@ mod tests {
         assert_eq!(repository("nginx:1.25"), "nginx");
         let long = "é".repeat(200);
         assert_eq!(cap(&long).len(), 256);
+    }
+
+    /// Podman 4.3's events for one container (its exec events carry no ID; a probe shows as a
+    /// `health_status` with the status before it, then an ID-less `exec_died`; no `oom` event;
+    /// `stop` before the die; a kill without a signal) give Docker's metrics.
+    #[test]
+    fn podman_events_give_the_same_metrics_as_dockers() {
+        use crate::metrics::families::{CONTAINER_EXEC_DURATION, CONTAINER_KILLS};
+        let (t, m) = tracker();
+        let mut t = t.asking_inspects();
+        let s = 1_000_000_000;
+        let ev = |action: &str, at: i64, attrs: &[(&str, &str)]| {
+            // The first of a key is its value: the event's own exit code before the default.
+            let mut all = attrs.to_vec();
+            all.push(("containerExitCode", "0"));
+            all.extend_from_slice(WEB);
+            event(action, "c1", at, &all)
+        };
+        t.apply(&ev("create", s, &[]));
+        t.apply(&ev("init", s, &[]));
+        t.apply(&ev("start", 2 * s, &[]));
+        let _ = asked(&mut t);
+        // A person's exec, then a probe that fails, then one that passes.
+        t.apply(&ev("exec", 3 * s, &[]));
+        t.apply(&ev("exec_died", 5 * s, &[("containerExitCode", "5")]));
+        t.apply(&ev("health_status", 6 * s, &[]).with_health_status("starting"));
+        t.apply(&ev(
+            "exec_died",
+            6 * s + s / 4,
+            &[("containerExitCode", "1")],
+        ));
+        assert_eq!(
+            asked(&mut t),
+            ["c1"],
+            "the probe's outcome, from an inspect"
+        );
+        t.apply(&ev("health_status", 7 * s, &[]).with_health_status("unhealthy"));
+        t.apply(&ev("exec_died", 7 * s + s / 2, &[]));
+        let _ = asked(&mut t);
+        let result = |r| Some(("result", r));
+        assert_eq!(
+            value(&m, CONTAINER_HEALTHCHECKS.name, result("success")),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&m, CONTAINER_HEALTHCHECKS.name, result("failure")),
+            Some(1.0)
+        );
+        let probe_sum = format!("{}_sum", CONTAINER_HEALTHCHECK_DURATION.name);
+        assert_eq!(value(&m, &probe_sum, None), Some(0.75));
+        assert_eq!(
+            value(&m, CONTAINER_EXECS.name, Some(("exit_code", "5"))),
+            Some(1.0)
+        );
+        let exec_sum = format!("{}_sum", CONTAINER_EXEC_DURATION.name);
+        assert_eq!(value(&m, &exec_sum, None), Some(2.0));
+        let status = |st| Some(("status", st));
+        assert_eq!(
+            value(&m, CONTAINER_HEALTH_STATUS.name, status("unhealthy")),
+            Some(1.0)
+        );
+        // `docker kill`: a kill without a signal, then the die.
+        t.apply(&ev("kill", 8 * s, &[]));
+        t.apply(&ev("die", 8 * s, &[("exitCode", "137")]));
+        assert_eq!(
+            value(&m, CONTAINER_KILLS.name, Some(("signal", "unknown"))),
+            Some(1.0)
+        );
+        let reason = |r| Some(("reason", r));
+        assert_eq!(
+            value(&m, CONTAINER_LAST_TERMINATION_REASON.name, reason("killed")),
+            Some(1.0)
+        );
+        // `docker stop`: a stop before the die.
+        t.apply(&ev("start", 9 * s, &[]));
+        t.apply(&ev("stop", 10 * s, &[]));
+        t.apply(&ev("die", 10 * s, &[("exitCode", "137")]));
+        assert_eq!(
+            value(&m, CONTAINER_LAST_TERMINATION_REASON.name, reason("killed")),
+            Some(1.0)
+        );
+        assert_eq!(value(&m, CONTAINER_OOM_KILLS.name, None), Some(0.0));
+        // An OOM kill: only a 137 and the engine's inspect say so.
+        t.apply(&ev("start", 11 * s, &[]));
+        let _ = asked(&mut t);
+        t.apply(&ev("die", 12 * s, &[("exitCode", "137")]));
+        let req = InspectRequest {
+            id: "c1".into(),
+            seq: t.seq(),
+        };
+        assert_eq!(asked(&mut t), ["c1"], "an unexplained 137 asks the engine");
+        let answer = |finished| ContainerSnapshot {
+            state: Some(ContainerState::Exited),
+            oom_killed: true,
+            started_at_nano: Some(11 * s),
+            finished_at_nano: Some(finished),
+            ..snap("c1", "web", ContainerState::Exited, 11 * s, finished)
+        };
+        t.apply_inspect(&req, &answer(12 * s - 1_000));
+        assert_eq!(value(&m, CONTAINER_OOM_KILLS.name, None), Some(1.0));
+        assert_eq!(
+            value(
+                &m,
+                CONTAINER_LAST_TERMINATION_REASON.name,
+                reason("oom_killed")
+            ),
+            Some(1.0)
+        );
+        t.apply_inspect(&req, &answer(12 * s - 1_000));
+        assert_eq!(
+            value(&m, CONTAINER_OOM_KILLS.name, None),
+            Some(1.0),
+            "counted once"
+        );
+        // A container is removed with `remove`.
+        t.apply(&ev("cleanup", 13 * s, &[]));
+        t.apply(&ev("remove", 13 * s, &[]));
+        assert!(t.containers.is_empty(), "removed");
+        assert_eq!(
+            value(&m, CONTAINER_STATE.name, Some(("state", "exited"))),
+            Some(0.0)
+        );
     }
 }

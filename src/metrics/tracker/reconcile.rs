@@ -35,6 +35,9 @@ impl Tracker {
             restarting_since: None,
             after_exit: snap.after_exit,
             execs: FastMap::default(),
+            unnamed_execs: Default::default(),
+            probe_since: None,
+            oom_unknown_since: None,
             seq: 0,
         };
         self.insert_container(snap.id.clone(), c);
@@ -54,7 +57,16 @@ impl Tracker {
         let fresh = c.seq <= req.seq;
         let running = c.state == Some(ContainerState::Running);
         c.after_exit = snap.after_exit;
+        // The OOM kill no event told of, if the engine says it was one: of the run that ended
+        // at that die, not a later one.
+        let oom = c
+            .oom_unknown_since
+            .is_some_and(|die| snap.oom_killed && snap.finished_at_nano.is_some_and(|f| f <= die));
+
         let missing_health = c.health.is_none();
+        if oom {
+            self.oom_killed(&req.id);
+        }
         self.learn_life(&req.id, snap);
         self.set_healthcheck(&req.id, snap.healthcheck_command.clone());
         // A transient state (removing, stopping) leaves the last known one in place.

@@ -1,0 +1,263 @@
+//! The exporter against Podman's Docker-compatible API (Debian's Podman 4.3), driven as a
+//! Docker user would drive it (the docker CLI) plus `podman healthcheck run`, which is how
+//! Podman runs a probe where no systemd timer does: the same metrics as Docker's.
+
+use crate::support::podman::{PODMAN_IMAGE, Podman};
+use crate::support::{DEADLINE, Exporter, wait_until};
+
+fn labels(name: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("name", name),
+        ("image", PODMAN_IMAGE),
+        ("compose_project", ""),
+        ("compose_service", ""),
+    ]
+}
+
+fn with<'a>(name: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut l = labels(name);
+    l.extend_from_slice(extra);
+    l
+}
+
+/// Waits until `cond` holds of the exporter's value of the series; panics with the last value.
+fn wait_value(e: &Exporter, metric: &str, labels: &[(&str, &str)], cond: impl Fn(f64) -> bool) {
+    let mut last = None;
+    let ok = wait_until(DEADLINE, || {
+        last = e.value(metric, labels);
+        last.is_some_and(&cond)
+    });
+    assert!(
+        ok,
+        "{metric}{labels:?}: last saw {last:?}; log:\n{}",
+        e.log()
+    );
+}
+
+#[test]
+fn podman_events_map_onto_the_docker_metrics() {
+    let podman = Podman::start();
+    let host = podman.host();
+    let e = Exporter::start_with_env(&[], &[("DOCKER_HOST", host.as_str())]);
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "-d", "--network", "none"];
+        all.extend_from_slice(args);
+        podman.docker(&all)
+    };
+
+    // Exit codes, and the reason of each exit.
+    run(&["--name", "pm-exit", PODMAN_IMAGE, "sh", "-c", "exit 3"]);
+    e.wait_for(
+        "docker_container_exits_total",
+        &with("pm-exit", &[("exit_code", "3")]),
+        1.0,
+    );
+    e.wait_for("docker_container_last_exit_code", &labels("pm-exit"), 3.0);
+    e.wait_for(
+        "docker_container_last_termination_reason",
+        &with("pm-exit", &[("reason", "error")]),
+        1.0,
+    );
+
+    // A restart policy's loop: every start after the first is a restart, and the engine's
+    // own count is read as Docker's is.
+    run(&[
+        "--name",
+        "pm-loop",
+        "--restart",
+        "always",
+        PODMAN_IMAGE,
+        "sh",
+        "-c",
+        "sleep 1; exit 2",
+    ]);
+    wait_value(
+        &e,
+        "docker_container_restarts_total",
+        &labels("pm-loop"),
+        |v| v >= 3.0,
+    );
+    wait_value(
+        &e,
+        "docker_container_restart_count",
+        &labels("pm-loop"),
+        |v| v >= 2.0,
+    );
+
+    // Execs by exit code, and probes run by `podman healthcheck run`: a failing one turns the
+    // container unhealthy (one retry), a passing one healthy, as Podman's own inspect says.
+    run(&[
+        "--name",
+        "pm-health",
+        "--health-cmd",
+        "test -e /tmp/ok",
+        "--health-retries",
+        "1",
+        "--health-interval",
+        "1h",
+        PODMAN_IMAGE,
+        "sleep",
+        "300",
+    ]);
+    e.wait_for(
+        "docker_container_state",
+        &with("pm-health", &[("state", "running")]),
+        1.0,
+    );
+    let exec = podman.docker_output(&["exec", "pm-health", "sh", "-c", "exit 5"]);
+    assert_eq!(exec.status.code(), Some(5));
+    e.wait_for(
+        "docker_container_execs_total",
+        &with("pm-health", &[("exit_code", "5")]),
+        1.0,
+    );
+    let failed = podman.podman_output(&["healthcheck", "run", "pm-health"]);
+    assert_eq!(failed.status.code(), Some(1), "the probe fails");
+    e.wait_for(
+        "docker_container_healthchecks_total",
+        &with("pm-health", &[("result", "failure")]),
+        1.0,
+    );
+    let status =
+        |name: &str| podman.podman(&["inspect", "--format", "{{.State.Health.Status}}", name]);
+    assert_eq!(status("pm-health"), "unhealthy");
+    e.wait_for(
+        "docker_container_health_status",
+        &with("pm-health", &[("status", "unhealthy")]),
+        1.0,
+    );
+    podman.docker(&["exec", "pm-health", "touch", "/tmp/ok"]);
+    e.wait_for(
+        "docker_container_execs_total",
+        &with("pm-health", &[("exit_code", "0")]),
+        1.0,
+    );
+    podman.podman(&["healthcheck", "run", "pm-health"]);
+    assert_eq!(status("pm-health"), "healthy");
+    e.wait_for(
+        "docker_container_healthchecks_total",
+        &with("pm-health", &[("result", "success")]),
+        1.0,
+    );
+    e.wait_for(
+        "docker_container_health_status",
+        &with("pm-health", &[("status", "healthy")]),
+        1.0,
+    );
+    assert_eq!(
+        e.value(
+            "docker_container_execs_total",
+            &with("pm-health", &[("exit_code", "5")])
+        ),
+        Some(1.0),
+        "probes are not counted as execs"
+    );
+
+    // A kill (Podman names no signal) ends the run: reason killed. (Podman 4.3 sends a
+    // `docker stop` no kill and only at times a `stop` event, so a stop is not told apart.)
+    podman.docker(&["kill", "pm-health"]);
+    e.wait_for(
+        "docker_container_kills_total",
+        &with("pm-health", &[("signal", "unknown")]),
+        1.0,
+    );
+    e.wait_for(
+        "docker_container_last_termination_reason",
+        &with("pm-health", &[("reason", "killed")]),
+        1.0,
+    );
+    // An OOM kill: Podman sends no `oom` event; its inspect after the die is the one source,
+    // so the exporter's count is what Podman itself says.
+    run(&[
+        "--name",
+        "pm-oom",
+        "-m",
+        "8m",
+        "--memory-swap",
+        "8m",
+        PODMAN_IMAGE,
+        "tail",
+        "/dev/zero",
+    ]);
+    e.wait_for("docker_container_last_exit_code", &labels("pm-oom"), 137.0);
+    let oom_killed = podman.podman(&["inspect", "--format", "{{.State.OOMKilled}}", "pm-oom"]);
+    let want = if oom_killed == "true" { 1.0 } else { 0.0 };
+    e.wait_for("docker_container_oom_kills_total", &labels("pm-oom"), want);
+
+    // A container removed with `remove` (Podman's destroy) is no longer tracked.
+    podman.docker(&["rm", "pm-exit"]);
+    e.wait_for(
+        "docker_events_total",
+        &[("object", "container"), ("action", "destroy")],
+        1.0,
+    );
+    assert_eq!(
+        e.value(
+            "docker_container_state",
+            &with("pm-exit", &[("state", "exited")])
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        e.value(
+            "docker_events_total",
+            &[("object", "container"), ("action", "unknown")]
+        ),
+        None,
+        "every container event Podman sent is one we know; log:\n{}",
+        e.log()
+    );
+}
+
+/// Podman's `/info` answers a new random ID each time and its event log is on disk: a cut in
+/// the subscription is resumed from the log, not taken for a gap, and what happened meanwhile
+/// (the `podman` CLI writes the same log) is counted once.
+#[test]
+fn a_podman_resubscription_is_not_a_gap() {
+    let mut podman = Podman::start();
+    let host = podman.host();
+    let e = Exporter::start_with_env(&[], &[("DOCKER_HOST", host.as_str())]);
+    podman.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "pm-cut",
+        PODMAN_IMAGE,
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    let exits = with("pm-cut", &[("exit_code", "4")]);
+    e.wait_for("docker_container_exits_total", &exits, 1.0);
+    podman.down();
+    e.wait_for("docker_events_exporter_up", &[], 0.0);
+    podman.podman(&["start", "pm-cut"]);
+    let ok = wait_until(DEADLINE, || {
+        podman.podman(&["inspect", "--format", "{{.State.Status}}", "pm-cut"]) == "exited"
+    });
+    assert!(ok, "pm-cut ran again");
+    podman.up();
+    e.wait_for("docker_events_exporter_up", &[], 1.0);
+    e.wait_for("docker_container_exits_total", &exits, 2.0);
+    let s = e.scrape();
+    assert_eq!(
+        s.value("docker_events_exporter_stream_gaps_total", &[]),
+        Some(0.0),
+        "log:\n{}",
+        e.log()
+    );
+    assert_eq!(
+        s.value("docker_events_exporter_reconnects_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.value("docker_container_starts_total", &labels("pm-cut")),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.value("docker_container_restarts_total", &labels("pm-cut")),
+        Some(1.0)
+    );
+}
