@@ -170,7 +170,7 @@ mod tests {
         assert_eq!(m.decode_errors.get(), 1);
         assert!(
             m.encode().contains(
-                "docker_container_oom_kills_total{name=\"n\",image=\"i\",compose_project=\"\",compose_service=\"\"} 1\n"
+                "docker_container_oom_kills_total{name=\"n\",image=\"i\",compose_project=\"\",compose_service=\"\",swarm_service=\"\",swarm_stack=\"\"} 1\n"
             ),
             "counted once"
         );
@@ -203,7 +203,7 @@ mod tests {
         let capped = "x".repeat(crate::metrics::tracker::MAX_LABEL_VALUE_BYTES);
         assert!(
             text.contains(&format!(
-                "docker_container_starts_total{{name=\"{capped}\",image=\"\",compose_project=\"\",compose_service=\"\",label_team=\"{capped}\"}} 0\n"
+                "docker_container_starts_total{{name=\"{capped}\",image=\"\",compose_project=\"\",compose_service=\"\",swarm_service=\"\",swarm_stack=\"\",label_team=\"{capped}\"}} 0\n"
             )),
             "the 900 KB values are capped"
         );

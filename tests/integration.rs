@@ -27,5 +27,7 @@ mod rules;
 mod security;
 #[path = "integration/stack.rs"]
 mod stack;
+#[path = "integration/swarm.rs"]
+mod swarm;
 #[path = "integration/tls.rs"]
 mod tls;

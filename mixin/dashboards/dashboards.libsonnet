@@ -26,21 +26,26 @@ local merged(renames) = [
     },
   },
 ];
-local lastExitCode = 'max by (instance, name) (docker_container_last_exit_code{%s})' % vars;
-local lastReason = 'max by (instance, name, reason) (docker_container_last_termination_reason{%s} == 1)' % vars;
+// A container's columns: its Swarm stack and service beside its name (empty outside Swarm).
+local by = 'instance, name, swarm_stack, swarm_service';
+local swarmColumns = { swarm_stack: 'Stack', swarm_service: 'Service' };
+local lastExitCode = 'max by (%s) (docker_container_last_exit_code{%s})' % [by, vars];
+local lastReason = 'max by (%s, reason) (docker_container_last_termination_reason{%s} == 1)' % [by, vars];
 
 // "What is crashing" shows each container's last exit code and reason beside its exits.
 local crashing(p) =
-  local crashes = p.targets[0].expr;
+  local crashes = std.strReplace(
+    p.targets[0].expr, 'sum by (instance, name, image, compose_project)', 'sum by (%s, image, compose_project)' % by
+  );
   local only = ' and on (instance, name) (%s)' % crashes;
   p {
     description: 'Containers with non-zero exits in the selected time range, most first, with the exit code and reason of their last exit.',
     targets: [
-      p.targets[0],
+      p.targets[0] { expr: crashes },
       instantTable('B', lastExitCode + only),
-      instantTable('C', 'sum by (instance, name, reason) (%s)' % (lastReason + only)),
+      instantTable('C', 'sum by (%s, reason) (%s)' % [by, lastReason + only]),
     ],
-    transformations: merged({
+    transformations: merged(swarmColumns {
       'Value #A': 'Non-zero exits',
       'Value #B': 'Last exit code',
       reason: 'Last reason',
@@ -65,7 +70,7 @@ local lastExits(y) = {
     ],
   },
   options: { showHeader: true, sortBy: [{ displayName: 'Finished', desc: true }] },
-  transformations: merged({
+  transformations: merged(swarmColumns {
     'Value #A': '',
     reason: 'Last reason',
     'Value #B': 'Last exit code',
@@ -75,8 +80,8 @@ local lastExits(y) = {
   targets: [
     instantTable('A', lastReason),
     instantTable('B', lastExitCode),
-    instantTable('C', '1000 * max by (instance, name) (docker_container_finished_timestamp_seconds{%s})' % vars),
-    instantTable('D', 'max by (instance, name) (docker_container_restart_count{%s})' % vars),
+    instantTable('C', '1000 * max by (%s) (docker_container_finished_timestamp_seconds{%s})' % [by, vars]),
+    instantTable('D', 'max by (%s) (docker_container_restart_count{%s})' % [by, vars]),
   ],
 };
 

@@ -206,6 +206,12 @@ pub const IMAGE_PULLS: Family =
     Family::new("docker_image_pulls_total", Counter, "Image pull events.").labels(&["image"]);
 pub const IMAGE_PUSHES: Family =
     Family::new("docker_image_pushes_total", Counter, "Image push events.").labels(&["image"]);
+pub const SERVICE_UPDATES: Family = Family::new(
+    "docker_service_updates_total",
+    Counter,
+    "Swarm service updates (spec changes, scaling among them), as managers see them.",
+)
+.labels(&["service"]);
 pub const EVENTS: Family = Family::new(
     "docker_events_total",
     Counter,
@@ -315,6 +321,7 @@ pub const ALL: &[&Family] = &[
     &CONTAINER_INFO,
     &IMAGE_PULLS,
     &IMAGE_PUSHES,
+    &SERVICE_UPDATES,
     &EVENTS,
     &ENGINE_INFO,
     &BUILD_INFO,

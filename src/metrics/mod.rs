@@ -14,7 +14,14 @@ pub use containers::ContainerSeries;
 pub use tracker::Tracker;
 
 /// The labels every container series carries, before the user's `label_*` ones.
-pub const CONTAINER_LABELS: [&str; 4] = ["name", "image", "compose_project", "compose_service"];
+pub const CONTAINER_LABELS: [&str; 6] = [
+    "name",
+    "image",
+    "compose_project",
+    "compose_service",
+    "swarm_service",
+    "swarm_stack",
+];
 
 /// A problem with the metric set-up (in practice: with `--container-label`).
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +48,7 @@ pub struct Metrics {
     /// Every per-container family, outside the registry: see [`containers`].
     pub containers: ContainerSeries,
     pub image_pulls: IntCounterVec,
+    pub service_updates: IntCounterVec,
     pub image_pushes: IntCounterVec,
     pub events: IntCounterVec,
     pub engine_info: IntGaugeVec,
@@ -108,6 +116,7 @@ impl Metrics {
             containers: ContainerSeries::new(container_labels),
             image_pulls: f::IMAGE_PULLS.int_counter_vec()?,
             image_pushes: f::IMAGE_PUSHES.int_counter_vec()?,
+            service_updates: f::SERVICE_UPDATES.int_counter_vec()?,
             events: f::EVENTS.int_counter_vec()?,
             engine_info: f::ENGINE_INFO.int_gauge_vec()?,
             up: f::UP.int_gauge()?,
@@ -127,8 +136,9 @@ impl Metrics {
                 option_env!("DEE_GIT_REVISION").unwrap_or("unknown"),
             ])
             .set(1);
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
             Box::new(m.image_pulls.clone()),
+            Box::new(m.service_updates.clone()),
             Box::new(m.image_pushes.clone()),
             Box::new(m.events.clone()),
             Box::new(m.engine_info.clone()),

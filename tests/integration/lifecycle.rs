@@ -299,6 +299,8 @@ fn compose_labels_and_allow_listed_container_label() {
         ("image", image),
         ("compose_project", "shop"),
         ("compose_service", "web"),
+        ("swarm_service", ""),
+        ("swarm_stack", ""),
         ("label_com_example_team", "payments"),
     ];
     e.wait_for("docker_container_starts_total", &labels, 1.0);

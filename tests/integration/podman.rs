@@ -11,6 +11,8 @@ fn labels(name: &str) -> Vec<(&str, &str)> {
         ("image", PODMAN_IMAGE),
         ("compose_project", ""),
         ("compose_service", ""),
+        ("swarm_service", ""),
+        ("swarm_stack", ""),
     ]
 }
 

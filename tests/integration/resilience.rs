@@ -139,6 +139,8 @@ fn malformed_and_unknown_events_are_counted_and_the_stream_lives_on() {
         ("image", "img"),
         ("compose_project", ""),
         ("compose_service", ""),
+        ("swarm_service", ""),
+        ("swarm_stack", ""),
     ];
     e.wait_for("docker_container_oom_kills_total", &ghost, 2.0);
     let s = e.scrape();
@@ -455,6 +457,8 @@ fn events_are_asked_for_as_ndjson_and_json_seq_records_are_read_too() {
         ("image", "img"),
         ("compose_project", ""),
         ("compose_service", ""),
+        ("swarm_service", ""),
+        ("swarm_stack", ""),
     ];
     e.wait_for("docker_container_oom_kills_total", &labels, 3.0);
     assert_eq!(

@@ -376,6 +376,27 @@ fn real_prometheus_fires_the_container_alerts_and_every_panel_returns_data() {
         unique("stack-stuck"),
         unique("stack-starting"),
     );
+    // A Swarm service whose task dies each second: its slot crash-loops like a container.
+    let _swarm = crate::support::swarm::Swarm::join();
+    let service = unique("stack-sw");
+    let _services = crate::support::swarm::RemoveServices(vec![service.clone()]);
+    docker(&[
+        "service",
+        "create",
+        "-d",
+        "--no-resolve-image",
+        "--name",
+        &service,
+        "--restart-condition",
+        "any",
+        "--restart-delay",
+        "1s",
+        image,
+        "sh",
+        "-c",
+        "sleep 1; exit 4",
+    ]);
+    let service_slot = format!("{service}.1");
     let _c = Cleanup(vec![
         crash.clone(),
         oom.clone(),
@@ -489,13 +510,14 @@ fn real_prometheus_fires_the_container_alerts_and_every_panel_returns_data() {
     let fired = wait_until(Duration::from_secs(90), || {
         alerts = prom.alerts();
         firing("DockerContainerCrashLooping", &crash)
+            && firing("DockerContainerCrashLooping", &service_slot)
             && firing("DockerContainerOOMKilled", &oom)
             && firing("DockerContainerStuckRestarting", &stuck)
             && firing("DockerContainerHealthStartingTooLong", &starting)
     });
     assert!(
         fired,
-        "crash-loop, OOM, stuck and health-starting alerts fire; alerts now: {alerts:#?}"
+        "crash-loop (a container's and a Swarm slot's), OOM, stuck and health-starting alerts fire; alerts now: {alerts:#?}"
     );
 
     // The stopped container: once Prometheus has evaluated the rules on its exit for a few

@@ -57,6 +57,8 @@ fn mutual_tls_with_the_docker_cli_environment() {
         ("image", "img"),
         ("compose_project", ""),
         ("compose_service", ""),
+        ("swarm_service", ""),
+        ("swarm_stack", ""),
     ];
     e.wait_for("docker_container_oom_kills_total", &ghost, 1.0);
     assert!(

@@ -9,6 +9,7 @@ pub mod podman;
 pub mod prometheus;
 pub mod proxy;
 pub mod registry;
+pub mod swarm;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -445,6 +446,8 @@ pub fn container_labels<'a>(
         ("image", IMAGE),
         ("compose_project", ""),
         ("compose_service", ""),
+        ("swarm_service", ""),
+        ("swarm_stack", ""),
     ];
     l.extend_from_slice(extra);
     l

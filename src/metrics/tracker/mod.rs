@@ -49,6 +49,10 @@ const MAX_UNKNOWN_KINDS_LOGGED: usize = 64;
 
 const COMPOSE_PROJECT: &str = "com.docker.compose.project";
 const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+const SWARM_SERVICE: &str = "com.docker.swarm.service.name";
+const SWARM_TASK_NAME: &str = "com.docker.swarm.task.name";
+const SWARM_TASK_ID: &str = "com.docker.swarm.task.id";
+const SWARM_STACK: &str = "com.docker.stack.namespace";
 
 /// A series' label values, with their hash computed once: the tracker looks series up on
 /// every container event, and hashing five strings each time showed in the profile.
@@ -158,6 +162,8 @@ struct Container {
     /// When it died with 137, no OOM event and no kill seen: Podman sends no `oom` event, and
     /// only its inspect tells an OOM kill.
     oom_unknown_since: Option<i64>,
+    /// A Swarm task: a new one in a slot whose last task ended on its own is a restart.
+    swarm_task: bool,
     /// `seq` of the last event that set `state` or `health`.
     seq: u64,
 }
@@ -172,8 +178,16 @@ struct OpenExec {
 /// exist from the start at 0, so that their first increment is seen; the rest appear on first
 /// use (see [`super::containers::CellData`]).
 struct Series {
-    /// Containers currently holding this label set (0 or 1 in practice: names are unique).
+    /// Containers currently holding this label set: 0 or 1 but for Swarm, whose slot keeps
+    /// its last few tasks' exited containers beside the running one.
     live: u32,
+    /// The container whose state, health and lifecycle the gauges show: the newest to be
+    /// created or started under this label set.
+    owner: Option<String>,
+    /// Whether the owner's last run ended on its own (no kill): a Swarm task that replaces it
+    /// is then a restart of the slot, where one after a kill (a service update, a scale-down)
+    /// is not.
+    ended_on_own: bool,
     /// When the series go, in the tracker's clock (nanoseconds since the epoch).
     expires_at: Option<i64>,
     id: u64,
@@ -238,6 +252,15 @@ impl Tracker {
                     .inc(),
                 _ => {}
             },
+            // A spec change; the update's progress (`updatestate.new`) is not another one.
+            ObjectType::Service
+                if ev.verb == Verb::Update && ev.attr("updatestate.new").is_none() =>
+            {
+                self.m
+                    .service_updates
+                    .with_label_values(&[&cap(ev.attr("name").unwrap_or_default())])
+                    .inc();
+            }
             _ => {}
         }
     }
@@ -260,6 +283,7 @@ impl Tracker {
             let image = ev.attr("image").unwrap_or_default();
             let key = self.key_for(name, image, |k| ev.attr(k));
             let created = verb == Verb::Create;
+            let swarm_task = ev.attr(SWARM_SERVICE).is_some();
             // Of the engine's restart count only inspects tell (a replay has none).
             let count_known = created && self.asks_inspects;
             self.insert_container(
@@ -287,9 +311,11 @@ impl Tracker {
                     unnamed_execs: VecDeque::new(),
                     probe_since: None,
                     oom_unknown_since: None,
+                    swarm_task,
                     seq,
                 },
             );
+            self.own(id);
             self.publish_life(id);
             self.request_inspect(id, seq);
             if verb != Verb::Create {
@@ -321,10 +347,17 @@ impl Tracker {
                     }
                     None => return,
                 };
-                if let Some(s) = self.series_of(id) {
+                // A Swarm task's first start replaces the slot's last task: a restart if that
+                // one ended on its own.
+                let replaces = !has_run
+                    && self.containers.get(id).is_some_and(|c| c.swarm_task)
+                    && self.series_of(id).is_some_and(|s| s.ended_on_own);
+                self.own(id);
+                if let Some(s) = self.series_mut(id) {
+                    s.ended_on_own = false;
                     let mut d = s.cell.lock();
                     d.starts += 1;
-                    if has_run {
+                    if has_run || replaces {
                         d.restarts += 1;
                     }
                 }
@@ -346,6 +379,12 @@ impl Tracker {
                     self.oom_killed(id);
                 }
                 let code = Code::exit(ev.attr("exitCode"));
+                let on_own = self.containers.get(id).is_some_and(|c| !c.killed);
+                if self.owns(id)
+                    && let Some(s) = self.series_mut(id)
+                {
+                    s.ended_on_own = on_own;
+                }
                 let started = self.containers.get_mut(id).and_then(|c| {
                     c.life.finished_nano = c.life.finished_nano.max(Some(ev.time_nano));
                     c.unnamed_execs.clear();
@@ -591,7 +630,9 @@ impl Tracker {
         let Some(c) = self.containers.get(id) else {
             return;
         };
-        if let Some(s) = self.series.get(&c.key) {
+        if let Some(s) = self.series.get(&c.key)
+            && s.owner.as_deref() == Some(id)
+        {
             s.cell.lock().life.clone_from(&c.life);
         }
     }
@@ -755,7 +796,7 @@ mod tests {
     fn value(m: &Metrics, metric: &str, extra: Option<(&str, &str)>) -> Option<f64> {
         let extra = extra.map_or(String::new(), |(k, v)| format!(",{k}=\"{v}\""));
         let prefix = format!(
-            "{metric}{{name=\"web\",image=\"nginx\",compose_project=\"\",compose_service=\"\",label_team=\"a\"{extra}}} "
+            "{metric}{{name=\"web\",image=\"nginx\",compose_project=\"\",compose_service=\"\",swarm_service=\"\",swarm_stack=\"\",label_team=\"a\"{extra}}} "
         );
         let text = m.encode();
         let line = text.lines().find(|l| l.starts_with(&prefix))?;
@@ -1009,7 +1050,7 @@ mod tests {
             ..snap("c1", "web", ContainerState::Running, started, finished)
         };
         t.apply_inspect(&first, &answer(0, 0, 0));
-        let info = "docker_container_info{name=\"web\",image=\"nginx\",compose_project=\"\",compose_service=\"\",label_team=\"a\",image_id=\"81e8efb5dfa4\",restart_policy=\"always\"} 1\n";
+        let info = "docker_container_info{name=\"web\",image=\"nginx\",compose_project=\"\",compose_service=\"\",swarm_service=\"\",swarm_stack=\"\",label_team=\"a\",image_id=\"81e8efb5dfa4\",restart_policy=\"always\"} 1\n";
         assert!(m.encode().contains(info), "{}", m.encode());
         t.apply(&event("start", "c1", 10, WEB));
         t.apply(&event("die", "c1", 20, &[("exitCode", "0")]));
@@ -1196,9 +1237,9 @@ mod tests {
             Some(35e-9)
         );
         let text = m.encode();
-        assert!(text.contains("docker_container_state{name=\"old\",image=\"nginx\",compose_project=\"\",compose_service=\"\",label_team=\"a\",state=\"running\"} 0\n"), "{text}");
-        assert!(text.contains("docker_container_starts_total{name=\"new\",image=\"nginx\",compose_project=\"\",compose_service=\"\",label_team=\"a\"} 1\n"), "{text}");
-        assert!(text.contains("docker_container_exits_total{name=\"new\",image=\"nginx\",compose_project=\"\",compose_service=\"\",label_team=\"a\",exit_code=\"137\"} 1\n"), "{text}");
+        assert!(text.contains("docker_container_state{name=\"old\",image=\"nginx\",compose_project=\"\",compose_service=\"\",swarm_service=\"\",swarm_stack=\"\",label_team=\"a\",state=\"running\"} 0\n"), "{text}");
+        assert!(text.contains("docker_container_starts_total{name=\"new\",image=\"nginx\",compose_project=\"\",compose_service=\"\",swarm_service=\"\",swarm_stack=\"\",label_team=\"a\"} 1\n"), "{text}");
+        assert!(text.contains("docker_container_exits_total{name=\"new\",image=\"nginx\",compose_project=\"\",compose_service=\"\",swarm_service=\"\",swarm_stack=\"\",label_team=\"a\",exit_code=\"137\"} 1\n"), "{text}");
         // old removed, new created + started + exited, web started + exited.
         assert_eq!(changes, 6);
         // The same snapshot again finds nothing new: nothing is counted twice.
@@ -1385,5 +1426,99 @@ mod tests {
             value(&m, CONTAINER_STATE.name, Some(("state", "exited"))),
             Some(0.0)
         );
+    }
+
+    /// Swarm replaces a task that died with a new container in the same slot: one series for
+    /// the slot, a restart when the task before died on its own, none when a service update
+    /// (or a scale-down) stopped it, and the gauges of the slot's newest task.
+    #[test]
+    fn a_swarm_slot_is_one_series_and_a_replaced_task_is_a_restart() {
+        use crate::metrics::families::SERVICE_UPDATES;
+        let m = Arc::new(Metrics::new(&[]).expect("metrics"));
+        let mut t = Tracker::new(m.clone(), Duration::from_secs(60));
+        let s = 1_000_000_000;
+        let task = |action: &str, n: usize, at: i64, extra: &[(&str, &str)]| {
+            let ids = ["a1", "b2", "c3"];
+            let task_name = format!("web.1.{}", ids[n]);
+            let name = task_name.clone();
+            let mut attrs: Vec<(String, String)> = extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            attrs.extend([
+                ("com.docker.stack.namespace".to_owned(), "shop".to_owned()),
+                ("com.docker.swarm.service.name".to_owned(), "web".to_owned()),
+                ("com.docker.swarm.task.id".to_owned(), ids[n].to_owned()),
+                ("com.docker.swarm.task.name".to_owned(), task_name),
+                ("image".to_owned(), "nginx".to_owned()),
+                ("name".to_owned(), name),
+            ]);
+            Event::new(
+                "container",
+                action,
+                &format!("id-{n}"),
+                attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                "local",
+                at,
+            )
+        };
+        let slot = "name=\"web.1\",image=\"nginx\",compose_project=\"\",compose_service=\"\",swarm_service=\"web\",swarm_stack=\"shop\"";
+        let value = |metric: &str, extra: &str| {
+            let prefix = format!("{metric}{{{slot}{extra}}} ");
+            let text = m.encode();
+            let line = text.lines().find(|l| l.starts_with(&prefix))?.to_owned();
+            line[prefix.len()..].parse::<f64>().ok()
+        };
+        // The first task crashes; Swarm starts a second in the slot.
+        t.apply(&task("create", 0, s, &[]));
+        t.apply(&task("start", 0, 2 * s, &[]));
+        t.apply(&task("die", 0, 3 * s, &[("exitCode", "4")]));
+        t.apply(&task("create", 1, 4 * s, &[]));
+        t.apply(&task("start", 1, 5 * s, &[]));
+        assert_eq!(value(CONTAINER_STARTS.name, ""), Some(2.0));
+        assert_eq!(value(CONTAINER_RESTARTS.name, ""), Some(1.0));
+        assert_eq!(value(CONTAINER_STATE.name, ",state=\"running\""), Some(1.0));
+        // A service update stops it (SIGTERM) and starts a third: not a crash.
+        t.apply(&task("kill", 1, 6 * s, &[("signal", "15")]));
+        t.apply(&task("die", 1, 6 * s, &[("exitCode", "143")]));
+        t.apply(&task("create", 2, 7 * s, &[]));
+        t.apply(&task("start", 2, 8 * s, &[]));
+        assert_eq!(value(CONTAINER_STARTS.name, ""), Some(3.0));
+        assert_eq!(value(CONTAINER_RESTARTS.name, ""), Some(1.0));
+        // Swarm prunes an old task: the running one's state stays.
+        t.apply(&task("destroy", 0, 9 * s, &[]));
+        assert_eq!(value(CONTAINER_STATE.name, ",state=\"running\""), Some(1.0));
+        assert_eq!(value(CONTAINER_STARTED_TIMESTAMP.name, ""), Some(8.0));
+        let text = m.encode();
+        assert!(
+            !text.contains("a1") && !text.contains("b2"),
+            "no task ID in a label: {text}"
+        );
+        // Service events: a spec change is an update, its rollout's progress is not.
+        let service = |action: &str, attrs: &[(&str, &str)]| {
+            Event::new(
+                "service",
+                action,
+                "svc",
+                attrs.iter().copied(),
+                "swarm",
+                10 * s,
+            )
+        };
+        t.apply(&service("update", &[("name", "web")]));
+        t.apply(&service(
+            "update",
+            &[("name", "web"), ("updatestate.new", "updating")],
+        ));
+        t.apply(&service(
+            "update",
+            &[
+                ("name", "web"),
+                ("replicas.new", "2"),
+                ("replicas.old", "1"),
+            ],
+        ));
+        let updates = format!("{}{{service=\"web\"}} 2", SERVICE_UPDATES.name);
+        assert!(m.encode().contains(&updates), "{}", m.encode());
     }
 }

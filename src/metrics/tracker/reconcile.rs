@@ -38,9 +38,18 @@ impl Tracker {
             unnamed_execs: Default::default(),
             probe_since: None,
             oom_unknown_since: None,
+            swarm_task: snap.labels.contains_key(super::SWARM_SERVICE),
             seq: 0,
         };
         self.insert_container(snap.id.clone(), c);
+        // Of a Swarm slot's containers, the running task's are the gauges.
+        let current = matches!(
+            snap.state,
+            Some(ContainerState::Running | ContainerState::Paused | ContainerState::Restarting)
+        );
+        if current || self.series_of(&snap.id).is_some_and(|s| s.owner.is_none()) {
+            self.own(&snap.id);
+        }
         self.learn_life(&snap.id, snap);
         self.set_healthcheck(&snap.id, snap.healthcheck_command.clone());
         self.set_state(&snap.id, snap.state);

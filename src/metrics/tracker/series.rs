@@ -4,7 +4,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{COMPOSE_PROJECT, COMPOSE_SERVICE, MAX_DESTROYED_REMEMBERED};
+use super::{
+    COMPOSE_PROJECT, COMPOSE_SERVICE, MAX_DESTROYED_REMEMBERED, SWARM_SERVICE, SWARM_STACK,
+    SWARM_TASK_ID, SWARM_TASK_NAME,
+};
 use super::{Clock, Container, Series, SeriesKey, Tracker, cap};
 use crate::docker::event::Event;
 use crate::docker::{ContainerState, Health};
@@ -43,11 +46,19 @@ impl Tracker {
         image: &str,
         label: impl Fn(&str) -> Option<&'a str>,
     ) -> SeriesKey {
+        let service = label(SWARM_SERVICE);
+        // A Swarm task is its slot (`web.1`, or `web.NODE` for a global service): its task
+        // ID would make a series per replacement.
+        let name = service
+            .and_then(|_| swarm_slot(label(SWARM_TASK_NAME)?, label(SWARM_TASK_ID)))
+            .unwrap_or(name);
         let mut values = vec![
             cap(name),
             cap(image),
             cap(label(COMPOSE_PROJECT).unwrap_or_default()),
             cap(label(COMPOSE_SERVICE).unwrap_or_default()),
+            cap(service.unwrap_or_default()),
+            cap(label(SWARM_STACK).unwrap_or_default()),
         ];
         values.extend(
             self.m
@@ -69,6 +80,11 @@ impl Tracker {
         self.set_state(id, None);
         self.set_health(id, None);
         if let Some(c) = self.containers.remove(id) {
+            if let Some(s) = self.series.get_mut(&c.key)
+                && s.owner.as_deref() == Some(id)
+            {
+                s.owner = None;
+            }
             self.release(&c.key);
             if self.destroyed.len() == MAX_DESTROYED_REMEMBERED {
                 self.destroyed.pop_front();
@@ -99,6 +115,12 @@ impl Tracker {
         );
         self.hold(&new_key);
         self.release(&old_key);
+        if let Some(s) = self.series.get_mut(&old_key)
+            && s.owner.as_deref() == Some(id)
+        {
+            s.owner = None;
+        }
+        self.own(id);
         let hc = self
             .containers
             .get(id)
@@ -116,6 +138,8 @@ impl Tracker {
             let (id, cell) = m.containers.insert(key);
             Series {
                 live: 0,
+                owner: None,
+                ended_on_own: false,
                 expires_at: None,
                 id,
                 cell,
@@ -139,6 +163,38 @@ impl Tracker {
     pub(super) fn series_of(&self, id: &str) -> Option<&Series> {
         let key = &self.containers.get(id)?.key;
         self.series.get(key)
+    }
+
+    pub(super) fn series_mut(&mut self, id: &str) -> Option<&mut Series> {
+        let key = &self.containers.get(id)?.key;
+        self.series.get_mut(key)
+    }
+
+    /// The container's state, health and lifecycle are from now on what its series show.
+    pub(super) fn own(&mut self, id: &str) {
+        let Some(c) = self.containers.get(id) else {
+            return;
+        };
+        let (state, health) = (c.state, c.health);
+        let Some(s) = self.series.get_mut(&c.key) else {
+            return;
+        };
+        if s.owner.as_deref() == Some(id) {
+            return;
+        }
+        s.owner = Some(id.to_owned());
+        let mut d = s.cell.lock();
+        d.state = state;
+        if health.is_some() || d.health.is_some() {
+            d.health.get_or_insert_default().status = health;
+        }
+        d.life.clone_from(&c.life);
+    }
+
+    /// Whether the container's series show its gauges (see [`Self::own`]).
+    pub(super) fn owns(&self, id: &str) -> bool {
+        self.series_of(id)
+            .is_some_and(|s| s.owner.as_deref() == Some(id))
     }
 
     pub(super) fn set_healthcheck(&mut self, id: &str, command: Option<String>) {
@@ -168,7 +224,9 @@ impl Tracker {
         }
         c.state = state;
         c.seq = seq;
-        if let Some(s) = self.series.get(&c.key) {
+        if let Some(s) = self.series.get(&c.key)
+            && s.owner.as_deref() == Some(id)
+        {
             s.cell.lock().state = state;
         }
     }
@@ -180,7 +238,11 @@ impl Tracker {
         };
         c.health = health;
         c.seq = seq;
-        let Some(s) = self.series.get(&c.key) else {
+        let Some(s) = self
+            .series
+            .get(&c.key)
+            .filter(|s| s.owner.as_deref() == Some(id))
+        else {
             return;
         };
         let mut d = s.cell.lock();
@@ -189,4 +251,14 @@ impl Tracker {
         }
         d.health.get_or_insert_default().status = health;
     }
+}
+
+/// A Swarm task's slot: its task name (`SERVICE.SLOT.TASKID`, or `SERVICE.NODEID.TASKID` for
+/// a global service) without the task ID.
+fn swarm_slot<'a>(task_name: &'a str, task_id: Option<&str>) -> Option<&'a str> {
+    let slot = match task_id.and_then(|id| task_name.strip_suffix(id)) {
+        Some(slot) => slot.strip_suffix('.')?,
+        None => task_name.rsplit_once('.')?.0,
+    };
+    Some(slot).filter(|s| !s.is_empty())
 }

@@ -1,0 +1,125 @@
+//! Swarm services on a single-node swarm the test makes: a task is its slot, and a task that
+//! replaces one that died is a restart of the slot.
+
+use crate::support::swarm::{RemoveServices, Swarm};
+use crate::support::{DEADLINE, Exporter, IMAGE, docker, test_image, unique, wait_until};
+
+fn slot_labels<'a>(slot: &'a str, service: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("name", slot),
+        ("image", IMAGE),
+        ("compose_project", ""),
+        ("compose_service", ""),
+        ("swarm_service", service),
+        ("swarm_stack", ""),
+    ]
+}
+
+#[test]
+fn a_looping_service_is_one_series_per_slot_with_restarts_and_an_update_is_not_a_crash() {
+    let image = test_image();
+    let _swarm = Swarm::join();
+    let (looping, steady) = (unique("sw-loop"), unique("sw-steady"));
+    let _services = RemoveServices(vec![looping.clone(), steady.clone()]);
+    let e = Exporter::start(&[]);
+    let create = |name: &str, cmd: &str| {
+        docker(&[
+            "service",
+            "create",
+            "-d",
+            "--no-resolve-image",
+            "--name",
+            name,
+            "--restart-condition",
+            "any",
+            "--restart-delay",
+            "1s",
+            image,
+            "sh",
+            "-c",
+            cmd,
+        ]);
+    };
+    create(&looping, "sleep 1; exit 4");
+    create(&steady, "exec sleep 300");
+    let slot = format!("{looping}.1");
+    let labels = slot_labels(&slot, &looping);
+    let mut last = None;
+    let looped = wait_until(DEADLINE * 2, || {
+        last = e.value("docker_container_restarts_total", &labels);
+        last.is_some_and(|v| v >= 3.0)
+    });
+    assert!(
+        looped,
+        "restarts of {slot}: last saw {last:?}; log:\n{}",
+        e.log()
+    );
+    let s = e.scrape();
+    let starts = s.matching(
+        "docker_container_starts_total",
+        &[("swarm_service", &looping)],
+    );
+    assert_eq!(starts.len(), 1, "one series for the slot: {starts:?}");
+    let (started, restarted) = (
+        s.value("docker_container_starts_total", &labels)
+            .unwrap_or_default(),
+        s.value("docker_container_restarts_total", &labels)
+            .unwrap_or_default(),
+    );
+    assert_eq!(
+        restarted,
+        started - 1.0,
+        "every task after the first is a restart"
+    );
+    let exits = s.value(
+        "docker_container_exits_total",
+        &[labels.as_slice(), &[("exit_code", "4")]].concat(),
+    );
+    assert!(exits.is_some_and(|x| x >= restarted), "exits {exits:?}");
+    // No task ID in any label.
+    let tasks = docker(&["service", "ps", "-q", "--no-trunc", &looping]);
+    let text = crate::support::http_get(e.port, "/metrics")
+        .expect("scrape")
+        .1;
+    for id in tasks.split_whitespace() {
+        assert!(!text.contains(id), "task ID {id} in the metrics");
+    }
+
+    // A forced update of a steady service replaces its task: an update, not a restart.
+    let steady_slot = format!("{steady}.1");
+    let steady_labels = slot_labels(&steady_slot, &steady);
+    e.wait_for(
+        "docker_container_state",
+        &[steady_labels.as_slice(), &[("state", "running")]].concat(),
+        1.0,
+    );
+    docker(&["service", "update", "-d", "--force", &steady]);
+    e.wait_for("docker_service_updates_total", &[("service", &steady)], 1.0);
+    e.wait_for("docker_container_starts_total", &steady_labels, 2.0);
+    e.wait_for(
+        "docker_container_state",
+        &[steady_labels.as_slice(), &[("state", "running")]].concat(),
+        1.0,
+    );
+    let s = e.scrape();
+    assert_eq!(
+        s.value("docker_container_restarts_total", &steady_labels),
+        Some(0.0)
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_last_termination_reason",
+            &[steady_labels.as_slice(), &[("reason", "killed")]].concat()
+        ),
+        None,
+        "the gauges are the new task's, which has not exited"
+    );
+    let created = s.value(
+        "docker_events_total",
+        &[("object", "service"), ("action", "create")],
+    );
+    assert!(
+        created.is_some_and(|c| c >= 2.0),
+        "service events: {created:?}"
+    );
+}
