@@ -380,22 +380,7 @@ fn real_prometheus_fires_the_container_alerts_and_every_panel_returns_data() {
     let _swarm = crate::support::swarm::Swarm::join();
     let service = unique("stack-sw");
     let _services = crate::support::swarm::RemoveServices(vec![service.clone()]);
-    docker(&[
-        "service",
-        "create",
-        "-d",
-        "--no-resolve-image",
-        "--name",
-        &service,
-        "--restart-condition",
-        "any",
-        "--restart-delay",
-        "1s",
-        image,
-        "sh",
-        "-c",
-        "sleep 1; exit 4",
-    ]);
+    crate::support::swarm::create_service(&service, image, "sleep 1; exit 4");
     let service_slot = format!("{service}.1");
     let _c = Cleanup(vec![
         crash.clone(),

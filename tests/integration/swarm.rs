@@ -1,7 +1,7 @@
 //! Swarm services on a single-node swarm the test makes: a task is its slot, and a task that
 //! replaces one that died is a restart of the slot.
 
-use crate::support::swarm::{RemoveServices, Swarm};
+use crate::support::swarm::{RemoveServices, Swarm, create_service};
 use crate::support::{DEADLINE, Exporter, IMAGE, docker, test_image, unique, wait_until};
 
 fn slot_labels<'a>(slot: &'a str, service: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -22,26 +22,8 @@ fn a_looping_service_is_one_series_per_slot_with_restarts_and_an_update_is_not_a
     let (looping, steady) = (unique("sw-loop"), unique("sw-steady"));
     let _services = RemoveServices(vec![looping.clone(), steady.clone()]);
     let e = Exporter::start(&[]);
-    let create = |name: &str, cmd: &str| {
-        docker(&[
-            "service",
-            "create",
-            "-d",
-            "--no-resolve-image",
-            "--name",
-            name,
-            "--restart-condition",
-            "any",
-            "--restart-delay",
-            "1s",
-            image,
-            "sh",
-            "-c",
-            cmd,
-        ]);
-    };
-    create(&looping, "sleep 1; exit 4");
-    create(&steady, "exec sleep 300");
+    create_service(&looping, image, "sleep 1; exit 4");
+    create_service(&steady, image, "exec sleep 300");
     let slot = format!("{looping}.1");
     let labels = slot_labels(&slot, &looping);
     let mut last = None;

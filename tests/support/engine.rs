@@ -73,17 +73,7 @@ impl PrivateEngine {
 
     /// `docker -H <this engine> ARGS`; panics with stderr on failure.
     pub fn docker(&self, args: &[&str]) -> String {
-        let host = self.host();
-        let mut all = vec!["-H", host.as_str()];
-        all.extend_from_slice(args);
-        let out = docker_output(&all);
-        assert!(
-            out.status.success(),
-            "docker {} failed: {}",
-            all.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        super::docker_at(&self.host(), args)
     }
 
     /// Starts dockerd and waits until it answers.

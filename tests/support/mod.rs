@@ -28,10 +28,21 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Runs `docker ARGS` and returns its stdout; panics with stderr on failure.
 pub fn docker(args: &[&str]) -> String {
-    let out = docker_output(args);
+    stdout_of("docker", args, &docker_output(args))
+}
+
+/// `docker -H HOST ARGS`: the docker CLI against another engine; panics on failure.
+pub fn docker_at(host: &str, args: &[&str]) -> String {
+    let mut all = vec!["-H", host];
+    all.extend_from_slice(args);
+    docker(&all)
+}
+
+/// The trimmed stdout of `cmd ARGS` that ended as `out`; panics with its stderr if it failed.
+pub fn stdout_of(cmd: &str, args: &[&str], out: &Output) -> String {
     assert!(
         out.status.success(),
-        "docker {} failed: {}",
+        "{cmd} {} failed: {}",
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );

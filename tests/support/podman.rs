@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use super::{docker_output, test_image_root, unique, wait_until};
+use super::{docker_at, docker_output, stdout_of, test_image_root, unique, wait_until};
 
 /// The image its containers run: the test image's busybox, imported with `podman import`.
 pub const PODMAN_IMAGE: &str = "localhost/dee-test-busybox:latest";
@@ -85,14 +85,7 @@ impl Podman {
 
     /// `podman ARGS` on this Podman's storage; panics with stderr on failure.
     pub fn podman(&self, args: &[&str]) -> String {
-        let out = self.podman_output(args);
-        assert!(
-            out.status.success(),
-            "podman {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        stdout_of("podman", args, &self.podman_output(args))
     }
 
     /// `docker -H <this service> ARGS`, as a Docker user would drive it.
@@ -105,14 +98,7 @@ impl Podman {
 
     /// The same; panics with stderr on failure.
     pub fn docker(&self, args: &[&str]) -> String {
-        let out = self.docker_output(args);
-        assert!(
-            out.status.success(),
-            "docker {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        docker_at(&self.host(), args)
     }
 
     /// Starts the service and waits until it answers.

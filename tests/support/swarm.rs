@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use super::docker_output;
+use super::{docker, docker_output};
 
 /// How many tests hold the swarm now.
 static HOLDERS: Mutex<usize> = Mutex::new(0);
@@ -42,6 +42,27 @@ impl Drop for Swarm {
             let _ = docker_output(&["network", "rm", "docker_gwbridge"]);
         }
     }
+}
+
+/// Creates a replicated service of one task running `sh -c CMD` in the local `image`, restarted
+/// a second after whatever end (`--restart-condition any`).
+pub fn create_service(name: &str, image: &str, cmd: &str) {
+    docker(&[
+        "service",
+        "create",
+        "-d",
+        "--no-resolve-image",
+        "--name",
+        name,
+        "--restart-condition",
+        "any",
+        "--restart-delay",
+        "1s",
+        image,
+        "sh",
+        "-c",
+        cmd,
+    ]);
 }
 
 /// Removes the named services when dropped, also when the test panics.
