@@ -68,15 +68,7 @@ pub fn test_image() -> &'static str {
             "tar -C {} -c . | docker import -c 'CMD [\"/bin/sh\"]' -c 'ENV PATH=/bin' - {IMAGE}",
             test_image_root().display()
         );
-        let out = Command::new("sh")
-            .args(["-c", &script])
-            .output()
-            .expect("sh runs");
-        assert!(
-            out.status.success(),
-            "building {IMAGE}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok("sh", &["-c", &script]);
     });
     IMAGE
 }
@@ -97,15 +89,7 @@ pub fn test_image_root() -> &'static Path {
             r = root.display(),
             b = busybox
         );
-        let out = Command::new("sh")
-            .args(["-c", &script])
-            .output()
-            .expect("sh runs");
-        assert!(
-            out.status.success(),
-            "making the test image's files: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok("sh", &["-c", &script]);
         root
     })
 }
