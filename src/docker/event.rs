@@ -514,10 +514,11 @@ impl Event {
     /// `health_status: healthy`. Rules match and show this, so that one rules file serves both.
     pub fn docker_action(&self) -> std::borrow::Cow<'_, str> {
         let action = self.action();
-        match self.verb {
-            Verb::HealthStatus if !self.health_status.is_empty() && !action.contains(": ") => {
-                format!("{action}: {}", self.get(self.health_status)).into()
-            }
+        match (self.verb, self.action_detail()) {
+            (Verb::HealthStatus, None) => match self.health_status() {
+                Some(status) => format!("{action}: {status}").into(),
+                None => action.into(),
+            },
             _ => action.into(),
         }
     }

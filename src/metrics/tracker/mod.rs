@@ -194,6 +194,13 @@ struct Series {
     cell: Arc<Cell>,
 }
 
+impl Series {
+    /// Whether the container's gauges are what these series show (see `Tracker::own`).
+    fn owned_by(&self, id: &str) -> bool {
+        self.owner.as_deref() == Some(id)
+    }
+}
+
 impl Tracker {
     pub fn new(m: Arc<Metrics>, ttl: Duration) -> Self {
         Self {
@@ -329,29 +336,34 @@ impl Tracker {
         match verb {
             Verb::Create => self.set_state(id, Some(ContainerState::Created)),
             Verb::Start => {
-                let (has_run, has_healthcheck, by_hand) = match self.containers.get_mut(id) {
-                    Some(c) => {
-                        let has_run = std::mem::replace(&mut c.has_run, true);
-                        c.started_nano = Some(ev.time_nano);
-                        c.life.started_nano = c.life.started_nano.max(Some(ev.time_nano));
-                        c.killed = false;
-                        c.oom_killed = false;
-                        c.probe_since = None;
-                        c.oom_unknown_since = None;
-                        // A start not out of `restarting` may be a person's `docker start` or
-                        // `docker restart`, which sets the engine's restart count back to 0.
-                        let by_hand = has_run
-                            && c.state != Some(ContainerState::Restarting)
-                            && c.after_exit.may_restart(None);
-                        (has_run, c.healthcheck_command.is_some(), by_hand)
-                    }
-                    None => return,
-                };
+                let (has_run, has_healthcheck, by_hand, swarm_task) =
+                    match self.containers.get_mut(id) {
+                        Some(c) => {
+                            let has_run = std::mem::replace(&mut c.has_run, true);
+                            c.started_nano = Some(ev.time_nano);
+                            c.life.started_nano = c.life.started_nano.max(Some(ev.time_nano));
+                            c.killed = false;
+                            c.oom_killed = false;
+                            c.probe_since = None;
+                            c.oom_unknown_since = None;
+                            // A start not out of `restarting` may be a person's `docker start` or
+                            // `docker restart`, which sets the engine's restart count back to 0.
+                            let by_hand = has_run
+                                && c.state != Some(ContainerState::Restarting)
+                                && c.after_exit.may_restart(None);
+                            (
+                                has_run,
+                                c.healthcheck_command.is_some(),
+                                by_hand,
+                                c.swarm_task,
+                            )
+                        }
+                        None => return,
+                    };
                 // A Swarm task's first start replaces the slot's last task: a restart if that
                 // one ended on its own.
-                let replaces = !has_run
-                    && self.containers.get(id).is_some_and(|c| c.swarm_task)
-                    && self.series_of(id).is_some_and(|s| s.ended_on_own);
+                let replaces =
+                    !has_run && swarm_task && self.series_of(id).is_some_and(|s| s.ended_on_own);
                 self.own(id);
                 if let Some(s) = self.series_mut(id) {
                     s.ended_on_own = false;
@@ -378,26 +390,27 @@ impl Tracker {
                 {
                     self.oom_killed(id);
                 }
-                let code = Code::exit(ev.attr("exitCode"));
-                let on_own = self.containers.get(id).is_some_and(|c| !c.killed);
-                if self.owns(id)
-                    && let Some(s) = self.series_mut(id)
-                {
-                    s.ended_on_own = on_own;
-                }
-                let started = self.containers.get_mut(id).and_then(|c| {
-                    c.life.finished_nano = c.life.finished_nano.max(Some(ev.time_nano));
-                    c.unnamed_execs.clear();
-                    c.probe_since = None;
-                    // -1, as the engine writes an exit code it could not tell.
-                    let exit_code = ev
-                        .attr("exitCode")
-                        .and_then(|c| c.parse().ok())
-                        .unwrap_or(-1);
-                    let reason = Termination::of(exit_code, c.oom_killed, c.killed);
-                    c.life.last_exit = Some((exit_code, reason));
-                    c.started_nano.take()
-                });
+                let exit_attr = ev.attr("exitCode");
+                let code = Code::exit(exit_attr);
+                let Some(c) = self.containers.get_mut(id) else {
+                    return;
+                };
+                c.life.finished_nano = c.life.finished_nano.max(Some(ev.time_nano));
+                c.unnamed_execs.clear();
+                c.probe_since = None;
+                // -1, as the engine writes an exit code it could not tell.
+                let exit_code = exit_attr.and_then(|c| c.parse().ok()).unwrap_or(-1);
+                let reason = Termination::of(exit_code, c.oom_killed, c.killed);
+                c.life.last_exit = Some((exit_code, reason));
+                let started = c.started_nano.take();
+                let on_own = !c.killed;
+                // Whether the kernel killed it, where no event said so: the engine's inspect
+                // tells (see `oom_unknown_since`).
+                let oom_unknown = exit_attr == Some("137") && !c.oom_killed && !c.killed;
+                c.oom_unknown_since = oom_unknown.then_some(ev.time_nano);
+                // The engine knows whether it will restart the container; ask it, unless its
+                // policy (or `--rm`) says it will not.
+                let ask = c.after_exit.may_restart(exit_attr) || oom_unknown;
                 self.publish_life(id);
                 let run_seconds = match (started, ev.attr("execDuration")) {
                     // Our own start and die times are nanosecond-precise; the engine's
@@ -408,7 +421,10 @@ impl Tracker {
                     (_, Some(d)) => d.parse::<f64>().ok().filter(|d| *d >= 0.0),
                     _ => None,
                 };
-                if let Some(s) = self.series_of(id) {
+                if let Some(s) = self.series_mut(id) {
+                    if s.owned_by(id) {
+                        s.ended_on_own = on_own;
+                    }
                     let mut d = s.cell.lock();
                     bump(&mut d.exits, code);
                     if let Some(secs) = run_seconds {
@@ -419,20 +435,7 @@ impl Tracker {
                 }
                 self.set_state(id, Some(ContainerState::Exited));
                 self.set_health(id, None);
-                // The engine knows whether it will restart the container; ask it, unless its
-                // policy (or `--rm`) says it will not.
-                // Or whether the kernel killed it, where no event said so: the engine's
-                // inspect tells (see `oom_unknown_since`).
-                let oom_unknown = self.containers.get_mut(id).is_some_and(|c| {
-                    let unknown = ev.attr("exitCode") == Some("137") && !c.oom_killed && !c.killed;
-                    c.oom_unknown_since = unknown.then_some(ev.time_nano);
-                    unknown
-                });
-                let ask = self
-                    .containers
-                    .get(id)
-                    .is_none_or(|c| c.after_exit.may_restart(ev.attr("exitCode")));
-                if ask || oom_unknown {
+                if ask {
                     self.request_inspect(id, seq);
                 }
             }
@@ -631,7 +634,7 @@ impl Tracker {
             return;
         };
         if let Some(s) = self.series.get(&c.key)
-            && s.owner.as_deref() == Some(id)
+            && s.owned_by(id)
         {
             s.cell.lock().life.clone_from(&c.life);
         }

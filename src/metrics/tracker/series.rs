@@ -81,7 +81,7 @@ impl Tracker {
         self.set_health(id, None);
         if let Some(c) = self.containers.remove(id) {
             if let Some(s) = self.series.get_mut(&c.key)
-                && s.owner.as_deref() == Some(id)
+                && s.owned_by(id)
             {
                 s.owner = None;
             }
@@ -116,7 +116,7 @@ impl Tracker {
         self.hold(&new_key);
         self.release(&old_key);
         if let Some(s) = self.series.get_mut(&old_key)
-            && s.owner.as_deref() == Some(id)
+            && s.owned_by(id)
         {
             s.owner = None;
         }
@@ -179,7 +179,7 @@ impl Tracker {
         let Some(s) = self.series.get_mut(&c.key) else {
             return;
         };
-        if s.owner.as_deref() == Some(id) {
+        if s.owned_by(id) {
             return;
         }
         s.owner = Some(id.to_owned());
@@ -189,12 +189,6 @@ impl Tracker {
             d.health.get_or_insert_default().status = health;
         }
         d.life.clone_from(&c.life);
-    }
-
-    /// Whether the container's series show its gauges (see [`Self::own`]).
-    pub(super) fn owns(&self, id: &str) -> bool {
-        self.series_of(id)
-            .is_some_and(|s| s.owner.as_deref() == Some(id))
     }
 
     pub(super) fn set_healthcheck(&mut self, id: &str, command: Option<String>) {
@@ -225,7 +219,7 @@ impl Tracker {
         c.state = state;
         c.seq = seq;
         if let Some(s) = self.series.get(&c.key)
-            && s.owner.as_deref() == Some(id)
+            && s.owned_by(id)
         {
             s.cell.lock().state = state;
         }
@@ -238,11 +232,7 @@ impl Tracker {
         };
         c.health = health;
         c.seq = seq;
-        let Some(s) = self
-            .series
-            .get(&c.key)
-            .filter(|s| s.owner.as_deref() == Some(id))
-        else {
+        let Some(s) = self.series.get(&c.key).filter(|s| s.owned_by(id)) else {
             return;
         };
         let mut d = s.cell.lock();
