@@ -220,12 +220,43 @@ impl Exporter {
     pub fn scrape(&self) -> Scrape {
         let Some((status, body)) = http_get(self.port, "/metrics") else {
             panic!(
-                "scrape /metrics failed; log tail:\n{}",
+                "scrape /metrics failed: {}; log tail:\n{}",
+                self.why_silent(),
                 tail(&self.log(), 30)
             );
         };
         assert_eq!(status, 200, "{body}");
         Scrape::parse(&body)
+    }
+
+    /// Why the exporter did not answer: it exited, or (alive) where its threads are, as gdb
+    /// sees them.
+    fn why_silent(&self) -> String {
+        let pid = self.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let state = status
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .map(str::trim);
+        match state {
+            None | Some("Z (zombie)") => format!("the exporter (pid {pid}) has exited"),
+            Some(state) => {
+                let bt = Command::new("gdb")
+                    .args([
+                        "-p",
+                        &pid.to_string(),
+                        "-batch",
+                        "-ex",
+                        "thread apply all bt 30",
+                    ])
+                    .output();
+                let bt = match bt {
+                    Ok(out) => tail(&String::from_utf8_lossy(&out.stdout), 150),
+                    Err(e) => format!("(no backtrace: gdb: {e})"),
+                };
+                format!("the exporter (pid {pid}) is alive ({state}); its threads:\n{bt}")
+            }
+        }
     }
 
     /// The value of one series, or None if absent.
