@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use docker_events_exporter::actions::{Loaded, Reactor};
+use docker_events_exporter::actions::{Loaded, Origin, Reactor};
 use docker_events_exporter::docker::event::Event;
 use docker_events_exporter::generate::{Shape, Spec, generate};
 use docker_events_exporter::metrics::{Metrics, Tracker};
@@ -79,7 +79,11 @@ fn rule_matching(c: &mut Criterion) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/rules-20.yml");
     let registry = prometheus::Registry::new();
     let loaded = Loaded::start(std::path::Path::new(path), &registry).expect("rules");
-    let mut reactor = Reactor::keeping(loaded.subscribe(), loaded.metrics.clone(), "bench".into());
+    let mut reactor = Reactor::keeping(
+        loaded.subscribe(),
+        loaded.metrics.clone(),
+        Origin::offline("bench"),
+    );
     let mut g = c.benchmark_group("rules");
     g.throughput(Throughput::Elements(events.len() as u64));
     g.bench_function("match-20-rules", |b| {
@@ -110,6 +114,7 @@ fn template_rendering(c: &mut Criterion) {
                         events: std::slice::from_ref(e),
                         rule: "r",
                         host: "h",
+                        engine: "h",
                         ip: None,
                     };
                     black_box(t.render(&ctx, 1 << 20));

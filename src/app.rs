@@ -3,27 +3,32 @@
 //! The HTTP server comes up first, so that `/-/healthy` answers and `/-/ready` says "not yet"
 //! while the engine is still out of reach; the engine side retries until it gets through.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
-use crate::actions::{self, Dry, Executor, Loaded, Reactor};
+use crate::actions::{self, Dry, Executor, Fire, Loaded, Origin, Reactor};
 use crate::docker::state::{Position, Saved, StateFile};
 use crate::docker::stream::{MAX_BACKOFF, Watch, backoff};
 use crate::docker::{ContainerSnapshot, Engine, EngineError, format_since};
-use crate::metrics::{Metrics, Tracker};
+use crate::metrics::{EngineMetrics, Metrics, Tracker};
 use crate::pipeline::Pipeline;
 use crate::server::Server;
-use crate::settings::{EngineSettings, Settings};
+use crate::settings::{EngineSettings, Settings, WatchedEngine};
 
 /// How long shutdown waits for tasks to finish before giving up on them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn run(settings: Settings, engine: EngineSettings) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new(&settings.metrics.container_labels)?);
+pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<()> {
+    let several = engines.engines.len() > 1;
+    let metrics = Arc::new(Metrics::for_engines(
+        &settings.metrics.container_labels,
+        several,
+    )?);
     let rules = match &settings.rules.config {
         Some(path) => {
             let loaded = Loaded::start(path, &metrics.registry)?;
@@ -38,6 +43,7 @@ pub async fn run(settings: Settings, engine: EngineSettings) -> anyhow::Result<(
         path = %settings.web.telemetry_path,
         version = env!("CARGO_PKG_VERSION"),
         web = %settings.web.summary(),
+        engines = engines.engines.len(),
         "serving metrics"
     );
 
@@ -53,14 +59,51 @@ pub async fn run(settings: Settings, engine: EngineSettings) -> anyhow::Result<(
             tasks.spawn(ignore_sighup(cancel.clone()));
         }
     }
-    tasks.spawn(watch_engine(
-        engine,
-        settings,
+    // One action queue and one pool of workers for every engine's rules.
+    let rules = rules.map(|r| {
+        let (queue_tx, queue_rx) = mpsc::channel(settings.rules.queue_size);
+        let dry = if settings.rules.dry_run {
+            Dry::Log
+        } else {
+            Dry::Off
+        };
+        let executor = Arc::new(Executor::new(r.metrics.clone(), dry));
+        tasks.spawn(actions::dispatch(
+            queue_rx,
+            executor,
+            settings.rules.workers,
+            tasks.clone(),
+            cancel.clone(),
+        ));
+        (r, queue_tx)
+    });
+    let state_file = engines.state_file.as_deref().map(|path| {
+        let file = StateFile::new(path);
+        match file.load() {
+            Ok(0) => {
+                tracing::info!(state_file = %path.display(), "no saved position yet; starting from the present");
+            }
+            Ok(n) => tracing::debug!(state_file = %path.display(), positions = n, "state file read"),
+            Err(e) => tracing::warn!(error = %e, "starting from the present"),
+        }
+        Arc::new(file)
+    });
+    let shared = Arc::new(Shared {
         metrics,
         rules,
-        cancel.clone(),
-        tasks.clone(),
-    ));
+        state_file,
+        claimed: Mutex::new(Vec::new()),
+        series_ttl: settings.metrics.series_ttl,
+        ping_interval: engines.ping_interval,
+    });
+    for engine in engines.engines {
+        tasks.spawn(watch_engine(
+            engine,
+            shared.clone(),
+            cancel.clone(),
+            tasks.clone(),
+        ));
+    }
 
     let served = server.serve(cancel.clone(), DRAIN_TIMEOUT).await;
     cancel.cancel();
@@ -73,6 +116,51 @@ pub async fn run(settings: Settings, engine: EngineSettings) -> anyhow::Result<(
     }
     tracing::info!("stopped");
     served
+}
+
+/// What every engine's watch shares.
+struct Shared {
+    metrics: Arc<Metrics>,
+    /// The rules, and the queue their firings go on.
+    rules: Option<(Arc<Loaded>, mpsc::Sender<Fire>)>,
+    state_file: Option<Arc<StateFile>>,
+    /// The engines answering now, as (name, identity): no two names alike, and no engine
+    /// watched twice (under two addresses).
+    claimed: Mutex<Vec<(Arc<str>, String)>>,
+    series_ttl: Duration,
+    ping_interval: Duration,
+}
+
+impl Shared {
+    /// The name the engine is shown by: the one it was given, else its own, else (its own is
+    /// another's already) its address. `Err` names the engine it is the same as.
+    fn claim(
+        &self,
+        given: Option<&str>,
+        own: &str,
+        address: &str,
+        identity: &str,
+    ) -> Result<Arc<str>, Arc<str>> {
+        let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((twin, _)) = claimed.iter().find(|(_, id)| id == identity) {
+            return Err(twin.clone());
+        }
+        let taken = |n: &str| claimed.iter().any(|(c, _)| &**c == n);
+        let name: Arc<str> = match given {
+            Some(n) => n.into(),
+            None if !taken(own) && !own.is_empty() => own.into(),
+            None => {
+                tracing::warn!(
+                    own_name = own,
+                    shown_as = address,
+                    "another engine has this engine's name; shown by its address (name it with --docker.host NAME=URL)"
+                );
+                address.into()
+            }
+        };
+        claimed.push((name.clone(), identity.to_owned()));
+        Ok(name)
+    }
 }
 
 async fn cancel_on_signal(cancel: CancellationToken) {
@@ -151,7 +239,11 @@ async fn prepare(endpoint: &crate::docker::endpoint::Endpoint) -> Result<Start, 
 /// engine, else the engine's present. Resuming from a position the engine no longer holds
 /// (it restarted, or more than its 256 buffered events passed) is a gap: counted and logged.
 /// The snapshot taken at start-up sets every gauge right either way.
-async fn resume_point(state_file: Option<&StateFile>, start: &Start, metrics: &Metrics) -> Saved {
+async fn resume_point(
+    state_file: Option<&StateFile>,
+    start: &Start,
+    metrics: &EngineMetrics,
+) -> Saved {
     let present = Saved {
         engine_id: start.engine_id.clone(),
         position_nano: start.since_nano,
@@ -160,21 +252,10 @@ async fn resume_point(state_file: Option<&StateFile>, start: &Start, metrics: &M
     let Some(file) = state_file else {
         return present;
     };
-    let saved = match file.load() {
-        Ok(Some(saved)) => saved,
-        Ok(None) => {
-            tracing::info!(state_file = %file.path().display(), "no saved position yet; starting from the present");
-            return present;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "starting from the present");
-            return present;
-        }
-    };
-    if saved.engine_id != start.engine_id {
-        tracing::warn!(state_file = %file.path().display(), saved_engine = %saved.engine_id, engine = %start.engine_id, "the saved position is another engine's; starting from the present");
+    let Some(saved) = file.position_of(&start.engine_id) else {
+        tracing::info!(state_file = %file.path().display(), engine_id = %start.engine_id, "no saved position for this engine; starting from the present");
         return present;
-    }
+    };
     if saved.position_nano > start.since_nano {
         tracing::warn!(position = %format_since(saved.position_nano), engine_time = %format_since(start.since_nano), "the saved position is in the engine's future (its clock went back?); starting from the present");
         return present;
@@ -193,15 +274,21 @@ async fn resume_point(state_file: Option<&StateFile>, start: &Start, metrics: &M
     saved
 }
 
+/// One engine, on its own: connects (retrying with backoff), resumes, and streams until
+/// `cancel`. Nothing it meets (a refusal, a timeout, an engine that restarts) reaches the
+/// other engines.
 async fn watch_engine(
-    engine: EngineSettings,
-    settings: Settings,
-    metrics: Arc<Metrics>,
-    rules: Option<Arc<Loaded>>,
+    engine: WatchedEngine,
+    shared: Arc<Shared>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 ) {
     let endpoint = &engine.endpoint;
+    let address = endpoint.to_string();
+    // Until it answers with a name of its own, an unnamed engine is shown by its address.
+    let mut metrics = shared
+        .metrics
+        .engine(engine.name.as_deref().unwrap_or(&address));
     let mut delays = backoff();
     let start = loop {
         let attempt = tokio::select! {
@@ -212,7 +299,7 @@ async fn watch_engine(
             Ok(s) => break s,
             Err(e) => {
                 let wait = delays.next().unwrap_or(MAX_BACKOFF);
-                tracing::warn!(endpoint = %endpoint, error = %format!("{:#}", anyhow::Error::from(e)), retry_in = ?wait, "cannot reach the Docker Engine");
+                tracing::warn!(engine = engine.name.as_deref().unwrap_or(&address), endpoint = %endpoint, error = %format!("{:#}", anyhow::Error::from(e)), retry_in = ?wait, "cannot reach the Docker Engine");
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(wait) => {}
@@ -220,6 +307,39 @@ async fn watch_engine(
             }
         }
     };
+    let name = match shared.claim(
+        engine.name.as_deref(),
+        &start.host,
+        &address,
+        &start.engine_id,
+    ) {
+        Ok(name) => name,
+        Err(twin) => {
+            tracing::error!(endpoint = %endpoint, same_as = %twin, engine_id = %start.engine_id, "this is an engine watched already; watching it once");
+            metrics.forget();
+            return;
+        }
+    };
+    if engine.name.is_none() && shared.metrics.several_engines {
+        metrics = metrics.renamed(&name);
+    }
+    // From here on, every line this engine's parts log names it.
+    let span = tracing::info_span!("engine", engine = %name);
+    follow(start, name, metrics, &shared, cancel, tasks)
+        .instrument(span)
+        .await;
+}
+
+/// The named engine's subscription from its resume point on.
+async fn follow(
+    start: Start,
+    name: Arc<str>,
+    metrics: EngineMetrics,
+    shared: &Shared,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let endpoint = start.engine.endpoint();
     let v = start.engine.version();
     tracing::info!(
         endpoint = %endpoint,
@@ -229,48 +349,31 @@ async fn watch_engine(
         containers = start.containers.len(),
         "connected to the Docker Engine"
     );
-    metrics
-        .engine_info
-        .with_label_values(&[&v.version, &v.api_version, &v.os, &v.arch])
-        .set(1);
+    metrics.engine_info(&v.version, &v.api_version, &v.os, &v.arch);
 
-    let state_file = engine.state_file.as_deref().map(StateFile::new);
-    let resume = resume_point(state_file.as_ref(), &start, &metrics).await;
+    let state_file = shared.state_file.clone();
+    let resume = resume_point(state_file.as_deref(), &start, &metrics).await;
     let since_nano = resume.position_nano;
-    let ttl = settings.metrics.series_ttl;
-    let mut tracker = Tracker::new(metrics.clone(), ttl).asking_inspects();
+    let ttl = shared.series_ttl;
+    let mut tracker = Tracker::for_engine(metrics, ttl).asking_inspects();
     for c in &start.containers {
         tracker.seed(c, since_nano);
     }
-    let host: Arc<str> = start.host.into();
-    let reactor = rules.map(|r| {
-        let (queue_tx, queue_rx) = mpsc::channel(settings.rules.queue_size);
-        let dry = if settings.rules.dry_run {
-            Dry::Log
-        } else {
-            Dry::Off
-        };
-        let executor = Arc::new(Executor::new(
-            r.metrics.clone(),
-            dry,
-            host.clone(),
-            Some(start.engine.clone()),
-        ));
-        tasks.spawn(actions::dispatch(
-            queue_rx,
-            executor,
-            settings.rules.workers,
-            tasks.clone(),
-            cancel.clone(),
-        ));
-        Reactor::new(r.subscribe(), queue_tx, r.metrics.clone(), host.clone())
+    let origin = Arc::new(Origin {
+        engine: name,
+        host: start.host.into(),
+        api: Some(start.engine.clone()),
     });
+    let reactor = shared
+        .rules
+        .as_ref()
+        .map(|(r, queue)| Reactor::new(r.subscribe(), queue.clone(), r.metrics.clone(), origin));
     Watch {
         engine: start.engine,
-        consumer: Pipeline::new(metrics, tracker, reactor),
+        consumer: Pipeline::new(tracker, reactor),
         position: Position::new(resume),
         state_file,
-        ping_interval: engine.ping_interval,
+        ping_interval: shared.ping_interval,
         // Expired series go within a quarter of their TTL.
         tick_interval: (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)),
     }

@@ -14,29 +14,34 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// The Docker Engine to watch: unix:///path, tcp://host:port, http://host:port or
-    /// https://host:port (as the docker CLI reads DOCKER_HOST).
+    /// https://host:port (as the docker CLI reads DOCKER_HOST). Repeat it to watch several,
+    /// each optionally named (NAME=URL; the name defaults to the engine's own): their series
+    /// then carry an `engine` label.
     #[arg(
         global = true,
         long = "docker.host",
-        value_name = "URL",
+        value_name = "[NAME=]URL",
         env = "DOCKER_HOST",
         default_value = "unix:///var/run/docker.sock"
     )]
-    pub docker_host: String,
+    pub docker_hosts: Vec<String>,
 
-    /// Speak TLS to a tcp:// engine and verify it with ca.pem, presenting cert.pem and key.pem
-    /// from --docker.cert-path. Also enabled by any non-empty DOCKER_TLS_VERIFY, as in the docker CLI.
+    /// Speak TLS to every tcp:// engine and verify it with ca.pem, presenting cert.pem and
+    /// key.pem from its --docker.cert-path. Also enabled by any non-empty DOCKER_TLS_VERIFY, as
+    /// in the docker CLI. (An https:// engine, or one with a cert path of its own, speaks TLS
+    /// without it.)
     #[arg(global = true, long = "docker.tls-verify")]
     pub docker_tls_verify: bool,
 
-    /// Folder holding ca.pem, cert.pem and key.pem for TLS [default: ~/.docker].
+    /// Folder holding ca.pem, cert.pem and key.pem for TLS [default: ~/.docker]; NAME=DIR
+    /// (repeatable) gives the engine NAME a folder of its own and TLS.
     #[arg(
         global = true,
         long = "docker.cert-path",
-        value_name = "DIR",
+        value_name = "[NAME=]DIR",
         env = "DOCKER_CERT_PATH"
     )]
-    pub docker_cert_path: Option<PathBuf>,
+    pub docker_cert_paths: Vec<String>,
 
     /// How often to ping the engine; a failed ping ends a stream that may be half-open.
     #[arg(
@@ -63,9 +68,9 @@ pub struct Cli {
     )]
     pub batch_window: Duration,
 
-    /// Keep the stream's position in this file, so that a restarted exporter resumes where it
-    /// stopped (`since=`) and recognises the events it had already counted. Without it, a
-    /// restart starts from the engine's present.
+    /// Keep the stream's position in this file (every engine's, each under its identity), so
+    /// that a restarted exporter resumes where it stopped (`since=`) and recognises the events
+    /// it had already counted. Without it, a restart starts from the engine's present.
     #[arg(
         global = true,
         long = "docker.state-file",
@@ -315,6 +320,24 @@ mod tests {
         assert!(
             msg.contains("invalid value '1m' for '--docker.batch-window <DURATION>': at most 10s"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn engines_repeat_and_the_default_is_the_local_socket() {
+        let cli = Cli::try_parse_from(["x"]).expect("parse");
+        assert_eq!(cli.docker_hosts, ["unix:///var/run/docker.sock"]);
+        let cli = Cli::try_parse_from([
+            "x",
+            "--docker.host",
+            "a=tcp://10.0.0.1:2375",
+            "--docker.host",
+            "unix:///run/b.sock",
+        ])
+        .expect("parse");
+        assert_eq!(
+            cli.docker_hosts,
+            ["a=tcp://10.0.0.1:2375", "unix:///run/b.sock"]
         );
     }
 

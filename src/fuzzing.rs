@@ -34,7 +34,7 @@ impl Default for DecodeAndApply {
         );
         let tracker = Tracker::new(metrics.clone(), Duration::from_secs(60));
         Self {
-            pipeline: Pipeline::new(metrics.clone(), tracker, None),
+            pipeline: Pipeline::new(tracker, None),
             metrics,
             dedupe: Dedupe::default(),
             inputs: 0,
@@ -118,6 +118,7 @@ pub fn template(data: &[u8]) {
         events: &events,
         rule: "fuzz",
         host: "host",
+        engine: "engine",
         ip: Some("10.0.0.1"),
     };
     let out = t.render(&ctx, TEMPLATE_CAP);

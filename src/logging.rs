@@ -21,7 +21,10 @@ pub fn init(level: LogLevel, format: LogFormat) {
         .with_default_directive(LevelFilter::WARN.min(level).into())
         .parse_lossy(format!("docker_events_exporter={level}"));
     let layer = match format {
+        // A span's fields (`engine=`) are on each line; its name and path would say nothing.
         LogFormat::Logfmt => tracing_logfmt::builder()
+            .with_span_name(false)
+            .with_span_path(false)
             .layer()
             .with_writer(std::io::stderr)
             .boxed(),

@@ -2,13 +2,11 @@
 //! metrics), then hand it to the rules. The live stream (as its [`Consumer`]), `replay` and the
 //! fuzz targets all enter here, through [`Pipeline::line`].
 
-use std::sync::Arc;
-
 use crate::actions::Reactor;
 use crate::docker::ContainerSnapshot;
 use crate::docker::event::Event;
 use crate::docker::stream::{Consumer, InspectRequest, Signal, Snapshot};
-use crate::metrics::{Metrics, Tracker};
+use crate::metrics::Tracker;
 
 /// How many characters of a bad line a log line shows.
 const LOG_PREVIEW_CHARS: usize = 200;
@@ -27,18 +25,14 @@ pub enum LineOutcome {
 
 /// Decode, metrics, rules.
 pub struct Pipeline {
-    metrics: Arc<Metrics>,
     tracker: Tracker,
     rules: Option<Reactor>,
 }
 
 impl Pipeline {
-    pub fn new(metrics: Arc<Metrics>, tracker: Tracker, rules: Option<Reactor>) -> Self {
-        Self {
-            metrics,
-            tracker,
-            rules,
-        }
+    /// The tracker's metrics are the engine's: its self-metrics are counted there.
+    pub fn new(tracker: Tracker, rules: Option<Reactor>) -> Self {
+        Self { tracker, rules }
     }
 
     /// Decodes and applies one line: metrics first, then the rules.
@@ -57,7 +51,7 @@ impl Pipeline {
                 LineOutcome::Applied { time_nano }
             }
             Err(e) => {
-                self.metrics.decode_errors.inc();
+                self.tracker.metrics().decode_errors.inc();
                 tracing::warn!(error = %e, line = %preview(line), "skipping an event line that cannot be read");
                 LineOutcome::DecodeError
             }
@@ -66,7 +60,7 @@ impl Pipeline {
 
     /// A line past the length limit was skipped: counted like any line that cannot be read.
     pub fn too_long(&mut self) {
-        self.metrics.decode_errors.inc();
+        self.tracker.metrics().decode_errors.inc();
         tracing::warn!(
             limit = crate::docker::lines::MAX_LINE_BYTES,
             "skipping an event line longer than the limit"
@@ -91,15 +85,15 @@ impl Consumer for Pipeline {
     }
 
     fn signal(&mut self, signal: Signal) {
-        let m = &self.metrics;
+        let m = self.tracker.metrics();
         match signal {
             Signal::Subscribed { again } => {
-                m.up.set(1);
+                m.set_up(true);
                 if again {
                     m.reconnects.inc();
                 }
             }
-            Signal::Lost => m.up.set(0),
+            Signal::Lost => m.set_up(false),
             Signal::Gap => m.stream_gaps.inc(),
             Signal::Replayed => m.replayed_events.inc(),
             Signal::LineTooLong => self.too_long(),
@@ -122,7 +116,7 @@ impl Consumer for Pipeline {
         let changes =
             self.tracker
                 .reconcile(&s.containers, s.position_nano, s.snapshot_nano, s.seq);
-        self.metrics.reconciled_changes.inc_by(changes);
+        self.tracker.metrics().reconciled_changes.inc_by(changes);
         tracing::info!(
             changes,
             containers = s.containers.len(),
@@ -147,13 +141,16 @@ fn preview(line: &[u8]) -> String {
 mod tests {
     use std::time::Duration;
 
+    use std::sync::Arc;
+
     use super::*;
     use crate::docker::stream::{Dedupe, hand_over};
+    use crate::metrics::Metrics;
 
     fn pipeline(labels: &[String]) -> (Pipeline, Arc<Metrics>) {
         let m = Arc::new(Metrics::new(labels).expect("metrics"));
         let t = Tracker::new(m.clone(), Duration::from_secs(60));
-        (Pipeline::new(m.clone(), t, None), m)
+        (Pipeline::new(t, None), m)
     }
 
     #[test]
@@ -167,7 +164,7 @@ mod tests {
             Some(1_000_000_005)
         );
         assert_eq!(hand_over(good, &mut d, &mut p), None, "a duplicate");
-        assert_eq!(m.decode_errors.get(), 1);
+        assert_eq!(p.tracker().metrics().decode_errors.get(), 1);
         assert!(
             m.encode().contains(
                 "docker_container_oom_kills_total{name=\"n\",image=\"i\",compose_project=\"\",compose_service=\"\",swarm_service=\"\",swarm_stack=\"\"} 1\n"
@@ -198,7 +195,7 @@ mod tests {
                 .to_vec();
         invalid.extend_from_slice(b"\"bad\xff\xfe\"}},\"time\":1}");
         assert!(!apply(&invalid));
-        assert_eq!(m.decode_errors.get(), 1);
+        assert_eq!(p.tracker().metrics().decode_errors.get(), 1);
         let text = m.encode();
         let capped = "x".repeat(crate::metrics::tracker::MAX_LABEL_VALUE_BYTES);
         assert!(

@@ -287,8 +287,16 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.metrics.up.get() == 1 {
+    // With several engines, one that is down makes the exporter no less worth scraping (its
+    // `up` says which): ready while any engine is subscribed.
+    if state.metrics.subscribed_engines() > 0 {
         (StatusCode::OK, "Ready\n").into_response()
+    } else if state.metrics.several_engines {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready: subscribed to none of the engines' events\n",
+        )
+            .into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -325,13 +333,18 @@ mod tests {
 
     fn app() -> (Router, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
-        let state = AppState {
-            metrics: metrics.clone(),
-            telemetry_path: "/custom".to_owned(),
-            scrapes: ScrapeLimits::default(),
-            auth: None,
-        };
-        (router(state), metrics)
+        (router(AppState::for_tests(metrics.clone())), metrics)
+    }
+
+    impl AppState {
+        fn for_tests(metrics: Arc<Metrics>) -> Self {
+            Self {
+                metrics,
+                telemetry_path: "/custom".to_owned(),
+                scrapes: ScrapeLimits::default(),
+                auth: None,
+            }
+        }
     }
 
     async fn get(app: Router, path: &str) -> (StatusCode, String, String) {
@@ -351,7 +364,8 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_at_the_configured_path() {
-        let (app, _) = app();
+        let (app, metrics) = app();
+        let _engine = metrics.engine("");
         let (status, ctype, body) = get(app.clone(), "/custom").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(ctype, TEXT_FORMAT);
@@ -363,12 +377,15 @@ mod tests {
     async fn a_large_scrape_streams_the_same_text_as_encode() {
         let (app, metrics) = app();
         for i in 0..3000 {
-            let (_, cell) = metrics.containers.insert(&[
-                format!("container-{i}"),
-                "image".to_owned(),
-                "project".to_owned(),
-                "service".to_owned(),
-            ]);
+            let (_, cell) = metrics.containers.insert(
+                None,
+                &[
+                    format!("container-{i}"),
+                    "image".to_owned(),
+                    "project".to_owned(),
+                    "service".to_owned(),
+                ],
+            );
             cell.lock().starts = i;
         }
         let containers = |text: &str| -> Vec<String> {
@@ -400,7 +417,7 @@ mod tests {
             let name = format!("container-{i}");
             metrics
                 .containers
-                .insert(&[name, "image".into(), String::new(), String::new()]);
+                .insert(None, &[name, "image".into(), String::new(), String::new()]);
         }
         let app = router(AppState {
             metrics: metrics.clone(),
@@ -441,8 +458,49 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(get(app.clone(), "/-/healthy").await.0, StatusCode::OK);
-        metrics.up.set(1);
-        assert_eq!(get(app, "/-/ready").await.0, StatusCode::OK);
+        let engine = metrics.engine("");
+        engine.set_up(true);
+        assert_eq!(get(app.clone(), "/-/ready").await.0, StatusCode::OK);
+        engine.set_up(false);
+        assert_eq!(
+            get(app, "/-/ready").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    /// With several engines, ready while any one is subscribed: one engine down does not
+    /// take the others' metrics out of a load balancer's rotation.
+    #[tokio::test]
+    async fn with_several_engines_ready_while_any_is_subscribed() {
+        let metrics = Arc::new(Metrics::for_engines(&[], true).expect("metrics"));
+        let app = router(AppState::for_tests(metrics.clone()));
+        let (a, b) = (metrics.engine("a"), metrics.engine("b"));
+        let (status, _, body) = get(app.clone(), "/-/ready").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not ready: subscribed to none of the engines' events\n"
+            )
+        );
+        a.set_up(true);
+        b.set_up(true);
+        a.set_up(false);
+        assert_eq!(get(app.clone(), "/-/ready").await.0, StatusCode::OK);
+        b.set_up(false);
+        assert_eq!(
+            get(app.clone(), "/-/ready").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let text = get(app, "/custom").await.2;
+        assert!(
+            text.contains("docker_events_exporter_up{engine=\"a\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("docker_events_exporter_up{engine=\"b\"} 0\n"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -53,12 +53,22 @@ pub struct RulesSettings {
     pub workers: usize,
 }
 
-/// The engine side of the daemon.
+/// The engine side of the daemon: the engines to watch, and what they share.
 #[derive(Debug)]
 pub struct EngineSettings {
-    pub endpoint: Endpoint,
+    /// One or more, in the order given; no two with the same name or address.
+    pub engines: Vec<WatchedEngine>,
     pub ping_interval: Duration,
+    /// One file for every engine's position.
     pub state_file: Option<PathBuf>,
+}
+
+/// One engine to watch.
+#[derive(Debug)]
+pub struct WatchedEngine {
+    /// The name given with `NAME=URL`; without one, the engine's own, once it answers.
+    pub name: Option<String>,
+    pub endpoint: Endpoint,
 }
 
 impl Settings {
@@ -100,17 +110,96 @@ impl Settings {
 
 impl EngineSettings {
     pub fn new(cli: &Cli) -> anyhow::Result<Self> {
-        let cert_path = cli
-            .docker_cert_path
-            .clone()
-            .unwrap_or_else(default_cert_path);
+        let mut hosts: Vec<(Option<&str>, &str)> = Vec::new();
+        for value in &cli.docker_hosts {
+            let (name, url) = named("--docker.host", value, "URL")?;
+            if let Some(name) = name
+                && hosts.iter().any(|(n, _)| *n == Some(name))
+            {
+                anyhow::bail!("--docker.host: the name {name:?} is given to two engines");
+            }
+            hosts.push((name, url));
+        }
+        let mut default_certs = None;
+        let mut own_certs: Vec<(&str, PathBuf)> = Vec::new();
+        for value in &cli.docker_cert_paths {
+            match named("--docker.cert-path", value, "DIR")? {
+                (None, dir) if default_certs.is_none() => default_certs = Some(PathBuf::from(dir)),
+                (None, _) => anyhow::bail!(
+                    "--docker.cert-path {value:?}: a second folder for every engine; give the others as NAME=DIR"
+                ),
+                (Some(name), dir) => {
+                    if !hosts.iter().any(|(n, _)| *n == Some(name)) {
+                        let names: Vec<&str> = hosts.iter().filter_map(|(n, _)| *n).collect();
+                        anyhow::bail!(
+                            "--docker.cert-path {value:?}: no --docker.host is named {name:?}; named ones: {}",
+                            if names.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                names.join(", ")
+                            }
+                        );
+                    }
+                    if own_certs.iter().any(|(n, _)| *n == name) {
+                        anyhow::bail!("--docker.cert-path: two folders for the engine {name:?}");
+                    }
+                    own_certs.push((name, PathBuf::from(dir)));
+                }
+            }
+        }
+        let default_certs = default_certs.unwrap_or_else(default_cert_path);
+        let mut engines: Vec<WatchedEngine> = Vec::new();
+        for (name, url) in hosts {
+            let own = own_certs.iter().find(|(n, _)| Some(*n) == name);
+            // A folder of the engine's own asks for TLS as plainly as --docker.tls-verify.
+            let tls = cli.tls_verify() || own.is_some();
+            let certs = own.map_or(&default_certs, |(_, dir)| dir);
+            let endpoint = Endpoint::parse(url, tls, certs)?.with_batch_window(cli.batch_window);
+            if let Some(twin) = engines
+                .iter()
+                .find(|e| e.endpoint.to_string() == endpoint.to_string())
+            {
+                anyhow::bail!(
+                    "--docker.host {url:?}: {} is watched already{}; give each engine once",
+                    endpoint,
+                    twin.name
+                        .as_deref()
+                        .map(|n| format!(" (as {n})"))
+                        .unwrap_or_default()
+                );
+            }
+            engines.push(WatchedEngine {
+                name: name.map(str::to_owned),
+                endpoint,
+            });
+        }
         Ok(Self {
-            endpoint: Endpoint::parse(&cli.docker_host, cli.tls_verify(), &cert_path)?
-                .with_batch_window(cli.batch_window),
+            engines,
             ping_interval: cli.ping_interval,
             state_file: cli.state_file.clone(),
         })
     }
+}
+
+/// `NAME=VALUE` or `VALUE`: a name is what comes before the first `=`, if that holds no `:`
+/// or `/` (a URL's or a path's).
+fn named<'a>(flag: &str, value: &'a str, what: &str) -> anyhow::Result<(Option<&'a str>, &'a str)> {
+    let Some((name, rest)) = value
+        .split_once('=')
+        .filter(|(n, _)| !n.contains([':', '/']))
+    else {
+        return Ok((None, value));
+    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || !name.chars().all(allowed) {
+        anyhow::bail!(
+            "{flag} {value:?}: the engine name {name:?} must be letters, digits, '.', '_' and '-'; use NAME={what}"
+        );
+    }
+    if rest.is_empty() {
+        anyhow::bail!("{flag} {value:?}: no {what} after the name; use NAME={what}");
+    }
+    Ok((Some(name), rest))
 }
 
 fn default_cert_path() -> PathBuf {
@@ -153,6 +242,91 @@ mod tests {
                 )
             );
         }
+    }
+
+    fn engines(args: &[&str]) -> Result<Vec<(Option<String>, String)>, String> {
+        let cli = Cli::try_parse_from(args).expect("the flags parse");
+        EngineSettings::new(&cli)
+            .map(|s| {
+                s.engines
+                    .into_iter()
+                    .map(|e| (e.name, e.endpoint.to_string()))
+                    .collect()
+            })
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn engines_are_named_or_not_and_each_given_once() {
+        assert_eq!(
+            engines(&[
+                "x",
+                "--docker.host",
+                "web-1=tcp://10.0.0.11:2375",
+                "--docker.host",
+                "unix:///run/a=b.sock",
+            ]),
+            Ok(vec![
+                (Some("web-1".into()), "tcp://10.0.0.11:2375".into()),
+                (None, "unix:///run/a=b.sock".into()),
+            ])
+        );
+        let cases: [(&[&str], &str); 6] = [
+            (
+                &[
+                    "--docker.host",
+                    "a=tcp://h:1",
+                    "--docker.host",
+                    "a=tcp://h:2",
+                ],
+                "--docker.host: the name \"a\" is given to two engines",
+            ),
+            (
+                &["--docker.host", "a=tcp://h:1", "--docker.host", "tcp://h:1"],
+                "--docker.host \"tcp://h:1\": tcp://h:1 is watched already (as a); give each engine once",
+            ),
+            (
+                &["--docker.host", "web 1=tcp://h:1"],
+                "--docker.host \"web 1=tcp://h:1\": the engine name \"web 1\" must be letters, digits, '.', '_' and '-'; use NAME=URL",
+            ),
+            (
+                &["--docker.host", "web="],
+                "--docker.host \"web=\": no URL after the name; use NAME=URL",
+            ),
+            (
+                &[
+                    "--docker.host",
+                    "a=tcp://h:1",
+                    "--docker.cert-path",
+                    "b=/certs/b",
+                ],
+                "--docker.cert-path \"b=/certs/b\": no --docker.host is named \"b\"; named ones: a",
+            ),
+            (
+                &["--docker.cert-path", "/c1", "--docker.cert-path", "/c2"],
+                "--docker.cert-path \"/c2\": a second folder for every engine; give the others as NAME=DIR",
+            ),
+        ];
+        for (args, want) in cases {
+            let all: Vec<&str> = std::iter::once("x").chain(args.iter().copied()).collect();
+            assert_eq!(engines(&all), Err(want.to_owned()), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn an_engine_with_a_cert_folder_of_its_own_speaks_tls_with_it() {
+        let missing = "/nonexistent/dee-certs";
+        let err = engines(&[
+            "x",
+            "--docker.host",
+            "plain=tcp://10.0.0.1:2375",
+            "--docker.host",
+            "safe=tcp://10.0.0.2:2376",
+            "--docker.cert-path",
+            &format!("safe={missing}"),
+        ])
+        .expect_err("its certificates are missing");
+        assert!(err.contains(missing), "{err}");
     }
 
     #[test]

@@ -8,14 +8,23 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Executor, Fire, RuleSet};
+use super::{Executor, Fire, Origin, RuleSet};
 use crate::docker::event::Event;
 
 struct Batch {
     set: Arc<RuleSet>,
     index: usize,
+    origin: Arc<Origin>,
     until: tokio::time::Instant,
     pending: Vec<Arc<Event>>,
+}
+
+/// A batch's key: its rule's name (a reload keeps a rule's open window) and its engine's (a
+/// digest is of one engine's events).
+type BatchKey = (String, Arc<str>);
+
+fn key_of(fire: &Fire) -> BatchKey {
+    (fire.rule().name.clone(), fire.origin.engine.clone())
 }
 
 /// Takes firings off the queue, gathers batches, runs actions on the bounded pool. On cancel,
@@ -28,8 +37,7 @@ pub async fn dispatch(
     cancel: CancellationToken,
 ) {
     let pool = Arc::new(Semaphore::new(workers.max(1)));
-    // By rule name: a reload keeps a rule's open window.
-    let mut batches: HashMap<String, Batch> = HashMap::new();
+    let mut batches: HashMap<BatchKey, Batch> = HashMap::new();
     loop {
         let next_flush = batches.values().map(|b| b.until).min();
         tokio::select! {
@@ -40,17 +48,17 @@ pub async fn dispatch(
             }
             _ = sleep_until(next_flush) => {
                 let now = tokio::time::Instant::now();
-                let due: Vec<String> = batches.iter().filter(|(_, b)| b.until <= now).map(|(k, _)| k.clone()).collect();
-                for name in due {
-                    let Some(mut b) = batches.remove(&name) else { continue };
+                let due: Vec<BatchKey> = batches.iter().filter(|(_, b)| b.until <= now).map(|(k, _)| k.clone()).collect();
+                for key in due {
+                    let Some(mut b) = batches.remove(&key) else { continue };
                     if b.pending.is_empty() {
                         continue;
                     }
                     // A digest goes out and opens the next window.
                     let events = std::mem::take(&mut b.pending);
-                    let fire = Fire { set: b.set, index: b.index, events };
+                    let fire = Fire { set: b.set, index: b.index, events, origin: b.origin };
                     let window = fire.rule().batch.unwrap_or_default();
-                    batches.insert(name, Batch { set: fire.set.clone(), index: fire.index, until: now + window, pending: Vec::new() });
+                    batches.insert(key, Batch { set: fire.set.clone(), index: fire.index, origin: fire.origin.clone(), until: now + window, pending: Vec::new() });
                     start(fire, &executor, &pool, &tasks).await;
                 }
             }
@@ -67,6 +75,7 @@ pub async fn dispatch(
                 set: b.set,
                 index: b.index,
                 events: b.pending,
+                origin: b.origin,
             };
             tracing::info!(rule = %fire.rule().name, events = fire.events.len(), "flushing a pending batch at shutdown");
             start(fire, &executor, &pool, &tasks).await;
@@ -77,7 +86,7 @@ pub async fn dispatch(
 /// Starts a firing now, or adds it to its rule's open batch window.
 async fn accept(
     fire: Fire,
-    batches: &mut HashMap<String, Batch>,
+    batches: &mut HashMap<BatchKey, Batch>,
     executor: &Arc<Executor>,
     pool: &Arc<Semaphore>,
     tasks: &TaskTracker,
@@ -85,7 +94,7 @@ async fn accept(
     let Some(window) = fire.rule().batch else {
         return start(fire, executor, pool, tasks).await;
     };
-    match batches.get_mut(&fire.rule().name) {
+    match batches.get_mut(&key_of(&fire)) {
         // A window is open: the event waits for the digest.
         Some(b) if b.until > tokio::time::Instant::now() => {
             b.set = fire.set.clone();
@@ -94,10 +103,11 @@ async fn accept(
         }
         _ => {
             batches.insert(
-                fire.rule().name.clone(),
+                key_of(&fire),
                 Batch {
                     set: fire.set.clone(),
                     index: fire.index,
+                    origin: fire.origin.clone(),
                     until: tokio::time::Instant::now() + window,
                     pending: Vec::new(),
                 },

@@ -6,32 +6,21 @@ use std::time::Instant;
 
 use super::log::Writers;
 use super::{Dry, Fire, Outcome, RuleMetrics, Runtime};
-use crate::docker::Engine;
 use crate::rules::template::Context;
 
 /// What actions need to run.
 pub struct Executor {
     pub metrics: Arc<RuleMetrics>,
     pub dry: Dry,
-    pub host: Arc<str>,
-    /// Looks up `%%ip%%`; none in a replay.
-    pub engine: Option<Engine>,
     http: reqwest::Client,
     logs: Writers,
 }
 
 impl Executor {
-    pub fn new(
-        metrics: Arc<RuleMetrics>,
-        dry: Dry,
-        host: Arc<str>,
-        engine: Option<Engine>,
-    ) -> Self {
+    pub fn new(metrics: Arc<RuleMetrics>, dry: Dry) -> Self {
         Self {
             metrics,
             dry,
-            host,
-            engine,
             http: http_client(),
             logs: Writers::default(),
         }
@@ -43,7 +32,7 @@ impl Executor {
         let Some(action) = rule.actions.get(index) else {
             return;
         };
-        let ip = match (rule.uses_ip, &self.engine, fire.events.first()) {
+        let ip = match (rule.uses_ip, &fire.origin.api, fire.events.first()) {
             (true, Some(engine), Some(ev)) => engine.container_ip(ev.actor_id()).await,
             _ => None,
         };
@@ -95,7 +84,8 @@ impl Executor {
         Context {
             events: &fire.events,
             rule: &fire.rule().name,
-            host: &self.host,
+            host: &fire.origin.host,
+            engine: &fire.origin.engine,
             ip,
         }
     }

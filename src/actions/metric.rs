@@ -163,6 +163,7 @@ impl MetricAction {
                 events: &one,
                 rule: ctx.rule,
                 host: ctx.host,
+                engine: ctx.engine,
                 ip: ctx.ip,
             };
             self.labels

@@ -31,6 +31,7 @@ pub use self::executor::Executor;
 pub use self::reactor::Reactor;
 pub use self::series::{ActionSeries, Outcome, RuleMetrics, RuleSeries};
 pub use self::set::{Loaded, RuleSet, Rules};
+use crate::docker::Engine;
 use crate::docker::event::Event;
 use crate::rules::template::Context;
 use crate::rules::{ActionConfig, ActionKind, ConfigErrors, Rule};
@@ -111,13 +112,35 @@ pub enum Dry {
     Silent,
 }
 
-/// One firing of a rule: one event, or a batch's digest.
+/// Where events come from: one engine.
+pub struct Origin {
+    /// The engine's name: `%%engine%%`, and what `engine:` matches.
+    pub engine: Arc<str>,
+    /// The engine's host name, as its `/info` says: `%%host%%`.
+    pub host: Arc<str>,
+    /// Asked for `%%ip%%`; none in a replay.
+    pub api: Option<Engine>,
+}
+
+impl Origin {
+    /// Events of no engine that can be asked (a replay, a benchmark): named `name`.
+    pub fn offline(name: &str) -> Arc<Self> {
+        Arc::new(Self {
+            engine: name.into(),
+            host: name.into(),
+            api: None,
+        })
+    }
+}
+
+/// One firing of a rule: one event, or a batch's digest, of one engine.
 pub struct Fire {
     /// The rule set the rule belongs to (a reload may have replaced it since).
     pub set: Arc<RuleSet>,
     /// The rule's place in the set.
     pub index: usize,
     pub events: Vec<Arc<Event>>,
+    pub origin: Arc<Origin>,
 }
 
 impl Fire {
@@ -133,6 +156,7 @@ mod tests {
 
     use super::*;
     use crate::rules::config::parse;
+    use crate::rules::template::Template;
 
     fn compile(file: &str, yaml: &str) -> Result<Vec<Rule<BoxedAction>>, ConfigErrors> {
         parse(file, yaml, KINDS).map(|r| r.rules)
@@ -143,6 +167,39 @@ mod tests {
             Ok(_) => panic!("accepted"),
             Err(e) => e.0.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    /// One rules file for several engines: `engine:` picks them by name, `%%engine%%` says
+    /// which one an event came from.
+    #[test]
+    fn rules_match_and_render_the_engine() {
+        let yaml = r#"
+events_reactor:
+  web hosts:
+    event: {type: container, engine: ["web-*", "!web-test"]}
+    log: {path: /dev/null}
+"#;
+        let rules = Rules {
+            rules: compile("rules.yml", yaml).expect("compiles"),
+            secret_vars: Vec::new(),
+        };
+        let ev = Event::new("container", "start", "id", [("name", "app")], "local", 1);
+        let on = |engine: &str| rules.matching(&ev, engine).count();
+        assert_eq!(
+            (on("web-1"), on("web-test"), on("db-1")),
+            (1, 0, 0),
+            "web-1, web-test, db-1"
+        );
+        let events = [Arc::new(ev.clone())];
+        let ctx = Context {
+            events: &events,
+            rule: "web hosts",
+            host: "host-a",
+            engine: "web-1",
+            ip: None,
+        };
+        let format = Template::parse("%%engine%% %%host%% %%actor.name%%").expect("parses");
+        assert_eq!(format.render(&ctx, 1 << 10), "web-1 host-a app");
     }
 
     #[test]
@@ -203,9 +260,9 @@ events_reactor:
             errors(yaml),
             [
                 "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, log, email, metric, throttle, batch",
-                "rules.yml:4:7: unknown key \"typ\" in event of rule \"one\"; expected one of: type, action, scope, actor",
+                "rules.yml:4:7: unknown key \"typ\" in event of rule \"one\"; expected one of: type, action, scope, engine, actor",
                 "rules.yml:6:15: event.actor.name of rule \"one\": invalid regex /(unclosed/: error: unclosed group",
-                "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, actor.id, actor.<attribute>, payload, host, ip, rule, count",
+                "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, actor.id, actor.<attribute>, payload, host, engine, ip, rule, count",
                 "rules.yml:10:10: run of rule \"two\" is empty; give the program and its arguments, e.g. run: [\"notify\", \"%%actor.name%%\"]",
                 "rules.yml:11:3: rule \"three\" has no action; give it run, webhook, log, email or metric",
             ]

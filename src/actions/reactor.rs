@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Fire, MAX_FIELD_BYTES, Outcome, RuleMetrics, RuleSet};
+use super::{Fire, MAX_FIELD_BYTES, Origin, Outcome, RuleMetrics, RuleSet};
 use crate::docker::event::Event;
 use crate::metrics::families;
 use crate::rules::template::{Context, Template};
@@ -31,7 +31,8 @@ pub struct Reactor {
     out: Out,
     metrics: Arc<RuleMetrics>,
     throttled_until: HashMap<(String, String), Instant>,
-    host: Arc<str>,
+    /// The engine the events come from: each engine has its reactor (and its throttles).
+    origin: Arc<Origin>,
     drops_since_log: u64,
     last_drop_log: Option<Instant>,
 }
@@ -42,32 +43,32 @@ impl Reactor {
         rules: watch::Receiver<Arc<RuleSet>>,
         queue: mpsc::Sender<Fire>,
         metrics: Arc<RuleMetrics>,
-        host: Arc<str>,
+        origin: Arc<Origin>,
     ) -> Self {
-        Self::with_out(rules, Out::Queue(queue), metrics, host)
+        Self::with_out(rules, Out::Queue(queue), metrics, origin)
     }
 
     /// A reactor whose firings are kept for [`Reactor::fired`].
     pub fn keeping(
         rules: watch::Receiver<Arc<RuleSet>>,
         metrics: Arc<RuleMetrics>,
-        host: Arc<str>,
+        origin: Arc<Origin>,
     ) -> Self {
-        Self::with_out(rules, Out::Kept(Vec::new()), metrics, host)
+        Self::with_out(rules, Out::Kept(Vec::new()), metrics, origin)
     }
 
     fn with_out(
         rules: watch::Receiver<Arc<RuleSet>>,
         out: Out,
         metrics: Arc<RuleMetrics>,
-        host: Arc<str>,
+        origin: Arc<Origin>,
     ) -> Self {
         Self {
             rules,
             out,
             metrics,
             throttled_until: HashMap::new(),
-            host,
+            origin,
             drops_since_log: 0,
             last_drop_log: None,
         }
@@ -77,7 +78,8 @@ impl Reactor {
     pub fn on_event(&mut self, ev: Event) {
         let set = self.rules.borrow().clone();
         let ev = Arc::new(ev);
-        for (index, rule) in set.rules.matching(&ev) {
+        let origin = self.origin.clone();
+        for (index, rule) in set.rules.matching(&ev, &origin.engine) {
             self.metrics.of(&set, index).matches.inc();
             let ev = ev.clone();
             if let Some(t) = &rule.throttle
@@ -90,6 +92,7 @@ impl Reactor {
                 set: set.clone(),
                 index,
                 events: vec![ev],
+                origin: origin.clone(),
             };
             match &mut self.out {
                 Out::Kept(kept) => kept.push(fire),
@@ -125,7 +128,8 @@ impl Reactor {
         let ctx = Context {
             events: &events,
             rule,
-            host: &self.host,
+            host: &self.origin.host,
+            engine: &self.origin.engine,
             ip: None,
         };
         let key = (rule.to_owned(), key.render(&ctx, MAX_FIELD_BYTES));

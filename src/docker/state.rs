@@ -1,11 +1,14 @@
-//! `--state-file`: where the stream was, kept across exporter restarts.
+//! `--state-file`: where each engine's stream was, kept across exporter restarts.
 //!
-//! Written after every batch of events the stream applies (a temporary file renamed over the
-//! old one, so a reader never sees half a file), read once at start-up. It holds the engine's
-//! ID, the time of the newest applied event and the lines at exactly that time: the engine's
-//! `since=` is inclusive, so those lines come back on resume and must be recognised as seen.
+//! Written after every batch of events a stream applies (a temporary file renamed over the
+//! old one, so a reader never sees half a file), read once at start-up. It holds, for each
+//! engine by its identity, the time of the newest applied event and the lines at exactly
+//! that time: the engine's `since=` is inclusive, so those lines come back on resume and must
+//! be recognised as seen. The engines share the file; each writes its own entry and keeps the
+//! others as they are.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,10 +48,20 @@ pub enum StateError {
     },
 }
 
-#[derive(Debug, Clone)]
+/// The file's content: every engine's position.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Positions {
+    engines: Vec<Saved>,
+}
+
+/// The state file, shared by every engine's stream.
+#[derive(Debug)]
 pub struct StateFile {
     path: PathBuf,
     tmp: PathBuf,
+    /// What the file holds: as loaded, with each save applied.
+    kept: Mutex<Vec<Saved>>,
 }
 
 impl StateFile {
@@ -58,6 +71,7 @@ impl StateFile {
         Self {
             path: path.to_owned(),
             tmp: tmp.into(),
+            kept: Mutex::new(Vec::new()),
         }
     }
 
@@ -65,11 +79,18 @@ impl StateFile {
         &self.path
     }
 
-    /// The saved state; `None` if there is no file yet.
-    pub fn load(&self) -> Result<Option<Saved>, StateError> {
+    fn kept(&self) -> std::sync::MutexGuard<'_, Vec<Saved>> {
+        // A panic while holding it leaves whole positions behind.
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the file and keeps what it holds, for [`Self::position_of`] and to write back
+    /// beside what is saved; no file is no position. A file of one engine's position (as
+    /// versions before several engines wrote it) is read too.
+    pub fn load(&self) -> Result<usize, StateError> {
         let text = match std::fs::read(&self.path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(source) => {
                 return Err(StateError::Read {
                     path: self.path.clone(),
@@ -77,21 +98,47 @@ impl StateFile {
                 });
             }
         };
-        serde_json::from_slice(&text)
-            .map(Some)
-            .map_err(|source| StateError::Parse {
-                path: self.path.clone(),
-                source,
-            })
+        let parse = |source| StateError::Parse {
+            path: self.path.clone(),
+            source,
+        };
+        let value: serde_json::Value = serde_json::from_slice(&text).map_err(parse)?;
+        let engines = if value.get("engines").is_some() {
+            serde_json::from_value::<Positions>(value)
+                .map_err(parse)?
+                .engines
+        } else {
+            vec![serde_json::from_value::<Saved>(value).map_err(parse)?]
+        };
+        let n = engines.len();
+        *self.kept() = engines;
+        Ok(n)
     }
 
-    pub fn save(&self, saved: &Saved) -> Result<(), StateError> {
+    /// The loaded position of the engine `engine_id`, if the file had one.
+    pub fn position_of(&self, engine_id: &str) -> Option<Saved> {
+        self.kept()
+            .iter()
+            .find(|s| s.engine_id == engine_id)
+            .cloned()
+    }
+
+    /// Saves one engine's position in place of what it saved before (under `replaces`, its
+    /// identity then), keeping every other engine's.
+    pub fn save(&self, replaces: &str, saved: &Saved) -> Result<(), StateError> {
         let write = |source| StateError::Write {
             path: self.path.clone(),
             source,
         };
+        let mut kept = self.kept();
+        kept.retain(|s| s.engine_id != replaces && s.engine_id != saved.engine_id);
+        kept.push(saved.clone());
+        // Written under the lock: one writer of the temporary file at a time.
+        let text = serde_json::to_vec(&Positions {
+            engines: kept.clone(),
+        })
         // Serializing plain strings and numbers cannot fail.
-        let text = serde_json::to_vec(saved).unwrap_or_default();
+        .unwrap_or_default();
         std::fs::write(&self.tmp, text).map_err(write)?;
         std::fs::rename(&self.tmp, &self.path).map_err(write)
     }
@@ -102,14 +149,27 @@ impl StateFile {
 pub struct Position {
     pub saved: Saved,
     dirty: bool,
+    /// The identity it was last saved under (the engine's may change: another engine answers).
+    saved_as: String,
 }
 
 impl Position {
     pub fn new(saved: Saved) -> Self {
         Self {
+            saved_as: saved.engine_id.clone(),
             saved,
             dirty: false,
         }
+    }
+
+    /// Saves it into `file` if it moved since the last save.
+    pub fn save(&mut self, file: &StateFile) -> Result<bool, StateError> {
+        if !self.take_dirty() {
+            return Ok(false);
+        }
+        file.save(&self.saved_as, &self.saved)?;
+        self.saved_as.clone_from(&self.saved.engine_id);
+        Ok(true)
     }
 
     /// An applied event: its time and raw line.
@@ -141,7 +201,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dee-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let f = StateFile::new(&dir.join("state.json"));
-        assert_eq!(f.load().expect("no file is no state"), None);
+        assert_eq!(f.load().expect("no file is no state"), 0);
         let mut p = Position::new(Saved {
             engine_id: "E".into(),
             ..Saved::default()
@@ -152,10 +212,41 @@ mod tests {
         p.applied(6, b"late");
         assert!(p.take_dirty());
         assert!(!p.take_dirty());
-        f.save(&p.saved).expect("save");
-        let back = f.load().expect("load").expect("some");
+        f.save("E", &p.saved).expect("save");
+        let other = Saved {
+            engine_id: "F".into(),
+            position_nano: 9,
+            lines_at_position: vec!["f".into()],
+        };
+        f.save("F", &other).expect("save");
+        let again = StateFile::new(f.path());
+        assert_eq!(again.load().expect("load"), 2);
+        let back = again.position_of("E").expect("E's");
         assert_eq!(back.position_nano, 7);
         assert_eq!(back.lines_at_position, ["b", "c"]);
+        assert_eq!(again.position_of("F"), Some(other.clone()));
+        // An engine that answers with another identity replaces its own entry only.
+        let moved = Saved {
+            engine_id: "E2".into(),
+            ..back
+        };
+        again.save("E", &moved).expect("save");
+        let third = StateFile::new(f.path());
+        assert_eq!(third.load().expect("load"), 2);
+        assert_eq!(third.position_of("E"), None);
+        assert_eq!(third.position_of("E2"), Some(moved));
+        assert_eq!(third.position_of("F"), Some(other));
+
+        // The one-engine file of earlier versions.
+        std::fs::write(
+            f.path(),
+            r#"{"engine_id":"E","position_nano":3,"lines_at_position":[]}"#,
+        )
+        .expect("write");
+        let old = StateFile::new(f.path());
+        assert_eq!(old.load().expect("load"), 1);
+        assert_eq!(old.position_of("E").map(|s| s.position_nano), Some(3));
+
         std::fs::write(f.path(), "{\"engine_id\":\"E\",\"extra\":1}").expect("write");
         let err = f.load().expect_err("unknown field").to_string();
         assert!(
@@ -166,6 +257,9 @@ mod tests {
             "{err}"
         );
         assert!(err.ends_with("; delete it to start afresh"), "{err}");
+        std::fs::write(f.path(), r#"{"engines":[{"engine_id":"E","when":1}]}"#).expect("write");
+        let err = f.load().expect_err("unknown field").to_string();
+        assert!(err.contains("unknown field `when`"), "{err}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

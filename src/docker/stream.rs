@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use super::lines::{Lines, Piece};
 use super::state::{Position, StateFile};
@@ -177,7 +178,9 @@ fn spawn_inspector(
 ) {
     let workers = Arc::new(Semaphore::new(INSPECT_WORKERS));
     let inner = tasks.clone();
-    tasks.spawn(async move {
+    // The tasks log in the span of the stream they serve (its engine's).
+    tasks.spawn(
+        async move {
         loop {
             let req = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -187,18 +190,23 @@ fn spawn_inspector(
                 break;
             };
             let (engine, answers) = (engine.clone(), answers.clone());
-            inner.spawn(async move {
-                let _permit = permit;
-                match engine.inspect(&req.id).await {
-                    Ok(snap) => {
-                        let _ = answers.send((req, snap)).await;
+            inner.spawn(
+                async move {
+                    let _permit = permit;
+                    match engine.inspect(&req.id).await {
+                        Ok(snap) => {
+                            let _ = answers.send((req, snap)).await;
+                        }
+                        // Most often the container is already gone; its destroy event says so.
+                        Err(e) => tracing::debug!(container_id = %req.id, error = %e, "inspect failed"),
                     }
-                    // Most often the container is already gone; its destroy event says so.
-                    Err(e) => tracing::debug!(container_id = %req.id, error = %e, "inspect failed"),
                 }
-            });
+                .in_current_span(),
+            );
         }
-    });
+        }
+        .in_current_span(),
+    );
 }
 
 /// Everything the stream loop needs.
@@ -207,8 +215,8 @@ pub struct Watch<C> {
     pub consumer: C,
     /// Where the subscription starts, and the engine it belongs to.
     pub position: Position,
-    /// Where to keep the position, if anywhere.
-    pub state_file: Option<StateFile>,
+    /// Where to keep the position (beside the other engines'), if anywhere.
+    pub state_file: Option<Arc<StateFile>>,
     pub ping_interval: Duration,
     /// How often the consumer's [`Consumer::tick`] runs.
     pub tick_interval: Duration,
@@ -378,15 +386,13 @@ impl<C: Consumer> Watch<C> {
         let Some(file) = &self.state_file else {
             return;
         };
-        if !self.position.take_dirty() {
-            return;
-        }
-        match file.save(&self.position.saved) {
-            Ok(()) if *failing => {
+        match self.position.save(file) {
+            Ok(false) => {}
+            Ok(true) if *failing => {
                 *failing = false;
                 tracing::info!(state_file = %file.path().display(), "the state file is written again");
             }
-            Ok(()) => {}
+            Ok(true) => {}
             Err(e) if !*failing => {
                 *failing = true;
                 tracing::warn!(error = %e, "the stream goes on, but a restart will not resume from here");
@@ -494,7 +500,8 @@ fn spawn_snapshot(
     seq: u64,
     tx: mpsc::Sender<Snapshot>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
+    tokio::spawn(
+        async move {
         match engine.snapshot().await {
             Ok((info, containers)) => {
                 let _ = tx
@@ -510,7 +517,9 @@ fn spawn_snapshot(
                 tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "could not list the containers to reconcile after a gap; the gauges may be off until each container's next event")
             }
         }
-    })
+        }
+        .in_current_span(),
+    )
 }
 
 async fn next_frame(

@@ -229,6 +229,8 @@ impl Cell {
 
 /// Every label set's cell, in the order they were first seen (stable between scrapes).
 pub struct ContainerSeries {
+    /// The `engine` label, before the others, when several engines are watched.
+    engine_label: Option<String>,
     label_names: Vec<String>,
     cells: Mutex<BTreeMap<u64, Arc<Cell>>>,
     next_id: Mutex<u64>,
@@ -239,19 +241,29 @@ pub struct ContainerSeries {
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
 impl ContainerSeries {
-    /// `label_names`: `name`, `image`, `compose_project`, `compose_service`, then `label_*`.
-    pub fn new(label_names: Vec<String>) -> Self {
+    /// `label_names`: `name`, `image`, `compose_project`, `compose_service`, the Swarm ones,
+    /// then `label_*`; after `engine_label`, if there is one.
+    pub fn new(engine_label: Option<String>, label_names: Vec<String>) -> Self {
         Self {
+            engine_label,
             label_names,
             cells: Mutex::new(BTreeMap::new()),
             next_id: Mutex::new(0),
         }
     }
 
-    /// A new cell for these label values (in `label_names` order); its id removes it.
-    pub fn insert(&self, values: &[String]) -> (u64, Arc<Cell>) {
+    /// A new cell for these label values (in `label_names` order) of the engine `engine`
+    /// (shown only if there is an engine label); its id removes it.
+    pub fn insert(&self, engine: Option<&str>, values: &[String]) -> (u64, Arc<Cell>) {
         let mut labels = Vec::with_capacity(64 + values.iter().map(String::len).sum::<usize>());
-        for (i, (name, value)) in self.label_names.iter().zip(values).enumerate() {
+        let engine = self.engine_label.as_deref().zip(engine);
+        let pairs = engine.into_iter().chain(
+            self.label_names
+                .iter()
+                .map(String::as_str)
+                .zip(values.iter().map(String::as_str)),
+        );
+        for (i, (name, value)) in pairs.enumerate() {
             if i > 0 {
                 labels.push(b',');
             }
@@ -644,6 +656,7 @@ mod tests {
 
     fn table() -> ContainerSeries {
         ContainerSeries::new(
+            None,
             ["name", "image", "compose_project", "compose_service"]
                 .map(str::to_owned)
                 .to_vec(),
@@ -681,6 +694,34 @@ mod tests {
     }
 
     #[test]
+    fn an_engine_label_comes_first_when_there_is_one() {
+        let t = ContainerSeries::new(Some("engine".into()), vec!["name".into()]);
+        let (_, a) = t.insert(Some("web-1"), &["app".into()]);
+        let (_, b) = t.insert(Some("db\"1"), &["app".into()]);
+        a.lock().starts = 1;
+        b.lock().starts = 2;
+        let text = text(&t);
+        assert!(
+            text.contains("docker_container_starts_total{engine=\"web-1\",name=\"app\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("docker_container_starts_total{engine=\"db\\\"1\",name=\"app\"} 2\n"),
+            "{text}"
+        );
+        let one = ContainerSeries::new(None, vec!["name".into()]);
+        one.insert(Some("ignored"), &["app".into()]).1.lock().starts = 1;
+        assert!(text_has(
+            &one,
+            "docker_container_starts_total{name=\"app\"} 1\n"
+        ));
+    }
+
+    fn text_has(t: &ContainerSeries, line: &str) -> bool {
+        text(t).contains(line)
+    }
+
+    #[test]
     fn nothing_known_writes_nothing() {
         assert_eq!(text(&table()), "");
     }
@@ -688,12 +729,15 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         let t = table();
-        let (_, cell) = t.insert(&[
-            "a\"b\\c\nd".into(),
-            "img".into(),
-            String::new(),
-            String::new(),
-        ]);
+        let (_, cell) = t.insert(
+            None,
+            &[
+                "a\"b\\c\nd".into(),
+                "img".into(),
+                String::new(),
+                String::new(),
+            ],
+        );
         cell.lock().starts = 2;
         let out = text(&t);
         assert!(
@@ -707,7 +751,10 @@ mod tests {
     #[test]
     fn histograms_are_cumulative_with_sum_and_count() {
         let t = table();
-        let (_, cell) = t.insert(&["w".into(), "i".into(), String::new(), String::new()]);
+        let (_, cell) = t.insert(
+            None,
+            &["w".into(), "i".into(), String::new(), String::new()],
+        );
         {
             let mut d = cell.lock();
             let h = d.run_duration.get_or_insert_default();
@@ -739,8 +786,14 @@ mod tests {
     #[test]
     fn removed_cells_leave_the_output_and_families_go_with_them() {
         let t = table();
-        let (a, _) = t.insert(&["a".into(), "i".into(), String::new(), String::new()]);
-        let (_, b) = t.insert(&["b".into(), "i".into(), String::new(), String::new()]);
+        let (a, _) = t.insert(
+            None,
+            &["a".into(), "i".into(), String::new(), String::new()],
+        );
+        let (_, b) = t.insert(
+            None,
+            &["b".into(), "i".into(), String::new(), String::new()],
+        );
         bump(&mut b.lock().exits, Code::exit(Some("137")));
         bump(&mut b.lock().exits, Code::exit(Some("137")));
         bump(&mut b.lock().kills, Code::signal(Some("SIGKILL")));
@@ -757,7 +810,10 @@ mod tests {
     fn large_outputs_are_flushed_in_chunks_and_stop_when_the_reader_goes() {
         let t = table();
         for i in 0..5000 {
-            t.insert(&[format!("c{i}"), "i".into(), String::new(), String::new()]);
+            t.insert(
+                None,
+                &[format!("c{i}"), "i".into(), String::new(), String::new()],
+            );
         }
         let mut sizes = Vec::new();
         let mut out = Vec::new();

@@ -347,6 +347,33 @@ impl Family {
         prometheus::Opts::new(self.name, self.help)
     }
 
+    /// Its labels, after an `engine` label when `engine` (several engines are watched).
+    fn label_names(&self, engine: bool) -> Vec<&'static str> {
+        let first = engine.then_some(super::ENGINE_LABEL);
+        first
+            .into_iter()
+            .chain(self.labels.iter().copied())
+            .collect()
+    }
+
+    /// A family of one engine's: with an `engine` label first when `engine`.
+    pub fn int_counter_vec_by(
+        &self,
+        engine: bool,
+    ) -> prometheus::Result<prometheus::IntCounterVec> {
+        prometheus::IntCounterVec::new(self.opts(), &self.label_names(engine))
+    }
+
+    /// A family of one engine's: with an `engine` label first when `engine`.
+    pub fn int_gauge_vec_by(&self, engine: bool) -> prometheus::Result<prometheus::IntGaugeVec> {
+        prometheus::IntGaugeVec::new(self.opts(), &self.label_names(engine))
+    }
+
+    /// A family of one engine's: with an `engine` label first when `engine`.
+    pub fn gauge_vec_by(&self, engine: bool) -> prometheus::Result<prometheus::GaugeVec> {
+        prometheus::GaugeVec::new(self.opts(), &self.label_names(engine))
+    }
+
     pub fn int_counter(&self) -> prometheus::Result<prometheus::IntCounter> {
         prometheus::IntCounter::with_opts(self.opts())
     }

@@ -4,7 +4,7 @@
 //! ```yaml
 //! events_reactor:
 //!   <rule name>:
-//!     event: {type: ..., action: ..., scope: ..., actor: {id: ..., <attribute>: ...}}
+//!     event: {type: ..., action: ..., scope: ..., engine: ..., actor: {id: ..., <attribute>: ...}}
 //!     run: [program, arg, ...]          # and/or webhook, log, email, metric
 //!     timeout: 30s                      # run options: timeout, env, cwd
 //!     throttle: {key: "%%actor.name%%", interval: 5m}
@@ -27,7 +27,7 @@ const TOP_KEYS: &[&str] = &["events_reactor"];
 /// The rule keys of the rules layer itself; the action kinds add theirs between `event` and
 /// these.
 const RULE_KEYS: &[&str] = &["throttle", "batch"];
-const EVENT_KEYS: &[&str] = &["type", "action", "scope", "actor"];
+const EVENT_KEYS: &[&str] = &["type", "action", "scope", "engine", "actor"];
 const THROTTLE_KEYS: &[&str] = &["key", "interval"];
 /// The longest duration a config may give (a typo like `30000h` is a mistake, not a wish).
 const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -456,6 +456,7 @@ impl Checker<'_> {
         m.typ = field(self, "type");
         m.action = field(self, "action");
         m.scope = field(self, "scope");
+        m.engine = field(self, "engine");
         if let Some(actor) = map.get_node("actor") {
             let actor = self.mapping(actor, &format!("event.actor of {place}"))?;
             for (k, v) in actor.iter() {

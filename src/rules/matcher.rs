@@ -118,6 +118,8 @@ pub struct EventMatcher {
     /// (`exec_start: /bin/sh -c true`): either may match.
     pub action: Option<ValueMatcher>,
     pub scope: Option<ValueMatcher>,
+    /// Matched against the name of the engine the event came from.
+    pub engine: Option<ValueMatcher>,
     pub actor_id: Option<ValueMatcher>,
     pub attributes: Vec<(String, ValueMatcher)>,
     /// Object types and verbs an event must have to match: with most rules naming a type and
@@ -168,7 +170,8 @@ impl EventMatcher {
             && (self.kinds.verbs & (1 << ev.verb.index())) != 0
     }
 
-    pub fn is_match(&self, ev: &Event) -> bool {
+    /// Whether `ev`, of the engine named `engine`, matches.
+    pub fn is_match(&self, ev: &Event, engine: &str) -> bool {
         let ok = |m: &Option<ValueMatcher>, v: &str| m.as_ref().is_none_or(|m| m.is_match(v));
         self.kinds_admit(ev)
             && ok(&self.typ, ev.type_name())
@@ -177,6 +180,7 @@ impl EventMatcher {
                 .as_ref()
                 .is_none_or(|m| m.is_match(ev.verb()) || m.is_match(&ev.docker_action()))
             && ok(&self.scope, ev.scope())
+            && ok(&self.engine, engine)
             && ok(&self.actor_id, ev.actor_id())
             && self
                 .attributes
@@ -268,8 +272,8 @@ mod tests {
             let indexed = plain.clone().indexed();
             for ev in &events {
                 assert_eq!(
-                    indexed.is_match(ev),
-                    plain.is_match(ev),
+                    indexed.is_match(ev, "e"),
+                    plain.is_match(ev, "e"),
                     "{plain:?} on {ev:?}"
                 );
                 turned_away += usize::from(!indexed.kinds_admit(ev));

@@ -78,12 +78,17 @@ pub struct Rules<A> {
 }
 
 impl<A> Rules<A> {
-    /// The rules `ev` matches, with their places in [`Rules::rules`], in order.
-    pub fn matching<'a>(&'a self, ev: &'a Event) -> impl Iterator<Item = (usize, &'a Rule<A>)> {
+    /// The rules `ev` of the engine named `engine` matches, with their places in
+    /// [`Rules::rules`], in order.
+    pub fn matching<'a>(
+        &'a self,
+        ev: &'a Event,
+        engine: &'a str,
+    ) -> impl Iterator<Item = (usize, &'a Rule<A>)> {
         self.rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.matcher.is_match(ev))
+            .filter(move |(_, r)| r.matcher.is_match(ev, engine))
     }
 }
 
@@ -98,12 +103,6 @@ pub struct Rule<A> {
     /// Some action renders `%%ip%%`: look the container's address up before rendering. Derived
     /// from the actions' templates.
     pub uses_ip: bool,
-}
-
-impl<A> Rule<A> {
-    pub fn is_match(&self, ev: &Event) -> bool {
-        self.matcher.is_match(ev)
-    }
 }
 
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use crate::docker::event::Event;
 use crate::json::push_escaped;
 
 /// The placeholders a template may use, for error messages.
-pub const KNOWN_KEYS: &str = "type, action, scope, time, timeNano, actor.id, actor.<attribute>, payload, host, ip, rule, count";
+pub const KNOWN_KEYS: &str = "type, action, scope, time, timeNano, actor.id, actor.<attribute>, payload, host, engine, ip, rule, count";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
@@ -24,6 +24,7 @@ pub enum Key {
     Attr(String),
     Payload,
     Host,
+    Engine,
     Ip,
     Rule,
     Count,
@@ -49,6 +50,8 @@ pub struct Context<'a> {
     pub events: &'a [Arc<Event>],
     pub rule: &'a str,
     pub host: &'a str,
+    /// The engine's name (as its series' `engine` label shows it, with several engines).
+    pub engine: &'a str,
     /// The container's IP address, looked up only for rules that use `%%ip%%`.
     pub ip: Option<&'a str>,
 }
@@ -161,6 +164,7 @@ fn parse_key(name: &str) -> Option<Key> {
         "actor.id" => Key::ActorId,
         "payload" => Key::Payload,
         "host" => Key::Host,
+        "engine" => Key::Engine,
         "ip" => Key::Ip,
         "rule" => Key::Rule,
         "count" => Key::Count,
@@ -186,6 +190,7 @@ fn value<'a>(key: &Key, ctx: &Context<'a>) -> Cow<'a, str> {
         Key::Attr(a) => ev.attr(a).unwrap_or_default().into(),
         Key::Payload => payload(ctx.events).into(),
         Key::Host => ctx.host.into(),
+        Key::Engine => ctx.engine.into(),
         Key::Ip => ctx.ip.unwrap_or_default().into(),
         Key::Rule => ctx.rule.into(),
         Key::Count => ctx.events.len().to_string().into(),
@@ -257,6 +262,7 @@ mod tests {
             events,
             rule: "r",
             host: "h1",
+            engine: "e1",
             ip: None,
         }
     }
@@ -275,6 +281,7 @@ mod tests {
             render("%%actor.com.docker.compose.service%%@%%host%%"),
             "api@h1"
         );
+        assert_eq!(render("%%engine%%"), "e1");
         assert_eq!(
             render("%%time%% %%timeNano%% %%actor.id%% %%rule%% %%count%%"),
             "1700000000 1700000000123456789 abc r 1"

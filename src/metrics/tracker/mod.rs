@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use prometheus::IntCounter;
 
-use super::Metrics;
 use super::containers::{Cell, Code, Info, Lifecycle, Termination, bump};
 use super::families::{
     self, CONTAINER_EXEC_DURATION, CONTAINER_HEALTHCHECK_DURATION, CONTAINER_RUN_DURATION,
 };
+use super::{EngineMetrics, Metrics};
 use crate::docker::event::{Event, ObjectType, Verb};
 use crate::docker::stream::InspectRequest;
 use crate::docker::{AfterExit, ContainerSnapshot, ContainerState, Health, kill_ends_run};
@@ -112,7 +112,7 @@ pub enum Clock {
 }
 
 pub struct Tracker {
-    m: Arc<Metrics>,
+    m: EngineMetrics,
     ttl: Duration,
     clock: Clock,
     newest_nano: i64,
@@ -202,7 +202,13 @@ impl Series {
 }
 
 impl Tracker {
+    /// The tracker of an exporter's only engine.
     pub fn new(m: Arc<Metrics>, ttl: Duration) -> Self {
+        Self::for_engine(m.engine(""), ttl)
+    }
+
+    /// The tracker of one of the engines that `m`'s metrics are of.
+    pub fn for_engine(m: EngineMetrics, ttl: Duration) -> Self {
         Self {
             m,
             ttl,
@@ -217,6 +223,11 @@ impl Tracker {
             unknown_logged: HashSet::new(),
             destroyed: VecDeque::new(),
         }
+    }
+
+    /// The metrics of the tracker's engine.
+    pub fn metrics(&self) -> &EngineMetrics {
+        &self.m
     }
 
     /// Ask for inspects, to be taken with [`Self::take_inspects`] and answered.
@@ -247,16 +258,8 @@ impl Tracker {
         match ev.object {
             ObjectType::Container => self.apply_container(ev),
             ObjectType::Image => match ev.verb {
-                Verb::Pull => self
-                    .m
-                    .image_pulls
-                    .with_label_values(&[&image_label(ev)])
-                    .inc(),
-                Verb::Push => self
-                    .m
-                    .image_pushes
-                    .with_label_values(&[&image_label(ev)])
-                    .inc(),
+                Verb::Pull => self.m.image_pulls(&image_label(ev)).inc(),
+                Verb::Push => self.m.image_pushes(&image_label(ev)).inc(),
                 _ => {}
             },
             // A spec change; the update's progress (`updatestate.new`) is not another one.
@@ -264,8 +267,7 @@ impl Tracker {
                 if ev.verb == Verb::Update && ev.attr("updatestate.new").is_none() =>
             {
                 self.m
-                    .service_updates
-                    .with_label_values(&[&cap(ev.attr("name").unwrap_or_default())])
+                    .service_updates(&cap(ev.attr("name").unwrap_or_default()))
                     .inc();
             }
             _ => {}
@@ -582,10 +584,7 @@ impl Tracker {
         let slot = ev.object.index() * Verb::COUNT + ev.verb.index();
         let m = &self.m;
         self.event_counters[slot]
-            .get_or_insert_with(|| {
-                m.events
-                    .with_label_values(&[ev.object.as_str(), ev.action_label()])
-            })
+            .get_or_insert_with(|| m.events(ev.object.as_str(), ev.action_label()))
             .inc();
     }
 

@@ -30,7 +30,7 @@ impl Tracker {
             if s.live > 0 || s.expires_at.is_none_or(|t| t > now) {
                 return true;
             }
-            m.containers.remove(s.id);
+            m.all.containers.remove(s.id);
             false
         });
     }
@@ -62,6 +62,7 @@ impl Tracker {
         ];
         values.extend(
             self.m
+                .all
                 .label_keys
                 .iter()
                 .map(|k| cap(label(k).unwrap_or_default())),
@@ -135,7 +136,7 @@ impl Tracker {
     pub(super) fn hold(&mut self, key: &SeriesKey) {
         let m = &self.m;
         let s = self.series.entry(key.clone()).or_insert_with(|| {
-            let (id, cell) = m.containers.insert(key);
+            let (id, cell) = m.all.containers.insert(m.label.as_deref(), key);
             Series {
                 live: 0,
                 owner: None,
