@@ -4,18 +4,28 @@
 #
 #   bash scripts/bench.sh            # everything
 #   bash scripts/bench.sh pipeline   # one part: pipeline | scrape | churn | idle | live |
-#                                    # syscalls | startup
+#                                    # syscalls | startup | engines
 #   BASE=/path/to/old/binary bash scripts/bench.sh live   # this build beside another one
 #
 # Needs a running Docker Engine (live, idle) and the test image (built by the tests, or by
 # `cargo test --test integration cli::`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=${1:-"pipeline scrape churn idle live syscalls startup"}
+parts=${1:-"pipeline scrape churn idle live syscalls startup engines"}
 BIN=${BIN:-target/release/docker-events-exporter}
 W=$(mktemp -d)
-trap 'rm -rf "$W"; [ -n "${PIDS:-}" ] && kill $PIDS 2>/dev/null || true' EXIT
 PIDS=""
+DOCKERDS=""
+BRIDGES=""
+cleanup() {
+    [ -n "$PIDS" ] && kill $PIDS 2>/dev/null || true
+    # Private dockerds stop their containers and unmount before their folders go.
+    for pid in $DOCKERDS; do kill "$pid" 2>/dev/null || true; done
+    for pid in $DOCKERDS; do while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done; done
+    for br in $BRIDGES; do ip link del "$br" 2>/dev/null || true; done
+    rm -rf "$W" /tmp/deebx-$$-*
+}
+trap cleanup EXIT
 
 cargo build --release --locked -q
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB"
@@ -28,6 +38,22 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
 metric_sum() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 ~ "^"m"({|$)" {s += $NF} END {printf "%d\n", s}'; }
 wait_http() { for _ in $(seq 1 300); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+
+# A dockerd of the bench's own (as the tests make them): its socket, data and exec roots, and a
+# bridge of its own with no iptables rules. Sets PRIVATE_HOST to its DOCKER_HOST (run in this
+# shell, not in $(...): the cleanup needs its pid and bridge).
+private_dockerd() {
+    local d="$W/dockerd$1" br="deebench$1"
+    mkdir -p "$d"; echo '{}' > "$d/daemon.json"
+    ip link add "$br" type bridge; BRIDGES="$BRIDGES $br"
+    ip addr add "172.31.$((250 + $1)).1/24" dev "$br"
+    dockerd --config-file "$d/daemon.json" --storage-driver vfs --host "unix://$d/docker.sock" \
+        --data-root "$d/root" --exec-root "/tmp/deebx-$$-$1" --pidfile "$d/pid" --bridge "$br" \
+        --iptables=false --ip-masq=false >"$d/log" 2>&1 &
+    DOCKERDS="$DOCKERDS $!"
+    for _ in $(seq 1 150); do docker -H "unix://$d/docker.sock" info >/dev/null 2>&1 && break; sleep 0.2; done
+    PRIVATE_HOST="unix://$d/docker.sock"
+}
 
 if [[ $parts == *pipeline* ]]; then
     echo; echo "== pipeline: 1,000,000 events replayed on one core (taskset -c 0)"
@@ -182,4 +208,45 @@ if [[ $parts == *startup* ]]; then
         kill $pid; wait $pid 2>/dev/null || true
     done
     docker ps -aq --filter "label=$label" | xargs -r docker rm -f >/dev/null
+fi
+
+if [[ $parts == *engines* ]]; then
+    # Several engines from one exporter. Idle: exporters of 1 and of 3 engines (the local one and
+    # two private dockerds) at once, 30 s with no events; the difference over 2 is one engine's
+    # cost. Scrape: 3 engines of 3,000 containers (replay --serve of three engines' logs) beside
+    # one engine of 9,000 (the same series count without the engine label).
+    echo; echo "== engines: idle cost per engine; scrape of 3 engines x 3,000 containers"
+    private_dockerd 1; e1=$PRIVATE_HOST
+    private_dockerd 2; e2=$PRIVATE_HOST
+    ports=(); pids=()
+    for hosts in "--docker.host unix:///var/run/docker.sock" \
+                 "--docker.host unix:///var/run/docker.sock --docker.host b1=$e1 --docker.host b2=$e2"; do
+        port=$(free_port)
+        # shellcheck disable=SC2086
+        $BIN --web.listen-address "127.0.0.1:$port" --log.level warn $hosts &
+        pids+=($!); ports+=("$port"); PIDS="$PIDS $!"
+    done
+    for port in "${ports[@]}"; do wait_http "http://127.0.0.1:$port/-/ready"; done
+    sleep 5
+    c0=(); for pid in "${pids[@]}"; do c0+=("$(cpu_ns "$pid")"); done
+    sleep 30
+    for i in 0 1; do
+        n=$(( i == 0 ? 1 : 3 ))
+        up=$(metric_sum "${ports[$i]}" docker_events_exporter_up)
+        echo "$n engine(s), $up subscribed: CPU over 30 s $(echo "scale=1; ($(cpu_ns "${pids[$i]}") - ${c0[$i]}) / 1000000" | bc) ms; resident $(rss_kib "${pids[$i]}") KiB"
+        kill "${pids[$i]}"; wait "${pids[$i]}" 2>/dev/null || true
+    done
+    for i in 1 2 3; do $BIN generate-events --events 120000 --containers 3000 --seed $i > "$W/engine-$i.jsonl"; done
+    $BIN generate-events --events 360000 --containers 9000 > "$W/one-engine.jsonl"
+    for files in "$W/engine-1.jsonl $W/engine-2.jsonl $W/engine-3.jsonl" "$W/one-engine.jsonl"; do
+        port=$(free_port)
+        # shellcheck disable=SC2086
+        $BIN replay $files --serve --web.listen-address "127.0.0.1:$port" --log.level warn 2>/dev/null >/dev/null &
+        pid=$!; PIDS="$PIDS $pid"
+        wait_http "http://127.0.0.1:$port/metrics"
+        containers=$(curl -s "http://127.0.0.1:$port/metrics" | grep -c '^docker_container_starts_total{')
+        for _ in $(seq 1 30); do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/metrics"; done | sort -n > "$W/times"
+        echo "$(echo $files | wc -w) engine(s), $containers containers, $(curl -s "http://127.0.0.1:$port/metrics" | wc -c) bytes: scrape median $(sed -n 15p "$W/times") s, max $(tail -1 "$W/times") s; resident $(( $(rss_kib $pid) / 1024 )) MiB"
+        kill $pid; wait $pid 2>/dev/null || true
+    done
 fi

@@ -93,6 +93,11 @@ pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<
         rules,
         state_file,
         claimed: Mutex::new(Vec::new()),
+        given: engines
+            .engines
+            .iter()
+            .filter_map(|e| e.name.clone())
+            .collect(),
         series_ttl: settings.metrics.series_ttl,
         ping_interval: engines.ping_interval,
     });
@@ -127,6 +132,8 @@ struct Shared {
     /// The engines answering now, as (name, identity): no two names alike, and no engine
     /// watched twice (under two addresses).
     claimed: Mutex<Vec<(Arc<str>, String)>>,
+    /// The names given with `NAME=URL`: an unnamed engine's own name must be none of them.
+    given: Vec<String>,
     series_ttl: Duration,
     ping_interval: Duration,
 }
@@ -145,7 +152,8 @@ impl Shared {
         if let Some((twin, _)) = claimed.iter().find(|(_, id)| id == identity) {
             return Err(twin.clone());
         }
-        let taken = |n: &str| claimed.iter().any(|(c, _)| &**c == n);
+        let taken =
+            |n: &str| claimed.iter().any(|(c, _)| &**c == n) || self.given.iter().any(|g| g == n);
         let name: Arc<str> = match given {
             Some(n) => n.into(),
             None if !taken(own) && !own.is_empty() => own.into(),
@@ -215,20 +223,28 @@ async fn ignore_sighup(cancel: CancellationToken) {
 /// What start-up learns before subscribing.
 struct Start {
     engine: Engine,
+    /// The engine's entry in the state file: its name if given, else its address.
+    key: String,
     since_nano: i64,
     host: String,
     engine_id: String,
+    /// Tells engines apart where their IDs do not (the dockerds of one machine, cloned
+    /// machines): the ID, the host name and the storage root.
+    twin_key: String,
     containers: Vec<ContainerSnapshot>,
 }
 
 /// Take the engine's time first, then list and inspect the containers, so that every event
 /// after the snapshot is replayed by the subscription from that time.
-async fn prepare(endpoint: &crate::docker::endpoint::Endpoint) -> Result<Start, EngineError> {
+async fn prepare(watched: &WatchedEngine) -> Result<Start, EngineError> {
+    let endpoint = &watched.endpoint;
     let engine = Engine::connect(endpoint.clone()).await?;
     let (info, containers) = engine.snapshot().await?;
     Ok(Start {
         engine,
+        key: watched.name.clone().unwrap_or_else(|| endpoint.to_string()),
         since_nano: info.now_nano,
+        twin_key: format!("{}|{}|{}", info.id, info.name, info.root_dir),
         host: info.name,
         engine_id: info.id,
         containers,
@@ -245,6 +261,7 @@ async fn resume_point(
     metrics: &EngineMetrics,
 ) -> Saved {
     let present = Saved {
+        engine: start.key.clone(),
         engine_id: start.engine_id.clone(),
         position_nano: start.since_nano,
         lines_at_position: Vec::new(),
@@ -252,10 +269,14 @@ async fn resume_point(
     let Some(file) = state_file else {
         return present;
     };
-    let Some(saved) = file.position_of(&start.engine_id) else {
-        tracing::info!(state_file = %file.path().display(), engine_id = %start.engine_id, "no saved position for this engine; starting from the present");
+    let Some(saved) = file.position_of(&start.key) else {
+        tracing::info!(state_file = %file.path().display(), "no saved position for this engine; starting from the present");
         return present;
     };
+    if saved.engine_id != start.engine_id {
+        tracing::warn!(state_file = %file.path().display(), saved_engine = %saved.engine_id, engine_id = %start.engine_id, "the saved position is another engine's; starting from the present");
+        return present;
+    }
     if saved.position_nano > start.since_nano {
         tracing::warn!(position = %format_since(saved.position_nano), engine_time = %format_since(start.since_nano), "the saved position is in the engine's future (its clock went back?); starting from the present");
         return present;
@@ -293,7 +314,7 @@ async fn watch_engine(
     let start = loop {
         let attempt = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = prepare(endpoint) => r,
+            r = prepare(&engine) => r,
         };
         match attempt {
             Ok(s) => break s,
@@ -311,7 +332,7 @@ async fn watch_engine(
         engine.name.as_deref(),
         &start.host,
         &address,
-        &start.engine_id,
+        &start.twin_key,
     ) {
         Ok(name) => name,
         Err(twin) => {

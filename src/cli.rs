@@ -204,9 +204,10 @@ pub enum Command {
     /// Run saved events (`docker events --format '{{json .}}'`, one per line) through the same
     /// pipeline, with --config rules in dry run; print the resulting metrics.
     Replay {
-        /// The event file; - for standard input.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
+        /// The event file; - for standard input. Several files are several engines' logs, each
+        /// replayed as the engine named after its file (web-1.jsonl: engine="web-1").
+        #[arg(value_name = "FILE", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
         /// Serve the metrics on --web.listen-address instead of printing them.
         #[arg(long)]
         serve: bool,

@@ -59,8 +59,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
-        Some(Command::Replay { file, serve }) => {
-            runtime.block_on(replay::run(&settings, file, *serve))
+        Some(Command::Replay { files, serve }) => {
+            runtime.block_on(replay::run(&settings, files, *serve))
         }
         _ => EngineSettings::new(&cli)
             .and_then(|engine| runtime.block_on(app::run(settings, engine))),

@@ -4,10 +4,12 @@
 //! measure the pipeline without the engine's speed in the way.
 //!
 //! Series expire by event time, so a day of events replays as a day. Batches (wall-clock
-//! windows) do not apply: each firing is rendered at once.
+//! windows) do not apply: each firing is rendered at once. Several files are several engines'
+//! logs: each is replayed as its own engine, named after its file, as the daemon watches
+//! several engines.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,8 +48,13 @@ impl Summary {
     }
 }
 
-/// Replays `file` ("-" for standard input) into `metrics`.
-pub fn replay(settings: &Settings, file: &Path, metrics: &Arc<Metrics>) -> anyhow::Result<Summary> {
+/// Replays `file` ("-" for standard input) into `metrics`, as the engine named `engine`.
+pub fn replay(
+    settings: &Settings,
+    file: &Path,
+    engine: &str,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Summary> {
     let input: Box<dyn Read> = if file == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
@@ -56,7 +63,7 @@ pub fn replay(settings: &Settings, file: &Path, metrics: &Arc<Metrics>) -> anyho
         )
     };
     let reader = BufReader::with_capacity(READ_BUFFER, input);
-    replay_from(settings, reader, file, metrics)
+    replay_from(settings, reader, file, engine, metrics)
 }
 
 /// Replays what `reader` reads (`file` names it in errors) into `metrics`. Each firing's
@@ -65,10 +72,11 @@ fn replay_from(
     settings: &Settings,
     mut reader: impl BufRead,
     file: &Path,
+    engine: &str,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Summary> {
-    let tracker =
-        Tracker::new(metrics.clone(), settings.metrics.series_ttl).with_clock(Clock::Events);
+    let tracker = Tracker::for_engine(metrics.engine(engine), settings.metrics.series_ttl)
+        .with_clock(Clock::Events);
     let (reactor, executor) = match &settings.rules.config {
         Some(path) => {
             let loaded = crate::actions::Loaded::start(path, &metrics.registry)?;
@@ -76,7 +84,7 @@ fn replay_from(
             let reactor = Reactor::keeping(
                 loaded.subscribe(),
                 loaded.metrics.clone(),
-                Origin::offline("replay"),
+                Origin::offline(engine),
             );
             (Some(reactor), Some(executor))
         }
@@ -140,22 +148,55 @@ fn count(outcome: LineOutcome, summary: &mut Summary, pipeline: &mut Pipeline) {
     }
 }
 
+/// The engine a replayed file stands for: one file is the engine "replay", several are each
+/// named after their file (`web-1.jsonl`: `web-1`; standard input: `stdin`).
+fn engine_names(files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    if let [_] = files {
+        return Ok(vec!["replay".to_owned()]);
+    }
+    let mut names: Vec<String> = Vec::new();
+    for file in files {
+        let name = if file == Path::new("-") {
+            "stdin".to_owned()
+        } else {
+            file.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            anyhow::bail!(
+                "replay: {} and {} would both be the engine {name:?}; give the files other names",
+                files[i].display(),
+                file.display()
+            );
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
 /// The `replay` subcommand: replay, then print the metrics (or serve them with `serve`).
-pub async fn run(settings: &Settings, file: &Path, serve: bool) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new(&settings.metrics.container_labels)?);
-    let summary = replay(settings, file, &metrics)?;
-    eprintln!(
-        "replayed {} events ({} unreadable) in {:.3} s: {:.0} events/s; {} label sets; peak RSS {}",
-        summary.events,
-        summary.unreadable,
-        summary.seconds,
-        summary.per_second(),
-        summary.label_sets,
-        peak_rss().map_or_else(
-            || "unknown".to_owned(),
-            |kb| format!("{:.1} MiB", kb as f64 / 1024.0)
-        ),
-    );
+pub async fn run(settings: &Settings, files: &[PathBuf], serve: bool) -> anyhow::Result<()> {
+    let names = engine_names(files)?;
+    let metrics = Arc::new(Metrics::for_engines(
+        &settings.metrics.container_labels,
+        files.len() > 1,
+    )?);
+    for (file, engine) in files.iter().zip(&names) {
+        let summary = replay(settings, file, engine, &metrics)?;
+        eprintln!(
+            "replayed {} events ({} unreadable) in {:.3} s: {:.0} events/s; {} label sets; peak RSS {}",
+            summary.events,
+            summary.unreadable,
+            summary.seconds,
+            summary.per_second(),
+            summary.label_sets,
+            peak_rss().map_or_else(
+                || "unknown".to_owned(),
+                |kb| format!("{:.1} MiB", kb as f64 / 1024.0)
+            ),
+        );
+    }
     if !serve {
         std::io::stdout().write_all(metrics.encode().as_bytes())?;
         return Ok(());
@@ -210,8 +251,8 @@ mod tests {
         for capacity in [1, 7, 64, 4096, READ_BUFFER] {
             let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
             let reader = BufReader::with_capacity(capacity, input.as_bytes());
-            let summary =
-                replay_from(&settings, reader, Path::new("test"), &metrics).expect("replays");
+            let summary = replay_from(&settings, reader, Path::new("test"), "replay", &metrics)
+                .expect("replays");
             assert_eq!(
                 (summary.events, summary.unreadable),
                 (4, 2),
@@ -228,6 +269,44 @@ mod tests {
                     "web-{n} with reads of {capacity}"
                 );
             }
+        }
+    }
+
+    /// Several files are several engines, each named after its file, told apart by `engine`.
+    #[test]
+    fn several_files_are_several_engines() {
+        let files = ["logs/web-1.jsonl", "web-2.jsonl"].map(PathBuf::from);
+        assert_eq!(engine_names(&files).expect("names"), ["web-1", "web-2"]);
+        assert_eq!(engine_names(&files[..1]).expect("names"), ["replay"]);
+        let twins = ["a/web.jsonl", "b/web.jsonl"].map(PathBuf::from);
+        assert_eq!(
+            engine_names(&twins).expect_err("the same name").to_string(),
+            "replay: a/web.jsonl and b/web.jsonl would both be the engine \"web\"; give the files other names"
+        );
+        let cli = Cli::try_parse_from(["docker-events-exporter"]).expect("defaults parse");
+        let settings = Settings::new(&cli).expect("the defaults are good");
+        let metrics = Arc::new(Metrics::for_engines(&[], true).expect("metrics"));
+        let start = r#"{"Type":"container","Action":"start","Actor":{"ID":"c1","Attributes":{"name":"app","image":"i"}},"time":1,"timeNano":1000000001}"#;
+        for engine in ["web-1", "web-2"] {
+            replay_from(
+                &settings,
+                start.as_bytes(),
+                Path::new(engine),
+                engine,
+                &metrics,
+            )
+            .expect("replays");
+        }
+        let text = metrics.encode();
+        for engine in ["web-1", "web-2"] {
+            assert!(
+                text.contains(&format!("docker_container_starts_total{{engine=\"{engine}\",name=\"app\",image=\"i\",compose_project=\"\",compose_service=\"\",swarm_service=\"\",swarm_stack=\"\"}} 1\n")),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("docker_events_total{{action=\"start\",engine=\"{engine}\",object=\"container\"}} 1\n")),
+                "{text}"
+            );
         }
     }
 }

@@ -7,6 +7,8 @@ mod support;
 
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/engines.rs"]
+mod engines;
 #[path = "integration/fuzz_corpus.rs"]
 mod fuzz_corpus;
 #[path = "integration/health.rs"]

@@ -1,5 +1,6 @@
 // Alerts. Container series carry name, image, compose_project, compose_service (and any
-// label_*), plus the instance and job of the exporter that saw them: the host. Every alert
+// label_*), plus the instance and job of the exporter that saw them: the host; and the engine,
+// when that exporter watches several. Every alert
 // has a `runbook_url` to its section of docs/runbook.md, and a promtool test where it fires
 // and one where it must not (tests/alerts/).
 {
@@ -7,10 +8,18 @@
     local c = $._config,
     local s = c.selector,
     local runbook(alert) = { runbook_url: c.runbookURLPattern % std.asciiLower(alert) },
+    // Where it happened: the host, and the engine when the exporter watches several (their
+    // series carry `engine`; for one engine this adds nothing).
+    local where = '{{ $labels.instance }}{{ with $labels.engine }} (engine {{ . }}){{ end }}',
     local alert(name, severity, expr, annotations, forDuration=null) =
       { alert: name, expr: expr } +
       (if forDuration == null then {} else { 'for': forDuration }) +
-      { labels: { severity: severity }, annotations: annotations + runbook(name) },
+      {
+        labels: { severity: severity },
+        annotations: std.mapWithKey(
+          function(_, text) std.strReplace(text, '{{ $labels.instance }}', where), annotations
+        ) + runbook(name),
+      },
     // CrashLooping's condition; RestartLooping leaves these loops to it, so one loop pages once.
     local crashLooping = |||
       docker_container:crash_exits:increase10m >= %(crashLoopingExits)s
@@ -211,8 +220,8 @@
           // stream is stuck, whatever the exporter believes.
           alert('DockerEventStreamSilent', 'warning', |||
             (time() - docker_events_exporter_last_event_timestamp_seconds{%(selector)s}) > %(eventStreamSilentSeconds)s
-            and on (instance, job)
-            count by (instance, job) (docker_container_health_status{%(selector)s} == 1) > 0
+            and on (instance, job, engine)
+            count by (instance, job, engine) (docker_container_health_status{%(selector)s} == 1) > 0
           ||| % c, {
             summary: 'No Docker events from {{ $labels.instance }} for {{ $value | humanizeDuration }}',
             description: |||

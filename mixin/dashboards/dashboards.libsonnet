@@ -5,7 +5,46 @@ local base = import 'docker-events-overview.json';
 
 local ds = { type: 'prometheus', uid: '${datasource}' };
 // The filters every container query carries (the dashboard's variables).
-local vars = 'job=~"$job", instance=~"$instance", compose_project=~"$compose_project", name=~"$name"';
+local vars = 'job=~"$job", instance=~"$instance", engine=~"$engine", compose_project=~"$compose_project", name=~"$name"';
+
+// An exporter that watches several engines labels their series `engine` (one that watches
+// one does not: `engine=~".*"` matches the empty label too). The queries as Grafana wrote them
+// filter and group by instance; this adds the engine beside it.
+local withEngine(expr) =
+  local filtered = std.strReplace(expr, 'instance=~"$instance"', 'instance=~"$instance", engine=~"$engine"');
+  local grouped = std.strReplace(std.strReplace(filtered, 'by (instance, ', 'by (instance, engine, '), 'by (instance)', 'by (instance, engine)');
+  std.strReplace(grouped, 'on (instance, ', 'on (instance, engine, ');
+local withEngineLegend(legend) = std.strReplace(legend, '{{instance}}', '{{instance}} {{engine}}');
+local panelWithEngine(p) =
+  if std.objectHas(p, 'targets') then
+    p {
+      targets: [
+        t {
+          [if std.objectHas(t, 'expr') then 'expr']: withEngine(t.expr),
+          [if std.objectHas(t, 'legendFormat') then 'legendFormat']: withEngineLegend(t.legendFormat),
+        }
+        for t in p.targets
+      ],
+    }
+  else p;
+local engineVariable(selector) = {
+  local query = 'label_values(docker_events_exporter_up{job=~"$job", instance=~"$instance"}, engine)',
+  allValue: '.*',
+  current: { selected: true, text: ['All'], value: ['$__all'] },
+  datasource: ds,
+  definition: query,
+  description: 'The engines of an exporter that watches several (--docker.host NAME=URL, repeated); empty for one that watches one.',
+  hide: 0,
+  includeAll: true,
+  label: 'Engine',
+  multi: true,
+  name: 'engine',
+  options: [],
+  query: { query: query, refId: 'engine' },
+  refresh: 2,
+  sort: 1,
+  type: 'query',
+};
 local instantTable(refId, expr) = {
   datasource: ds,
   expr: expr,
@@ -26,18 +65,19 @@ local merged(renames) = [
     },
   },
 ];
-// A container's columns: its Swarm stack and service beside its name (empty outside Swarm).
-local by = 'instance, name, swarm_stack, swarm_service';
-local swarmColumns = { swarm_stack: 'Stack', swarm_service: 'Service' };
+// A container's columns: its engine (with several), Swarm stack and service beside its name
+// (empty outside Swarm).
+local by = 'instance, engine, name, swarm_stack, swarm_service';
+local swarmColumns = { engine: 'Engine', swarm_stack: 'Stack', swarm_service: 'Service' };
 local lastExitCode = 'max by (%s) (docker_container_last_exit_code{%s})' % [by, vars];
 local lastReason = 'max by (%s, reason) (docker_container_last_termination_reason{%s} == 1)' % [by, vars];
 
 // "What is crashing" shows each container's last exit code and reason beside its exits.
 local crashing(p) =
   local crashes = std.strReplace(
-    p.targets[0].expr, 'sum by (instance, name, image, compose_project)', 'sum by (%s, image, compose_project)' % by
+    p.targets[0].expr, 'sum by (instance, engine, name, image, compose_project)', 'sum by (%s, image, compose_project)' % by
   );
-  local only = ' and on (instance, name) (%s)' % crashes;
+  local only = ' and on (instance, engine, name) (%s)' % crashes;
   p {
     description: 'Containers with non-zero exits in the selected time range, most first, with the exit code and reason of their last exit.',
     targets: [
@@ -96,7 +136,7 @@ local lastExits(y) = {
       if p.title == 'What is crashing' then crashing(p)
       else if p.gridPos.y >= insertAt then p { gridPos+: { y: p.gridPos.y + height } }
       else p
-      for p in base.panels
+      for p in std.map(panelWithEngine, base.panels)
     ],
     local ids = std.foldl(std.max, [p.id for p in base.panels], 0),
 
@@ -104,10 +144,14 @@ local lastExits(y) = {
       uid: c.dashboardUid,
       title: c.dashboardTitle,
       templating+: {
-        list: [
-          if v.name == 'job' then v { query+: { query: jobQuery }, definition: jobQuery } else v
+        list: std.flattenArrays([
+          if v.name == 'job' then [v { query+: { query: jobQuery }, definition: jobQuery }]
+          else if v.name == 'instance' then [v, engineVariable(c.selector)]
+          else if std.objectHas(v, 'definition') && v.name != 'datasource' then
+            [v { definition: withEngine(v.definition), query+: { query: withEngine(v.query.query) } }]
+          else [v]
           for v in base.templating.list
-        ],
+        ]),
       },
       panels: panels + [lastExits(insertAt) { id: ids + 1 }],
     },

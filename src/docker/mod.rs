@@ -279,6 +279,8 @@ pub struct EngineInfo {
     /// `/info` answers a new random one each time; its identity is its host and storage root
     /// (`podman:HOST:ROOT`), which its containers and event log belong to.
     pub id: String,
+    /// Where it keeps its containers and images (`DockerRootDir`).
+    pub root_dir: String,
 }
 
 /// Container state as the state gauge names it. `removing` is transient and
@@ -548,6 +550,7 @@ impl Engine {
             now_nano,
             name: info.name,
             id,
+            root_dir: info.root_dir,
         })
     }
 

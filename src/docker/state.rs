@@ -2,10 +2,12 @@
 //!
 //! Written after every batch of events a stream applies (a temporary file renamed over the
 //! old one, so a reader never sees half a file), read once at start-up. It holds, for each
-//! engine by its identity, the time of the newest applied event and the lines at exactly
-//! that time: the engine's `since=` is inclusive, so those lines come back on resume and must
-//! be recognised as seen. The engines share the file; each writes its own entry and keeps the
-//! others as they are.
+//! configured engine (by its name, else its address), the engine's identity, the time of the
+//! newest applied event and the lines at exactly that time: the engine's `since=` is
+//! inclusive, so those lines come back on resume and must be recognised as seen. The engines
+//! share the file; each writes its own entry and keeps the others as they are. (Entries are
+//! not keyed by identity: the dockerds of one machine, and cloned machines, can share an
+//! engine ID.)
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,7 +21,12 @@ pub const MAX_LINES_AT_POSITION: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Saved {
-    /// The engine the position belongs to (`/info` ID).
+    /// Which configured engine it is: its name if it was given one, else its address. Empty in
+    /// the one-engine file of earlier versions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub engine: String,
+    /// The engine the position belongs to (`/info` ID): a position is resumed only on the
+    /// engine that it was taken on.
     pub engine_id: String,
     /// `timeNano` of the newest event applied.
     pub position_nano: i64,
@@ -115,23 +122,27 @@ impl StateFile {
         Ok(n)
     }
 
-    /// The loaded position of the engine `engine_id`, if the file had one.
-    pub fn position_of(&self, engine_id: &str) -> Option<Saved> {
-        self.kept()
-            .iter()
-            .find(|s| s.engine_id == engine_id)
-            .cloned()
+    /// The loaded position of the configured engine `engine` (the one position of a file of
+    /// earlier versions counts as any engine's), if the file had one.
+    pub fn position_of(&self, engine: &str) -> Option<Saved> {
+        let kept = self.kept();
+        let found = kept.iter().find(|s| s.engine == engine);
+        let old = || kept.iter().find(|s| s.engine.is_empty());
+        found.or_else(old).map(|s| Saved {
+            engine: engine.to_owned(),
+            ..s.clone()
+        })
     }
 
-    /// Saves one engine's position in place of what it saved before (under `replaces`, its
-    /// identity then), keeping every other engine's.
-    pub fn save(&self, replaces: &str, saved: &Saved) -> Result<(), StateError> {
+    /// Saves one engine's position in place of what it saved before, keeping every other
+    /// engine's.
+    pub fn save(&self, saved: &Saved) -> Result<(), StateError> {
         let write = |source| StateError::Write {
             path: self.path.clone(),
             source,
         };
         let mut kept = self.kept();
-        kept.retain(|s| s.engine_id != replaces && s.engine_id != saved.engine_id);
+        kept.retain(|s| s.engine != saved.engine && !s.engine.is_empty());
         kept.push(saved.clone());
         // Written under the lock: one writer of the temporary file at a time.
         let text = serde_json::to_vec(&Positions {
@@ -149,14 +160,11 @@ impl StateFile {
 pub struct Position {
     pub saved: Saved,
     dirty: bool,
-    /// The identity it was last saved under (the engine's may change: another engine answers).
-    saved_as: String,
 }
 
 impl Position {
     pub fn new(saved: Saved) -> Self {
         Self {
-            saved_as: saved.engine_id.clone(),
             saved,
             dirty: false,
         }
@@ -167,8 +175,7 @@ impl Position {
         if !self.take_dirty() {
             return Ok(false);
         }
-        file.save(&self.saved_as, &self.saved)?;
-        self.saved_as.clone_from(&self.saved.engine_id);
+        file.save(&self.saved)?;
         Ok(true)
     }
 
@@ -203,6 +210,7 @@ mod tests {
         let f = StateFile::new(&dir.join("state.json"));
         assert_eq!(f.load().expect("no file is no state"), 0);
         let mut p = Position::new(Saved {
+            engine: "a".into(),
             engine_id: "E".into(),
             ..Saved::default()
         });
@@ -212,30 +220,32 @@ mod tests {
         p.applied(6, b"late");
         assert!(p.take_dirty());
         assert!(!p.take_dirty());
-        f.save("E", &p.saved).expect("save");
+        f.save(&p.saved).expect("save");
+        // Another engine of the same identity (dockerds of one machine share it): its own entry.
         let other = Saved {
-            engine_id: "F".into(),
+            engine: "b".into(),
+            engine_id: "E".into(),
             position_nano: 9,
             lines_at_position: vec!["f".into()],
         };
-        f.save("F", &other).expect("save");
+        f.save(&other).expect("save");
         let again = StateFile::new(f.path());
         assert_eq!(again.load().expect("load"), 2);
-        let back = again.position_of("E").expect("E's");
+        let back = again.position_of("a").expect("a's");
         assert_eq!(back.position_nano, 7);
         assert_eq!(back.lines_at_position, ["b", "c"]);
-        assert_eq!(again.position_of("F"), Some(other.clone()));
+        assert_eq!(again.position_of("b"), Some(other.clone()));
+        assert_eq!(again.position_of("c"), None);
         // An engine that answers with another identity replaces its own entry only.
         let moved = Saved {
             engine_id: "E2".into(),
             ..back
         };
-        again.save("E", &moved).expect("save");
+        again.save(&moved).expect("save");
         let third = StateFile::new(f.path());
         assert_eq!(third.load().expect("load"), 2);
-        assert_eq!(third.position_of("E"), None);
-        assert_eq!(third.position_of("E2"), Some(moved));
-        assert_eq!(third.position_of("F"), Some(other));
+        assert_eq!(third.position_of("a"), Some(moved));
+        assert_eq!(third.position_of("b"), Some(other));
 
         // The one-engine file of earlier versions.
         std::fs::write(
@@ -245,7 +255,24 @@ mod tests {
         .expect("write");
         let old = StateFile::new(f.path());
         assert_eq!(old.load().expect("load"), 1);
-        assert_eq!(old.position_of("E").map(|s| s.position_nano), Some(3));
+        let resumed = old
+            .position_of("unix:///var/run/docker.sock")
+            .expect("any engine's");
+        assert_eq!(
+            (
+                resumed.engine.as_str(),
+                resumed.engine_id.as_str(),
+                resumed.position_nano
+            ),
+            ("unix:///var/run/docker.sock", "E", 3)
+        );
+        // Saved again, it is that engine's entry: the old one goes.
+        old.save(&resumed).expect("save");
+        let text = std::fs::read_to_string(f.path()).expect("read");
+        assert_eq!(
+            text,
+            r#"{"engines":[{"engine":"unix:///var/run/docker.sock","engine_id":"E","position_nano":3,"lines_at_position":[]}]}"#
+        );
 
         std::fs::write(f.path(), "{\"engine_id\":\"E\",\"extra\":1}").expect("write");
         let err = f.load().expect_err("unknown field").to_string();

@@ -7,11 +7,12 @@ use crate::support::{
     wait_status, wait_until,
 };
 
-/// The position the state file holds (`timeNano` of the newest applied event), if any.
+/// The position the state file holds for its one engine (`timeNano` of the newest applied
+/// event), if any.
 fn saved_position(state: &std::path::Path) -> Option<i64> {
     let text = std::fs::read_to_string(state).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["position_nano"].as_i64()
+    v["engines"][0]["position_nano"].as_i64()
 }
 
 #[test]

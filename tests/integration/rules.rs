@@ -639,7 +639,7 @@ fn check_config_reports_every_problem_with_its_place_and_exits_1() {
         format!(
             "4 problems in the rules config:\n\
              {f}:4:15: event.action of rule \"bad\": invalid regex /[/: error: unclosed character class\n\
-             {f}:5:21: unknown placeholder %%nope%%; known: type, action, scope, time, timeNano, actor.id, actor.<attribute>, payload, host, ip, rule, count\n\
+             {f}:5:21: unknown placeholder %%nope%%; known: type, action, scope, time, timeNano, actor.id, actor.<attribute>, payload, host, engine, ip, rule, count\n\
              {f}:6:14: timeout of rule \"bad\": expected number at 0; use a duration like 30s, 5m or 1h\n\
              {f}:8:10: run of rule \"empty\" is empty; give the program and its arguments, e.g. run: [\"notify\", \"%%actor.name%%\"]\n"
         )

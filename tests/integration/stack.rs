@@ -271,7 +271,14 @@ fn dashboard_is_provisionable_and_every_panel_is_described() {
     let names: Vec<&str> = vars.iter().filter_map(|v| v["name"].as_str()).collect();
     assert_eq!(
         names,
-        ["datasource", "job", "instance", "compose_project", "name"]
+        [
+            "datasource",
+            "job",
+            "instance",
+            "engine",
+            "compose_project",
+            "name"
+        ]
     );
     assert_eq!(vars[0]["type"], "datasource");
     assert_eq!(vars[0]["query"], "prometheus");
@@ -554,6 +561,7 @@ fn real_prometheus_fires_the_container_alerts_and_every_panel_returns_data() {
     let fill = |expr: &str| {
         expr.replace("$job", "docker-events-exporter")
             .replace("$instance", &target)
+            .replace("$engine", ".*")
             .replace("$compose_project", ".*")
             .replace("$name", ".*")
             .replace("$__rate_interval", "5s")

@@ -1,0 +1,309 @@
+//! Several engines from one exporter: the local engine and two private dockerds, each watched
+//! on its own and told apart by the `engine` label.
+
+use crate::support::engine::PrivateEngine;
+use crate::support::{
+    Cleanup, DEADLINE, Exporter, IMAGE, container_labels, docker_at, docker_output, http_get,
+    now_secs, tempdir, test_image, unique, wait_until,
+};
+
+const LOCAL: &str = "unix:///var/run/docker.sock";
+
+/// The container labels of `name` on the engine shown as `engine`.
+fn on<'a>(engine: &'a str, name: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut l = vec![("engine", engine)];
+    l.extend(container_labels(name, extra));
+    l
+}
+
+/// `docker run -d --network none --name NAME IMAGE sh -c CMD` on the engine at `host`.
+fn run(host: &str, name: &str, cmd: &str) {
+    docker_at(
+        host,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            name,
+            IMAGE,
+            "sh",
+            "-c",
+            cmd,
+        ],
+    );
+}
+
+/// `docker start -a NAME` on the engine at `host`: one more run, to its end with `code`.
+fn run_again(host: &str, name: &str, code: i32) {
+    let out = docker_output(&["-H", host, "start", "-a", name]);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "docker -H {host} start -a {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The engine's own count of `event` for the container since `since`: what it says happened.
+fn engine_counts(host: &str, name: &str, event: &str, since: &str) -> f64 {
+    let id = docker_at(host, &["inspect", "-f", "{{.Id}}", name]);
+    let lines = docker_at(
+        host,
+        &[
+            "events",
+            "--since",
+            since,
+            "--until",
+            &now_secs(),
+            "--filter",
+            &format!("container={id}"),
+            "--filter",
+            &format!("event={event}"),
+            "--format",
+            "{{.TimeNano}}",
+        ],
+    );
+    lines.lines().count() as f64
+}
+
+#[test]
+fn the_same_name_on_two_engines_is_two_series_and_a_stopped_engine_changes_nothing_for_the_others()
+{
+    test_image();
+    let (a, mut b) = (PrivateEngine::start(), PrivateEngine::start());
+    let local_name = docker_at(LOCAL, &["info", "--format", "{{.Name}}"]);
+    let twin = unique("twin");
+    let _cleanup = Cleanup(vec![twin.clone()]);
+    let since = now_secs();
+    let exporter = Exporter::start(&[
+        "--docker.ping-interval",
+        "1s",
+        // Unnamed: shown by its own name.
+        "--docker.host",
+        LOCAL,
+        "--docker.host",
+        &format!("a={}", a.host()),
+        "--docker.host",
+        &format!("b={}", b.host()),
+    ]);
+    for engine in [local_name.as_str(), "a", "b"] {
+        exporter.wait_for("docker_events_exporter_up", &[("engine", engine)], 1.0);
+    }
+
+    run(LOCAL, &twin, "exit 3");
+    run(&a.host(), &twin, "exit 3");
+    run(&b.host(), "victim", "sleep 600");
+    for engine in [local_name.as_str(), "a"] {
+        exporter.wait_for(
+            "docker_container_exits_total",
+            &on(engine, &twin, &[("exit_code", "3")]),
+            1.0,
+        );
+    }
+    let s = exporter.scrape();
+    assert_eq!(
+        s.matching("docker_container_starts_total", &[("name", &twin)])
+            .len(),
+        2,
+        "one series for each engine"
+    );
+    exporter.wait_for(
+        "docker_container_state",
+        &on("b", "victim", &[("state", "running")]),
+        1.0,
+    );
+
+    // b goes down; the others go on, each counting exactly what its engine says happened.
+    b.down();
+    exporter.wait_for("docker_events_exporter_up", &[("engine", "b")], 0.0);
+    assert_eq!(
+        http_get(exporter.port, "/-/ready").map(|(status, _)| status),
+        Some(200),
+        "ready while two of the three engines are subscribed"
+    );
+    for _ in 0..2 {
+        run_again(LOCAL, &twin, 3);
+        run_again(&a.host(), &twin, 3);
+    }
+    for (engine, host) in [(local_name.as_str(), LOCAL), ("a", a.host().as_str())] {
+        let dies = engine_counts(host, &twin, "die", &since);
+        assert_eq!(dies, 3.0, "{engine}: the engine's own die events");
+        exporter.wait_for(
+            "docker_container_exits_total",
+            &on(engine, &twin, &[("exit_code", "3")]),
+            dies,
+        );
+        let s = exporter.scrape();
+        assert_eq!(
+            s.value("docker_container_starts_total", &on(engine, &twin, &[])),
+            Some(engine_counts(host, &twin, "start", &since)),
+            "{engine}: starts"
+        );
+        for family in [
+            "docker_events_exporter_stream_gaps_total",
+            "docker_events_exporter_reconnects_total",
+        ] {
+            assert_eq!(
+                s.value(family, &[("engine", engine)]),
+                Some(0.0),
+                "{engine}: {family}"
+            );
+        }
+        assert_eq!(
+            s.value("docker_events_exporter_up", &[("engine", engine)]),
+            Some(1.0)
+        );
+    }
+
+    // b comes back: its gap is counted, and its victim's death (no event told it) reconciled.
+    b.up();
+    exporter.wait_for("docker_events_exporter_up", &[("engine", "b")], 1.0);
+    exporter.wait_for(
+        "docker_events_exporter_stream_gaps_total",
+        &[("engine", "b")],
+        1.0,
+    );
+    let code = b.docker(&["inspect", "-f", "{{.State.ExitCode}}", "victim"]);
+    exporter.wait_for(
+        "docker_container_state",
+        &on("b", "victim", &[("state", "exited")]),
+        1.0,
+    );
+    exporter.wait_for(
+        "docker_container_exits_total",
+        &on("b", "victim", &[("exit_code", code.as_str())]),
+        1.0,
+    );
+    let s = exporter.scrape();
+    for engine in [local_name.as_str(), "a"] {
+        assert_eq!(
+            s.value(
+                "docker_events_exporter_stream_gaps_total",
+                &[("engine", engine)]
+            ),
+            Some(0.0),
+            "{engine}: no gap of its own"
+        );
+    }
+    assert!(
+        s.value(
+            "docker_events_exporter_reconciled_changes_total",
+            &[("engine", "b")]
+        )
+        .is_some_and(|n| n >= 2.0),
+        "the victim's exit and state"
+    );
+    let log = exporter.log();
+    for what in [
+        "events may have been lost while the stream was down",
+        "reconciled: exited while the events were lost",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(what) && l.ends_with("engine=b")),
+            "{what:?} is logged as b's; log:\n{log}"
+        );
+    }
+}
+
+/// The engine's position in the state file.
+fn saved_position(state: &std::path::Path, engine: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(state).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["engines"]
+        .as_array()?
+        .iter()
+        .find(|e| e["engine"] == engine)?["position_nano"]
+        .as_i64()
+}
+
+#[test]
+fn a_sigkilled_exporter_resumes_every_engine_from_its_own_position() {
+    test_image();
+    let (a, b) = (PrivateEngine::start(), PrivateEngine::start());
+    let dir = tempdir("engines-state");
+    let state = dir.join("state.json");
+    let args = [
+        "--docker.state-file",
+        state.to_str().expect("utf-8 path"),
+        "--docker.host",
+        &format!("a={}", a.host()),
+        "--docker.host",
+        &format!("b={}", b.host()),
+    ];
+    let since = now_secs();
+    let first = Exporter::start(&args);
+    for (engine, e) in [("a", &a), ("b", &b)] {
+        run(&e.host(), "job", "exit 0");
+        first.wait_for(
+            "docker_container_exits_total",
+            &on(engine, "job", &[("exit_code", "0")]),
+            1.0,
+        );
+    }
+    // Each engine's entry reaches its own die before the kill.
+    for (engine, e) in [("a", &a), ("b", &b)] {
+        let die: i64 = e
+            .docker(&[
+                "events",
+                "--since",
+                &since,
+                "--until",
+                &now_secs(),
+                "--filter",
+                "event=die",
+                "--format",
+                "{{.TimeNano}}",
+            ])
+            .parse()
+            .expect("one die");
+        let ok = wait_until(DEADLINE, || {
+            saved_position(&state, engine).is_some_and(|p| p >= die)
+        });
+        assert!(ok, "{engine} never saved past its die at {die}");
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &first.pid().to_string()])
+        .status();
+    drop(first);
+
+    // While no exporter watches: two runs on a, one on b.
+    run_again(&a.host(), "job", 0);
+    run_again(&a.host(), "job", 0);
+    run_again(&b.host(), "job", 0);
+    let second = Exporter::start(&args);
+    for (engine, runs) in [("a", 2.0), ("b", 1.0)] {
+        second.wait_for(
+            "docker_container_exits_total",
+            &on(engine, "job", &[("exit_code", "0")]),
+            runs,
+        );
+        let s = second.scrape();
+        assert_eq!(
+            s.value("docker_container_starts_total", &on(engine, "job", &[])),
+            Some(runs),
+            "{engine}: the runs while down, not the one before"
+        );
+        assert_eq!(
+            s.value(
+                "docker_events_exporter_stream_gaps_total",
+                &[("engine", engine)]
+            ),
+            Some(0.0),
+            "{engine}: resumed from its own position"
+        );
+        let replayed = s
+            .value(
+                "docker_events_exporter_replayed_events_total",
+                &[("engine", engine)],
+            )
+            .unwrap_or_default();
+        assert!(
+            replayed >= 2.0 * runs,
+            "{engine}: a start and a die a run replayed, saw {replayed}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
