@@ -1,7 +1,8 @@
 //! docker-events-exporter turns a Docker Engine's event stream into Prometheus metrics.
 //!
 //! The pipeline: [`docker`] connects to the engine and keeps one event subscription alive
-//! (resume, backoff, dedupe), knowing nothing downstream of it; [`pipeline`] takes each line,
+//! (resume, backoff, dedupe), knowing nothing downstream of it (with several engines, one
+//! such pipeline runs for each, into one registry); [`pipeline`] takes each line,
 //! decodes it, applies it to the [`metrics::Tracker`] (the one place where an event changes a
 //! metric) and hands it to the rules ([`actions::Reactor`]); [`server`] lets Prometheus scrape
 //! the result.
@@ -17,8 +18,9 @@
 //! src/cli.rs               the flags, each with its environment variable
 //! src/settings.rs          the flags checked once, for every command, split by the part that
 //!                          uses them
-//! src/app.rs               the daemon's wiring: server first, engine side with retry, signals,
-//!                          SIGHUP reloads, drain
+//! src/app.rs               the daemon's wiring: server first, one task per engine (retry,
+//!                          naming, resume), the shared action queue, signals, SIGHUP reloads,
+//!                          drain
 //! src/docker/              the source: endpoint (unix/tcp/TLS transport, kept connections),
 //!                          paced (reading the stream in batches), event (our decoded type), scan
 //!                          (its fast decoding path), lines (splitting a byte stream), stream
@@ -41,7 +43,7 @@
 //!                          metric)
 //! src/server.rs            the HTTP start-up, axum router, scrape limits, TLS serving
 //! src/web.rs               --web.config.file: TLS and basic auth
-//! src/replay.rs            `replay FILE`
+//! src/replay.rs            `replay FILE...`
 //! src/generate.rs          `generate-events`
 //! src/json.rs              JSON strings, fast: a string's end, writing one escaped
 //! src/logging.rs           tracing set-up: logfmt or JSON on standard error

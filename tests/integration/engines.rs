@@ -1,9 +1,9 @@
 //! Several engines from one exporter: the local engine and two private dockerds, each watched
 //! on its own and told apart by the `engine` label.
 
-use crate::support::engine::PrivateEngine;
+use crate::support::engine::{PrivateEngine, run_at as run};
 use crate::support::{
-    Cleanup, DEADLINE, Exporter, IMAGE, container_labels, docker_at, docker_output, http_get,
+    Cleanup, DEADLINE, Exporter, container_labels, docker_at, docker_output, event_times, http_get,
     now_secs, tempdir, test_image, unique, wait_until,
 };
 
@@ -14,25 +14,6 @@ fn on<'a>(engine: &'a str, name: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(
     let mut l = vec![("engine", engine)];
     l.extend(container_labels(name, extra));
     l
-}
-
-/// `docker run -d --network none --name NAME IMAGE sh -c CMD` on the engine at `host`.
-fn run(host: &str, name: &str, cmd: &str) {
-    docker_at(
-        host,
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--name",
-            name,
-            IMAGE,
-            "sh",
-            "-c",
-            cmd,
-        ],
-    );
 }
 
 /// `docker start -a NAME` on the engine at `host`: one more run, to its end with `code`.
@@ -49,23 +30,8 @@ fn run_again(host: &str, name: &str, code: i32) {
 /// The engine's own count of `event` for the container since `since`: what it says happened.
 fn engine_counts(host: &str, name: &str, event: &str, since: &str) -> f64 {
     let id = docker_at(host, &["inspect", "-f", "{{.Id}}", name]);
-    let lines = docker_at(
-        host,
-        &[
-            "events",
-            "--since",
-            since,
-            "--until",
-            &now_secs(),
-            "--filter",
-            &format!("container={id}"),
-            "--filter",
-            &format!("event={event}"),
-            "--format",
-            "{{.TimeNano}}",
-        ],
-    );
-    lines.lines().count() as f64
+    let filters = [format!("container={id}"), format!("event={event}")];
+    event_times(host, since, &filters.each_ref().map(String::as_str)).len() as f64
 }
 
 #[test]
@@ -245,20 +211,10 @@ fn a_sigkilled_exporter_resumes_every_engine_from_its_own_position() {
     }
     // Each engine's entry reaches its own die before the kill.
     for (engine, e) in [("a", &a), ("b", &b)] {
-        let die: i64 = e
-            .docker(&[
-                "events",
-                "--since",
-                &since,
-                "--until",
-                &now_secs(),
-                "--filter",
-                "event=die",
-                "--format",
-                "{{.TimeNano}}",
-            ])
-            .parse()
-            .expect("one die");
+        let dies = event_times(&e.host(), &since, &["event=die"]);
+        let [die] = dies[..] else {
+            panic!("{engine}: one die, saw {dies:?}");
+        };
         let ok = wait_until(DEADLINE, || {
             saved_position(&state, engine).is_some_and(|p| p >= die)
         });

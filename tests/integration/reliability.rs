@@ -3,8 +3,8 @@
 
 use crate::support::engine::PrivateEngine;
 use crate::support::{
-    Cleanup, DEADLINE, Exporter, container_labels, docker, now_secs, tempdir, test_image, unique,
-    wait_status, wait_until,
+    Cleanup, DEADLINE, Exporter, container_labels, docker, event_times, now_secs, tempdir,
+    test_image, unique, wait_status, wait_until,
 };
 
 /// The position the state file holds for its one engine (`timeNano` of the newest applied
@@ -35,21 +35,14 @@ fn a_sigkilled_exporter_resumes_from_its_state_file_without_counting_twice() {
     );
     // The position is written after every batch; wait until it is at or past the container's
     // die (other tests' events move it too), then kill without warning.
-    let die: i64 = docker(&[
-        "events",
-        "--since",
+    let dies = event_times(
+        "unix:///var/run/docker.sock",
         &since,
-        "--until",
-        &now_secs(),
-        "--filter",
-        &format!("container={id}"),
-        "--filter",
-        "event=die",
-        "--format",
-        "{{.TimeNano}}",
-    ])
-    .parse()
-    .expect("one die event");
+        &[&format!("container={id}"), "event=die"],
+    );
+    let [die] = dies[..] else {
+        panic!("one die event, saw {dies:?}");
+    };
     let ok = wait_until(DEADLINE, || {
         saved_position(&state).is_some_and(|p| p >= die)
     });
@@ -98,28 +91,13 @@ fn a_sigkilled_exporter_resumes_from_its_state_file_without_counting_twice() {
 fn an_engine_restart_is_reported_as_a_gap_and_reconciled() {
     let mut engine = PrivateEngine::start();
     let host = engine.host();
-    let image = crate::support::IMAGE;
     let exporter = Exporter::start_with_env(
         &["--docker.ping-interval", "1s"],
         &[("DOCKER_HOST", host.as_str())],
     );
-    let run = |name: &str, cmd: &str| {
-        engine.docker(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--name",
-            name,
-            image,
-            "sh",
-            "-c",
-            cmd,
-        ]);
-    };
     // Running when the engine goes down: it is stopped while no subscriber hears it.
-    run("victim", "sleep 600");
-    run("early", "exit 3");
+    engine.run("victim", "sleep 600");
+    engine.run("early", "exit 3");
     exporter.wait_for(
         "docker_container_exits_total",
         &container_labels("early", &[("exit_code", "3")]),

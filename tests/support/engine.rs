@@ -71,6 +71,11 @@ impl PrivateEngine {
         format!("unix://{}", self.socket().display())
     }
 
+    /// `docker run -d --network none --name NAME IMAGE sh -c CMD` on this engine.
+    pub fn run(&self, name: &str, cmd: &str) {
+        run_at(&self.host(), name, cmd);
+    }
+
     /// `docker -H <this engine> ARGS`; panics with stderr on failure.
     pub fn docker(&self, args: &[&str]) -> String {
         super::docker_at(&self.host(), args)
@@ -147,6 +152,26 @@ impl PrivateEngine {
         let log = std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
         super::tail(&log, 40)
     }
+}
+
+/// `docker run -d --network none --name NAME IMAGE sh -c CMD` on the engine at `host` (the
+/// test image: loaded into every private engine).
+pub fn run_at(host: &str, name: &str, cmd: &str) {
+    super::docker_at(
+        host,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            name,
+            IMAGE,
+            "sh",
+            "-c",
+            cmd,
+        ],
+    );
 }
 
 impl Drop for PrivateEngine {

@@ -31,6 +31,21 @@ pub fn docker(args: &[&str]) -> String {
     stdout_of("docker", args, &docker_output(args))
 }
 
+/// The times (`timeNano`) of the events the engine at `host` holds from `since` until now that
+/// pass `filters` (`docker events --filter` values: `event=die`, `container=ID`).
+pub fn event_times(host: &str, since: &str, filters: &[&str]) -> Vec<i64> {
+    let until = now_secs();
+    let mut args = vec!["events", "--since", since, "--until", &until];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    args.extend(["--format", "{{.TimeNano}}"]);
+    docker_at(host, &args)
+        .lines()
+        .map(|t| t.parse().expect("a timeNano"))
+        .collect()
+}
+
 /// `docker -H HOST ARGS`: the docker CLI against another engine; panics on failure.
 pub fn docker_at(host: &str, args: &[&str]) -> String {
     let mut all = vec!["-H", host];
