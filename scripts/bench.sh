@@ -211,16 +211,21 @@ if [[ $parts == *startup* ]]; then
 fi
 
 if [[ $parts == *engines* ]]; then
-    # Several engines from one exporter. Idle: exporters of 1 and of 3 engines (the local one and
-    # two private dockerds) at once, 30 s with no events; the difference over 2 is one engine's
-    # cost. Scrape: 3 engines of 3,000 containers (replay --serve of three engines' logs) beside
-    # one engine of 9,000 (the same series count without the engine label).
+    # Several engines from one exporter. Idle: exporters of 1, 2 and 4 engines (private
+    # dockerds, where nothing else makes events) at once, 120 s with no events; the differences
+    # are the engines' cost. Memory is RssAnon (VmRSS also holds the binary's file pages, which vary by
+    # a MiB from one copy of the file to the next); CPU is utime + stime, which keeps the time
+    # of threads that have exited. Scrape: 3 engines of 3,000 containers (replay --serve of
+    # three engines' logs) beside one engine of 9,000 (the same series without the label).
     echo; echo "== engines: idle cost per engine; scrape of 3 engines x 3,000 containers"
-    private_dockerd 1; e1=$PRIVATE_HOST
-    private_dockerd 2; e2=$PRIVATE_HOST
+    hosts=""
+    sets=()
+    for i in 1 2 3 4; do
+        private_dockerd $i; hosts="$hosts --docker.host p$i=$PRIVATE_HOST"
+        [ $i = 3 ] || sets+=("$hosts")
+    done
     ports=(); pids=()
-    for hosts in "--docker.host unix:///var/run/docker.sock" \
-                 "--docker.host unix:///var/run/docker.sock --docker.host b1=$e1 --docker.host b2=$e2"; do
+    for hosts in "${sets[@]}"; do
         port=$(free_port)
         # shellcheck disable=SC2086
         $BIN --web.listen-address "127.0.0.1:$port" --log.level warn $hosts &
@@ -228,12 +233,12 @@ if [[ $parts == *engines* ]]; then
     done
     for port in "${ports[@]}"; do wait_http "http://127.0.0.1:$port/-/ready"; done
     sleep 5
-    c0=(); for pid in "${pids[@]}"; do c0+=("$(cpu_ns "$pid")"); done
-    sleep 30
-    for i in 0 1; do
-        n=$(( i == 0 ? 1 : 3 ))
+    c0=(); for pid in "${pids[@]}"; do c0+=("$(cpu_ticks "$pid")"); done
+    sleep 120
+    for i in "${!pids[@]}"; do
         up=$(metric_sum "${ports[$i]}" docker_events_exporter_up)
-        echo "$n engine(s), $up subscribed: CPU over 30 s $(echo "scale=1; ($(cpu_ns "${pids[$i]}") - ${c0[$i]}) / 1000000" | bc) ms; resident $(rss_kib "${pids[$i]}") KiB"
+        anon=$(awk '/RssAnon/ {print $2}' "/proc/${pids[$i]}/status")
+        echo "$(( i == 2 ? 4 : i + 1 )) engine(s), $up subscribed: CPU over 120 s $(( ($(cpu_ticks "${pids[$i]}") - c0[i]) * 1000 / $(getconf CLK_TCK) )) ms; RssAnon $anon KiB, VmRSS $(rss_kib "${pids[$i]}") KiB"
         kill "${pids[$i]}"; wait "${pids[$i]}" 2>/dev/null || true
     done
     for i in 1 2 3; do $BIN generate-events --events 120000 --containers 3000 --seed $i > "$W/engine-$i.jsonl"; done
