@@ -27,11 +27,47 @@ fn run_again(host: &str, name: &str, code: i32) {
     );
 }
 
-/// The engine's own count of `event` for the container since `since`: what it says happened.
-fn engine_counts(host: &str, name: &str, event: &str, since: &str) -> f64 {
-    let id = docker_at(host, &["inspect", "-f", "{{.Id}}", name]);
-    let filters = [format!("container={id}"), format!("event={event}")];
-    event_times(host, since, &filters.each_ref().map(String::as_str)).len() as f64
+/// The engine's own account of one container: a `docker events` subscriber of its own,
+/// started before the container is made (the engine's buffer of 256 events would lose the
+/// early ones while other tests run). Stopped when dropped.
+struct EngineAccount {
+    child: std::process::Child,
+    path: std::path::PathBuf,
+}
+
+impl EngineAccount {
+    fn start(host: &str, name: &str, dir: &std::path::Path) -> Self {
+        let path = dir.join(unique("events"));
+        let child = std::process::Command::new("docker")
+            .args(["-H", host, "events", "--filter"])
+            .arg(format!("container={name}"))
+            .args(["--format", "{{.Action}}"])
+            .stdout(std::fs::File::create(&path).expect("events file"))
+            .spawn()
+            .expect("docker events runs");
+        Self { child, path }
+    }
+
+    /// How many `action` events the engine has sent, once it has sent `want` (or the
+    /// deadline passed).
+    fn count(&self, action: &str, want: usize) -> f64 {
+        let n = || {
+            std::fs::read_to_string(&self.path)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| *l == action)
+                .count()
+        };
+        wait_until(DEADLINE, || n() >= want);
+        n() as f64
+    }
+}
+
+impl Drop for EngineAccount {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]
@@ -42,7 +78,11 @@ fn the_same_name_on_two_engines_is_two_series_and_a_stopped_engine_changes_nothi
     let local_name = docker_at(LOCAL, &["info", "--format", "{{.Name}}"]);
     let twin = unique("twin");
     let _cleanup = Cleanup(vec![twin.clone()]);
-    let since = now_secs();
+    let dir = tempdir("engines");
+    let accounts = [
+        EngineAccount::start(LOCAL, &twin, &dir),
+        EngineAccount::start(&a.host(), &twin, &dir),
+    ];
     let exporter = Exporter::start(&[
         "--docker.ping-interval",
         "1s",
@@ -93,8 +133,8 @@ fn the_same_name_on_two_engines_is_two_series_and_a_stopped_engine_changes_nothi
         run_again(LOCAL, &twin, 3);
         run_again(&a.host(), &twin, 3);
     }
-    for (engine, host) in [(local_name.as_str(), LOCAL), ("a", a.host().as_str())] {
-        let dies = engine_counts(host, &twin, "die", &since);
+    for (engine, account) in [local_name.as_str(), "a"].into_iter().zip(&accounts) {
+        let dies = account.count("die", 3);
         assert_eq!(dies, 3.0, "{engine}: the engine's own die events");
         exporter.wait_for(
             "docker_container_exits_total",
@@ -104,7 +144,7 @@ fn the_same_name_on_two_engines_is_two_series_and_a_stopped_engine_changes_nothi
         let s = exporter.scrape();
         assert_eq!(
             s.value("docker_container_starts_total", &on(engine, &twin, &[])),
-            Some(engine_counts(host, &twin, "start", &since)),
+            Some(account.count("start", 3)),
             "{engine}: starts"
         );
         for family in [
@@ -172,6 +212,8 @@ fn the_same_name_on_two_engines_is_two_series_and_a_stopped_engine_changes_nothi
             "{what:?} is logged as b's; log:\n{log}"
         );
     }
+    drop(accounts);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The engine's position in the state file.
