@@ -178,9 +178,7 @@ fn spawn_inspector(
 ) {
     let workers = Arc::new(Semaphore::new(INSPECT_WORKERS));
     let inner = tasks.clone();
-    // The tasks log in the span of the stream they serve (its engine's).
-    tasks.spawn(
-        async move {
+    let dispatch = async move {
         loop {
             let req = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -190,23 +188,21 @@ fn spawn_inspector(
                 break;
             };
             let (engine, answers) = (engine.clone(), answers.clone());
-            inner.spawn(
-                async move {
-                    let _permit = permit;
-                    match engine.inspect(&req.id).await {
-                        Ok(snap) => {
-                            let _ = answers.send((req, snap)).await;
-                        }
-                        // Most often the container is already gone; its destroy event says so.
-                        Err(e) => tracing::debug!(container_id = %req.id, error = %e, "inspect failed"),
+            let inspect = async move {
+                let _permit = permit;
+                match engine.inspect(&req.id).await {
+                    Ok(snap) => {
+                        let _ = answers.send((req, snap)).await;
                     }
+                    // Most often the container is already gone; its destroy event says so.
+                    Err(e) => tracing::debug!(container_id = %req.id, error = %e, "inspect failed"),
                 }
-                .in_current_span(),
-            );
+            };
+            inner.spawn(inspect.in_current_span());
         }
-        }
-        .in_current_span(),
-    );
+    };
+    // The tasks log in the span of the stream they serve (its engine's).
+    tasks.spawn(dispatch.in_current_span());
 }
 
 /// Everything the stream loop needs.
@@ -500,8 +496,7 @@ fn spawn_snapshot(
     seq: u64,
     tx: mpsc::Sender<Snapshot>,
 ) -> JoinHandle<()> {
-    tokio::spawn(
-        async move {
+    let snapshot = async move {
         match engine.snapshot().await {
             Ok((info, containers)) => {
                 let _ = tx
@@ -517,9 +512,8 @@ fn spawn_snapshot(
                 tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "could not list the containers to reconcile after a gap; the gauges may be off until each container's next event")
             }
         }
-        }
-        .in_current_span(),
-    )
+    };
+    tokio::spawn(snapshot.in_current_span())
 }
 
 async fn next_frame(

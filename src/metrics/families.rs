@@ -374,10 +374,6 @@ impl Family {
         prometheus::GaugeVec::new(self.opts(), &self.label_names(engine))
     }
 
-    pub fn int_counter(&self) -> prometheus::Result<prometheus::IntCounter> {
-        prometheus::IntCounter::with_opts(self.opts())
-    }
-
     pub fn int_counter_vec(&self) -> prometheus::Result<prometheus::IntCounterVec> {
         prometheus::IntCounterVec::new(self.opts(), self.labels)
     }

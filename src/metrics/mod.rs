@@ -192,10 +192,6 @@ impl EngineMetrics {
         }
     }
 
-    pub fn is_up(&self) -> bool {
-        self.up.get() == 1
-    }
-
     /// The same engine under another `engine` label (an unnamed engine, first shown by its
     /// address, takes its own name once it answers): the old label's series go.
     pub fn renamed(self, label: &str) -> Self {
