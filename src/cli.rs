@@ -68,7 +68,7 @@ pub struct Cli {
     )]
     pub batch_window: Duration,
 
-    /// Keep the stream's position in this file (every engine's, each under its identity), so
+    /// Keep the stream's position in this file (every engine's, by its name or address), so
     /// that a restarted exporter resumes where it stopped (`since=`) and recognises the events
     /// it had already counted. Without it, a restart starts from the engine's present.
     #[arg(
