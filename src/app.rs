@@ -131,7 +131,7 @@ struct Shared {
     state_file: Option<Arc<StateFile>>,
     /// The engines answering now, as (name, identity): no two names alike, and no engine
     /// watched twice (under two addresses).
-    claimed: Mutex<Vec<(Arc<str>, String)>>,
+    claimed: Mutex<Vec<(Arc<str>, Option<String>)>>,
     /// The names given with `NAME=URL`: an unnamed engine's own name must be none of them.
     given: Vec<String>,
     series_ttl: Duration,
@@ -146,10 +146,13 @@ impl Shared {
         given: Option<&str>,
         own: &str,
         address: &str,
-        identity: &str,
+        identity: Option<&str>,
     ) -> Result<Arc<str>, Arc<str>> {
         let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((twin, _)) = claimed.iter().find(|(_, id)| id == identity) {
+        if let Some((twin, _)) = claimed
+            .iter()
+            .find(|(_, id)| identity.is_some() && id.as_deref() == identity)
+        {
             return Err(twin.clone());
         }
         let taken =
@@ -166,7 +169,7 @@ impl Shared {
                 address.into()
             }
         };
-        claimed.push((name.clone(), identity.to_owned()));
+        claimed.push((name.clone(), identity.map(str::to_owned)));
         Ok(name)
     }
 }
@@ -229,8 +232,9 @@ struct Start {
     host: String,
     engine_id: String,
     /// Tells engines apart where their IDs do not (the dockerds of one machine, cloned
-    /// machines): the ID, the host name and the storage root.
-    twin_key: String,
+    /// machines): the ID, the host name and the storage root; none for an engine (or a proxy
+    /// in front of one) that gives no ID.
+    twin_key: Option<String>,
     containers: Vec<ContainerSnapshot>,
 }
 
@@ -244,7 +248,8 @@ async fn prepare(watched: &WatchedEngine) -> Result<Start, EngineError> {
         engine,
         key: watched.name.clone().unwrap_or_else(|| endpoint.to_string()),
         since_nano: info.now_nano,
-        twin_key: format!("{}|{}|{}", info.id, info.name, info.root_dir),
+        twin_key: (!info.id.is_empty())
+            .then(|| format!("{}|{}|{}", info.id, info.name, info.root_dir)),
         host: info.name,
         engine_id: info.id,
         containers,
@@ -332,7 +337,7 @@ async fn watch_engine(
         engine.name.as_deref(),
         &start.host,
         &address,
-        &start.twin_key,
+        start.twin_key.as_deref(),
     ) {
         Ok(name) => name,
         Err(twin) => {

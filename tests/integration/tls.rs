@@ -68,6 +68,52 @@ fn mutual_tls_with_the_docker_cli_environment() {
     );
 }
 
+/// Several engines, each with its certificates (`--docker.cert-path NAME=DIR`, which asks for
+/// TLS too), beside the local engine over its plain socket.
+#[test]
+fn each_engine_speaks_tls_with_a_cert_folder_of_its_own() {
+    let (certs_a, certs_b) = (tempdir("certs-a"), tempdir("certs-b"));
+    make_certs(&certs_a);
+    make_certs(&certs_b);
+    // Two CAs: each engine refuses the other's client certificate, and its server
+    // certificate verifies only with its own ca.pem.
+    let (a, b) = (
+        FakeEngine::start_tls(vec![oom_event()], &certs_a),
+        FakeEngine::start_tls(vec![oom_event()], &certs_b),
+    );
+    let folder = |name: &str, dir: &Path| format!("{name}={}", dir.display());
+    let e = Exporter::start(&[
+        "--docker.host",
+        "local=unix:///var/run/docker.sock",
+        "--docker.host",
+        &format!("a={}", a.docker_host()),
+        "--docker.cert-path",
+        &folder("a", &certs_a),
+        "--docker.host",
+        &format!("b={}", b.docker_host()),
+        "--docker.cert-path",
+        &folder("b", &certs_b),
+    ]);
+    for engine in ["a", "b"] {
+        let ghost = [
+            ("engine", engine),
+            ("name", "tls-ghost"),
+            ("image", "img"),
+            ("compose_project", ""),
+            ("compose_service", ""),
+            ("swarm_service", ""),
+            ("swarm_stack", ""),
+        ];
+        e.wait_for("docker_container_oom_kills_total", &ghost, 1.0);
+    }
+    e.wait_for("docker_events_exporter_up", &[("engine", "local")], 1.0);
+    assert!(
+        e.log().contains("endpoint=\"tcp://127.0.0.1:") && e.log().contains("(TLS)"),
+        "the engines are reached over TLS; log:\n{}",
+        e.log()
+    );
+}
+
 #[test]
 fn an_engine_certificate_from_another_ca_is_refused() {
     let (ours, theirs) = (tempdir("certs-ours"), tempdir("certs-theirs"));
