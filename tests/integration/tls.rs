@@ -34,6 +34,20 @@ openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -d
     );
 }
 
+/// The labels of the stand-in engine's container, on the engine shown as `engine` if any.
+fn ghost(engine: Option<&str>) -> Vec<(&str, &str)> {
+    let mut l: Vec<(&str, &str)> = engine.map(|e| ("engine", e)).into_iter().collect();
+    l.extend([
+        ("name", "tls-ghost"),
+        ("image", "img"),
+        ("compose_project", ""),
+        ("compose_service", ""),
+        ("swarm_service", ""),
+        ("swarm_stack", ""),
+    ]);
+    l
+}
+
 fn oom_event() -> Vec<u8> {
     br#"{"Type":"container","Action":"oom","Actor":{"ID":"c1","Attributes":{"name":"tls-ghost","image":"img"}},"scope":"local","time":1767225600,"timeNano":1767225600000000007}"#.to_vec()
 }
@@ -52,15 +66,7 @@ fn mutual_tls_with_the_docker_cli_environment() {
             ("DOCKER_CERT_PATH", certs.to_str().expect("utf-8 path")),
         ],
     );
-    let ghost = [
-        ("name", "tls-ghost"),
-        ("image", "img"),
-        ("compose_project", ""),
-        ("compose_service", ""),
-        ("swarm_service", ""),
-        ("swarm_stack", ""),
-    ];
-    e.wait_for("docker_container_oom_kills_total", &ghost, 1.0);
+    e.wait_for("docker_container_oom_kills_total", &ghost(None), 1.0);
     assert!(
         !e.scrape()
             .matching("docker_engine_info", &[("version", "99.0.0-fake")])
@@ -95,16 +101,11 @@ fn each_engine_speaks_tls_with_a_cert_folder_of_its_own() {
         &folder("b", &certs_b),
     ]);
     for engine in ["a", "b"] {
-        let ghost = [
-            ("engine", engine),
-            ("name", "tls-ghost"),
-            ("image", "img"),
-            ("compose_project", ""),
-            ("compose_service", ""),
-            ("swarm_service", ""),
-            ("swarm_stack", ""),
-        ];
-        e.wait_for("docker_container_oom_kills_total", &ghost, 1.0);
+        e.wait_for(
+            "docker_container_oom_kills_total",
+            &ghost(Some(engine)),
+            1.0,
+        );
     }
     e.wait_for("docker_events_exporter_up", &[("engine", "local")], 1.0);
     assert!(
