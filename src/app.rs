@@ -226,8 +226,6 @@ async fn ignore_sighup(cancel: CancellationToken) {
 /// What start-up learns before subscribing.
 struct Start {
     engine: Engine,
-    /// The engine's entry in the state file: its name if given, else its address.
-    key: String,
     since_nano: i64,
     host: String,
     engine_id: String,
@@ -240,13 +238,11 @@ struct Start {
 
 /// Take the engine's time first, then list and inspect the containers, so that every event
 /// after the snapshot is replayed by the subscription from that time.
-async fn prepare(watched: &WatchedEngine) -> Result<Start, EngineError> {
-    let endpoint = &watched.endpoint;
+async fn prepare(endpoint: &crate::docker::endpoint::Endpoint) -> Result<Start, EngineError> {
     let engine = Engine::connect(endpoint.clone()).await?;
     let (info, containers) = engine.snapshot().await?;
     Ok(Start {
         engine,
-        key: watched.name.clone().unwrap_or_else(|| endpoint.to_string()),
         since_nano: info.now_nano,
         twin_key: (!info.id.is_empty())
             .then(|| format!("{}|{}|{}", info.id, info.name, info.root_dir)),
@@ -260,13 +256,16 @@ async fn prepare(watched: &WatchedEngine) -> Result<Start, EngineError> {
 /// engine, else the engine's present. Resuming from a position the engine no longer holds
 /// (it restarted, or more than its 256 buffered events passed) is a gap: counted and logged.
 /// The snapshot taken at start-up sets every gauge right either way.
+/// `key` is the engine's entry in the state file: its name if it was given one, else its
+/// address.
 async fn resume_point(
     state_file: Option<&StateFile>,
+    key: &str,
     start: &Start,
     metrics: &EngineMetrics,
 ) -> Saved {
     let present = Saved {
-        engine: start.key.clone(),
+        engine: key.to_owned(),
         engine_id: start.engine_id.clone(),
         position_nano: start.since_nano,
         lines_at_position: Vec::new(),
@@ -274,7 +273,7 @@ async fn resume_point(
     let Some(file) = state_file else {
         return present;
     };
-    let Some(saved) = file.position_of(&start.key) else {
+    let Some(saved) = file.position_of(key) else {
         tracing::info!(state_file = %file.path().display(), "no saved position for this engine; starting from the present");
         return present;
     };
@@ -311,21 +310,21 @@ async fn watch_engine(
 ) {
     let endpoint = &engine.endpoint;
     let address = endpoint.to_string();
-    // Until it answers with a name of its own, an unnamed engine is shown by its address.
-    let mut metrics = shared
-        .metrics
-        .engine(engine.name.as_deref().unwrap_or(&address));
+    // Its name if it was given one, else its address: what the state file keeps its position
+    // under, and (until it answers with a name of its own) what it is shown by.
+    let key = engine.name.clone().unwrap_or_else(|| address.clone());
+    let mut metrics = shared.metrics.engine(&key);
     let mut delays = backoff();
     let start = loop {
         let attempt = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = prepare(&engine) => r,
+            r = prepare(endpoint) => r,
         };
         match attempt {
             Ok(s) => break s,
             Err(e) => {
                 let wait = delays.next().unwrap_or(MAX_BACKOFF);
-                tracing::warn!(engine = engine.name.as_deref().unwrap_or(&address), endpoint = %endpoint, error = %format!("{:#}", anyhow::Error::from(e)), retry_in = ?wait, "cannot reach the Docker Engine");
+                tracing::warn!(engine = %key, endpoint = %endpoint, error = %format!("{:#}", anyhow::Error::from(e)), retry_in = ?wait, "cannot reach the Docker Engine");
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(wait) => {}
@@ -351,7 +350,7 @@ async fn watch_engine(
     }
     // From here on, every line this engine's parts log names it.
     let span = tracing::info_span!("engine", engine = %name);
-    follow(start, name, metrics, &shared, cancel, tasks)
+    follow(start, &key, name, metrics, &shared, cancel, tasks)
         .instrument(span)
         .await;
 }
@@ -359,6 +358,7 @@ async fn watch_engine(
 /// The named engine's subscription from its resume point on.
 async fn follow(
     start: Start,
+    key: &str,
     name: Arc<str>,
     metrics: EngineMetrics,
     shared: &Shared,
@@ -378,7 +378,7 @@ async fn follow(
     metrics.engine_info(&v.version, &v.api_version, &v.os, &v.arch);
 
     let state_file = shared.state_file.clone();
-    let resume = resume_point(state_file.as_deref(), &start, &metrics).await;
+    let resume = resume_point(state_file.as_deref(), key, &start, &metrics).await;
     let since_nano = resume.position_nano;
     let ttl = shared.series_ttl;
     let mut tracker = Tracker::for_engine(metrics, ttl).asking_inspects();
