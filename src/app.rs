@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -15,6 +16,7 @@ use crate::actions::{self, Dry, Executor, Fire, Loaded, Origin, Reactor};
 use crate::docker::state::{Position, Saved, StateFile};
 use crate::docker::stream::{MAX_BACKOFF, Watch, backoff};
 use crate::docker::{ContainerSnapshot, Engine, EngineError, format_since};
+use crate::history::Histories;
 use crate::metrics::{EngineMetrics, Metrics, Tracker};
 use crate::pipeline::Pipeline;
 use crate::server::Server;
@@ -37,7 +39,12 @@ pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<
         }
         None => None,
     };
-    let server = Server::bind(&settings.web, metrics.clone()).await?;
+    let histories = Histories::new(settings.history.clone(), several, &metrics.registry)?;
+    if let Some(dir) = &settings.history.dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--history.dir {}: cannot make it", dir.display()))?;
+    }
+    let server = Server::bind(&settings.web, metrics.clone(), histories.clone()).await?;
     tracing::info!(
         address = %server.address(),
         path = %settings.web.telemetry_path,
@@ -90,6 +97,7 @@ pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<
     });
     let shared = Arc::new(Shared {
         metrics,
+        histories: histories.clone(),
         rules,
         state_file,
         claimed: Mutex::new(Vec::new()),
@@ -119,6 +127,8 @@ pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<
     {
         tracing::warn!(timeout = ?DRAIN_TIMEOUT, "tasks did not finish in time; exiting anyway");
     }
+    // After the streams: every event they applied reaches the disk.
+    histories.close();
     tracing::info!("stopped");
     served
 }
@@ -126,6 +136,7 @@ pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<
 /// What every engine's watch shares.
 struct Shared {
     metrics: Arc<Metrics>,
+    histories: Arc<Histories>,
     /// The rules, and the queue their firings go on.
     rules: Option<(Arc<Loaded>, mpsc::Sender<Fire>)>,
     state_file: Option<Arc<StateFile>>,
@@ -385,6 +396,13 @@ async fn follow(
     for c in &start.containers {
         tracker.seed(c, since_nano);
     }
+    let history = match shared.histories.engine(key, name.clone()) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::error!(error = %e, "this engine's events are not kept in the history");
+            None
+        }
+    };
     let origin = Arc::new(Origin {
         engine: name,
         host: start.host.into(),
@@ -396,7 +414,7 @@ async fn follow(
         .map(|(r, queue)| Reactor::new(r.subscribe(), queue.clone(), r.metrics.clone(), origin));
     Watch {
         engine: start.engine,
-        consumer: Pipeline::new(tracker, reactor),
+        consumer: Pipeline::new(tracker, reactor).with_history(history),
         position: Position::new(resume),
         state_file,
         ping_interval: shared.ping_interval,

@@ -171,6 +171,41 @@ pub struct Cli {
     )]
     pub rules_workers: usize,
 
+    /// Events to keep in memory, per engine, for the status page, /api/v1/events and the
+    /// `events` command (0: none; the live log still works). Their lines take at most 64 MiB
+    /// an engine whatever the count.
+    #[arg(
+        global = true,
+        long = "history.size",
+        value_name = "N",
+        env = "DOCKER_EVENTS_EXPORTER_HISTORY_SIZE",
+        default_value_t = crate::history::DEFAULT_SIZE,
+        value_parser = clap::value_parser!(u32).range(0..=10_000_000).map(|n| n as usize)
+    )]
+    pub history_size: usize,
+
+    /// Also keep every event on disk here, in JSON-lines segments that outlive restarts (with
+    /// several engines, a folder each, by name or address). Without it, the history is
+    /// memory only.
+    #[arg(
+        global = true,
+        long = "history.dir",
+        value_name = "DIR",
+        env = "DOCKER_EVENTS_EXPORTER_HISTORY_DIR"
+    )]
+    pub history_dir: Option<PathBuf>,
+
+    /// How long --history.dir keeps events: an age, a size, or both (7d,1GiB); the oldest
+    /// segments go first.
+    #[arg(
+        global = true,
+        long = "history.retention",
+        value_name = "AGE,SIZE",
+        env = "DOCKER_EVENTS_EXPORTER_HISTORY_RETENTION",
+        default_value = "7d,1GiB"
+    )]
+    pub history_retention: String,
+
     /// Least severe level of log lines to print.
     #[arg(
         global = true,
@@ -211,6 +246,25 @@ pub enum Command {
         /// Serve the metrics on --web.listen-address instead of printing them.
         #[arg(long)]
         serve: bool,
+    },
+    /// Print the events the exporter keeps, as `docker events --format '{{json .}}'` does: from
+    /// a running exporter's /api/v1/events, or straight from --history.dir when it is given.
+    Events {
+        /// Events from this time on: a Unix time, an RFC 3339 time, or a duration before now
+        /// (2h).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Events up to this time (the same forms).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// KEY=VALUE, as `docker events --filter` takes it (container, event, image, label,
+        /// type, ..., and engine); repeatable.
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+        /// The exporter to ask [default: http://127.0.0.1:PORT, the port of
+        /// --web.listen-address]; user:password@ in it for basic auth.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
     },
     /// Write a realistic event file (for replay and benchmarks) to standard output.
     GenerateEvents {

@@ -4,13 +4,13 @@
 //! (resume, backoff, dedupe), knowing nothing downstream of it (with several engines, one
 //! such pipeline runs for each, into one registry); [`pipeline`] takes each line,
 //! decodes it, applies it to the [`metrics::Tracker`] (the one place where an event changes a
-//! metric) and hands it to the rules ([`actions::Reactor`]); [`server`] lets Prometheus scrape
-//! the result.
+//! metric), keeps it in the [`history`] and hands it to the rules ([`actions::Reactor`]);
+//! [`server`] lets Prometheus scrape the result, and people look at it ([`status`]).
 //!
 //! # Layout
 //! ```text
-//! The data flows one way: engine -> docker (the source) -> pipeline (decode, then the tracker
-//! and the rules) -> metrics / actions -> server. docker knows no part downstream of it, rules
+//! The data flows one way: engine -> docker (the source) -> pipeline (decode, then the tracker,
+//! the history and the rules) -> metrics / history / actions -> status -> server. docker knows no part downstream of it, rules
 //! knows nothing of actions; the pipeline and app are where the parts meet.
 //!
 //! src/main.rs              CLI parse, then the checked settings, logging, runtime; prints an
@@ -27,8 +27,8 @@
 //!                          (subscription, backoff, dedupe, ping, gaps; yields lines and signals
 //!                          to a Consumer), state (--docker.state-file), mod (version, info,
 //!                          list, inspect, snapshot)
-//! src/pipeline.rs          what happens to one line: decode, the tracker, the rules; the live
-//!                          stream, replay and the fuzz targets all enter here
+//! src/pipeline.rs          what happens to one line: decode, the tracker, the history, the
+//!                          rules; the live stream, replay and the fuzz targets all enter here
 //! src/metrics/             families (every family declared once: name, help, type, labels,
 //!                          buckets), mod (the registry), tracker (the event -> metric rules;
 //!                          series lifetime and expiry in tracker/series, seed, inspects and
@@ -41,9 +41,17 @@
 //!                          series (the rules layer's metrics), set (the loaded rules and their
 //!                          swap on SIGHUP), one file per action kind (run, webhook, log, email,
 //!                          metric)
-//! src/server.rs            the HTTP start-up, axum router, scrape limits, TLS serving
+//! src/history/             the event history: mod (every engine's, queries, live followers,
+//!                          "crashing now"), ring (the last events in memory), disk
+//!                          (--history.dir segments, their writer thread and retention), filter
+//!                          (the engine's filters and times, matched as the engine does)
+//! src/status/              the status page at /: mod (its data and HTML, escaped), page.css and
+//!                          page.js (served from the binary)
+//! src/server.rs            the HTTP start-up, axum router (metrics, the page, the history's
+//!                          API and live stream), scrape limits, TLS serving
 //! src/web.rs               --web.config.file: TLS and basic auth
 //! src/replay.rs            `replay FILE...`
+//! src/events.rs            `events`: the history, from a running exporter or --history.dir
 //! src/generate.rs          `generate-events`
 //! src/json.rs              JSON strings, fast: a string's end, writing one escaped
 //! src/logging.rs           tracing set-up: logfmt or JSON on standard error
@@ -70,9 +78,11 @@ pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod docker;
+pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod generate;
+pub mod history;
 pub mod json;
 pub mod logging;
 pub mod metrics;
@@ -81,6 +91,7 @@ pub mod replay;
 pub mod rules;
 pub mod server;
 pub mod settings;
+pub mod status;
 pub mod web;
 
 /// The Layout above is the README's, line for line, and names every source file and folder.

@@ -4,7 +4,7 @@ use clap::Parser;
 use docker_events_exporter::cli::{Cli, Command};
 use docker_events_exporter::settings::{EngineSettings, Settings};
 use docker_events_exporter::web::WebConfigErrors;
-use docker_events_exporter::{actions, app, generate, logging, replay};
+use docker_events_exporter::{actions, app, events, generate, logging, replay};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -61,6 +61,20 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Replay { files, serve }) => {
             runtime.block_on(replay::run(&settings, files, *serve))
+        }
+        Some(Command::Events {
+            since,
+            until,
+            filters,
+            url,
+        }) => {
+            let ask = events::Ask {
+                since: since.as_deref(),
+                until: until.as_deref(),
+                filters,
+                url: url.as_deref(),
+            };
+            runtime.block_on(events::run(&settings, &ask))
         }
         _ => EngineSettings::new(&cli)
             .and_then(|engine| runtime.block_on(app::run(settings, engine))),

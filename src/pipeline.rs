@@ -1,11 +1,14 @@
 //! What happens to one line of the event stream: decode it, apply it to the tracker (the
-//! metrics), then hand it to the rules. The live stream (as its [`Consumer`]), `replay` and the
+//! metrics), keep it in the history, then hand it to the rules. The live stream (as its [`Consumer`]), `replay` and the
 //! fuzz targets all enter here, through [`Pipeline::line`].
+
+use std::sync::Arc;
 
 use crate::actions::Reactor;
 use crate::docker::ContainerSnapshot;
 use crate::docker::event::Event;
 use crate::docker::stream::{Consumer, InspectRequest, Signal, Snapshot};
+use crate::history::History;
 use crate::metrics::Tracker;
 
 /// How many characters of a bad line a log line shows.
@@ -23,19 +26,30 @@ pub enum LineOutcome {
     Blank,
 }
 
-/// Decode, metrics, rules.
+/// Decode, metrics, history, rules.
 pub struct Pipeline {
     tracker: Tracker,
+    history: Option<Arc<History>>,
     rules: Option<Reactor>,
 }
 
 impl Pipeline {
     /// The tracker's metrics are the engine's: its self-metrics are counted there.
     pub fn new(tracker: Tracker, rules: Option<Reactor>) -> Self {
-        Self { tracker, rules }
+        Self {
+            tracker,
+            history: None,
+            rules,
+        }
     }
 
-    /// Decodes and applies one line: metrics first, then the rules.
+    /// Keeps every event it applies in `history` too.
+    pub fn with_history(mut self, history: Option<Arc<History>>) -> Self {
+        self.history = history;
+        self
+    }
+
+    /// Decodes and applies one line: metrics first, then the history, then the rules.
     pub fn line(&mut self, line: &[u8]) -> LineOutcome {
         let line = crate::docker::lines::record(line);
         if line.is_empty() {
@@ -45,6 +59,9 @@ impl Pipeline {
             Ok(ev) => {
                 let time_nano = ev.time_nano;
                 self.tracker.apply(&ev);
+                if let Some(h) = &self.history {
+                    h.record(&ev, line);
+                }
                 if let Some(r) = &mut self.rules {
                     r.on_event(ev);
                 }
@@ -140,8 +157,6 @@ fn preview(line: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
-
-    use std::sync::Arc;
 
     use super::*;
     use crate::docker::stream::{Dedupe, hand_over};

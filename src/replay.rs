@@ -17,6 +17,7 @@ use anyhow::Context;
 
 use crate::actions::{Dry, Executor, Origin, Reactor};
 use crate::docker::lines::{Lines, Piece};
+use crate::history::{Histories, History, HistorySettings};
 use crate::metrics::Metrics;
 use crate::metrics::tracker::{Clock, Tracker};
 use crate::pipeline::{LineOutcome, Pipeline};
@@ -48,12 +49,14 @@ impl Summary {
     }
 }
 
-/// Replays `file` ("-" for standard input) into `metrics`, as the engine named `engine`.
+/// Replays `file` ("-" for standard input) into `metrics` (and `history`), as the engine
+/// named `engine`.
 pub fn replay(
     settings: &Settings,
     file: &Path,
     engine: &str,
     metrics: &Arc<Metrics>,
+    history: Option<Arc<History>>,
 ) -> anyhow::Result<Summary> {
     let input: Box<dyn Read> = if file == Path::new("-") {
         Box::new(std::io::stdin().lock())
@@ -63,7 +66,7 @@ pub fn replay(
         )
     };
     let reader = BufReader::with_capacity(READ_BUFFER, input);
-    replay_from(settings, reader, file, engine, metrics)
+    replay_from(settings, reader, file, engine, metrics, history)
 }
 
 /// Replays what `reader` reads (`file` names it in errors) into `metrics`. Each firing's
@@ -74,6 +77,7 @@ fn replay_from(
     file: &Path,
     engine: &str,
     metrics: &Arc<Metrics>,
+    history: Option<Arc<History>>,
 ) -> anyhow::Result<Summary> {
     let tracker = Tracker::for_engine(metrics.engine(engine), settings.metrics.series_ttl)
         .with_clock(Clock::Events);
@@ -90,7 +94,7 @@ fn replay_from(
         }
         None => (None, None),
     };
-    let mut pipeline = Pipeline::new(tracker, reactor);
+    let mut pipeline = Pipeline::new(tracker, reactor).with_history(history);
     let mut summary = Summary::default();
     let mut lines = Lines::default();
     let start = Instant::now();
@@ -182,8 +186,18 @@ pub async fn run(settings: &Settings, files: &[PathBuf], serve: bool) -> anyhow:
         &settings.metrics.container_labels,
         files.len() > 1,
     )?);
+    // A replay keeps its history in memory only: its events are a file's, not an engine's.
+    let history = HistorySettings {
+        dir: None,
+        ..settings.history.clone()
+    };
+    let histories = Histories::new(history, files.len() > 1, &metrics.registry)?;
     for (file, engine) in files.iter().zip(&names) {
-        let summary = replay(settings, file, engine, &metrics)?;
+        let history = match settings.history.size {
+            0 => None,
+            _ => Some(histories.engine(engine, engine.as_str().into())?),
+        };
+        let summary = replay(settings, file, engine, &metrics, history)?;
         eprintln!(
             "replayed {} events ({} unreadable) in {:.3} s: {:.0} events/s; {} label sets; peak RSS {}",
             summary.events,
@@ -207,7 +221,7 @@ pub async fn run(settings: &Settings, files: &[PathBuf], serve: bool) -> anyhow:
         let _ = tokio::signal::ctrl_c().await;
         on_ctrl_c.cancel();
     });
-    let server = crate::server::Server::bind(&settings.web, metrics).await?;
+    let server = crate::server::Server::bind(&settings.web, metrics, histories).await?;
     tracing::info!(address = %server.address(), web = %settings.web.summary(), "serving the replayed metrics; Ctrl-C to stop");
     server.serve(stop, std::time::Duration::from_secs(5)).await
 }
@@ -251,8 +265,15 @@ mod tests {
         for capacity in [1, 7, 64, 4096, READ_BUFFER] {
             let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
             let reader = BufReader::with_capacity(capacity, input.as_bytes());
-            let summary = replay_from(&settings, reader, Path::new("test"), "replay", &metrics)
-                .expect("replays");
+            let summary = replay_from(
+                &settings,
+                reader,
+                Path::new("test"),
+                "replay",
+                &metrics,
+                None,
+            )
+            .expect("replays");
             assert_eq!(
                 (summary.events, summary.unreadable),
                 (4, 2),
@@ -294,6 +315,7 @@ mod tests {
                 Path::new(engine),
                 engine,
                 &metrics,
+                None,
             )
             .expect("replays");
         }

@@ -1,5 +1,7 @@
-//! The HTTP side: `/metrics` (or `--web.telemetry-path`), a landing page at `/`, `/-/healthy`
-//! (the process is alive) and `/-/ready` (subscribed to the engine).
+//! The HTTP side: `/metrics` (or `--web.telemetry-path`), the status page at `/`, the event
+//! history's API (`/api/v1/events`, its live stream `/api/v1/events/live`, and
+//! `/api/v1/status`), `/-/healthy` (the process is alive) and `/-/ready` (subscribed to the
+//! engine).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +17,11 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 
+use crate::history::{Histories, Query, now_nano};
 use crate::metrics::Metrics;
 use crate::metrics::containers::CHUNK_BYTES;
 use crate::settings::WebSettings;
+use crate::status::Status;
 use crate::web::BasicAuth;
 
 /// The exposition format's content type, as Prometheus expects it.
@@ -30,6 +34,10 @@ pub struct AppState {
     pub scrapes: ScrapeLimits,
     /// Basic auth for every path, from `--web.config.file`.
     pub auth: Option<Arc<BasicAuth>>,
+    pub histories: Arc<Histories>,
+    /// Cancelled when the server shuts down: the live streams end, so that the drain does not
+    /// wait for them.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 /// How many scrapes may encode at once, and how long each may wait.
@@ -70,7 +78,18 @@ pub fn router(state: AppState) -> Router {
     let auth = state.auth.clone();
     let router = Router::new()
         .route(&state.telemetry_path.clone(), get(metrics))
-        .route("/", get(landing))
+        .route("/", get(status_page))
+        .route(
+            "/static/status.css",
+            get(|| async { asset("text/css; charset=utf-8", crate::status::STYLE) }),
+        )
+        .route(
+            "/static/status.js",
+            get(|| async { asset("text/javascript; charset=utf-8", crate::status::SCRIPT) }),
+        )
+        .route("/api/v1/status", get(status_json))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/events/live", get(live_events))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready))
         .with_state(state);
@@ -112,22 +131,31 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl Server {
-    /// Binds `--web.listen-address` and builds the router for `metrics`.
-    pub async fn bind(web: &WebSettings, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    /// Binds `--web.listen-address` and builds the router for `metrics` and `histories`.
+    pub async fn bind(
+        web: &WebSettings,
+        metrics: Arc<Metrics>,
+        histories: Arc<Histories>,
+    ) -> anyhow::Result<Self> {
         let listener = bind(&web.listen_address).await?;
+        let closing = tokio_util::sync::CancellationToken::new();
         let app = router(AppState {
             metrics,
             telemetry_path: web.telemetry_path.clone(),
             scrapes: ScrapeLimits::default(),
             auth: web.config.auth.clone(),
+            histories,
+            closing: closing.clone(),
         });
         Ok(Self {
             listener,
             app,
             tls: web.config.tls.clone(),
+            closing,
         })
     }
 
@@ -144,6 +172,12 @@ impl Server {
         shutdown: tokio_util::sync::CancellationToken,
         drain: Duration,
     ) -> anyhow::Result<()> {
+        let closing = self.closing.clone();
+        let closed = shutdown.clone();
+        tokio::spawn(async move {
+            closed.cancelled().await;
+            closing.cancel();
+        });
         serve(self.listener, self.app, self.tls, shutdown, drain)
             .await
             .context("serving HTTP")
@@ -306,22 +340,188 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn landing(State(state): State<AppState>) -> Html<String> {
-    let path = html_escape(&state.telemetry_path);
-    Html(format!(
-        "<!doctype html>\n<html><head><title>docker-events-exporter</title></head><body>\n\
-         <h1>docker-events-exporter</h1>\n<p>Docker Engine events as Prometheus metrics.</p>\n\
-         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li>\
-         <li><a href=\"/-/ready\">Readiness</a></li></ul>\n<p>Version {}</p>\n</body></html>\n",
-        env!("CARGO_PKG_VERSION")
-    ))
+/// Headers of the status page: its own script and style only, nothing framed or sent
+/// elsewhere.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// An error of the API, as the engine's API gives one: `{"message": "..."}`.
+fn api_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "message": message })),
+    )
+        .into_response()
+}
+
+/// Runs `work` on the blocking pool (a page of 10,000 containers, a read of the segments on
+/// disk); a panic there is a 500, not a lost connection.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| api_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}")))
+}
+
+async fn status_page(State(state): State<AppState>) -> Response {
+    let page = blocking(move || {
+        let status = Status::now(&state.metrics, &state.histories, now_nano());
+        let events = state.histories.newest(crate::status::FIRST_EVENTS);
+        let links = [
+            ("Metrics", state.telemetry_path.as_str()),
+            ("Events (JSON lines)", "/api/v1/events"),
+            ("Status (JSON)", "/api/v1/status"),
+            ("Health", "/-/healthy"),
+            ("Readiness", "/-/ready"),
+        ];
+        crate::status::page(&status, &events, &links)
+    })
+    .await;
+    match page {
+        Ok(page) => (
+            [
+                (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            Html(page),
+        )
+            .into_response(),
+        Err(e) => e,
+    }
+}
+
+async fn status_json(State(state): State<AppState>) -> Response {
+    match blocking(move || Status::now(&state.metrics, &state.histories, now_nano())).await {
+        Ok(status) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(status)).into_response(),
+        Err(e) => e,
+    }
+}
+
+type Params = axum::extract::Query<std::collections::HashMap<String, String>>;
+
+/// `since`, `until` and `filters` of a request, as the engine's `/events` takes them.
+fn query_of(
+    params: &std::collections::HashMap<String, String>,
+) -> Result<Query, crate::history::FilterError> {
+    let now = now_nano();
+    let time = |what: &'static str| {
+        params
+            .get(what)
+            .filter(|v| !v.is_empty())
+            .map(|v| crate::history::filter::parse_time(what, v, now))
+            .transpose()
+    };
+    Ok(Query {
+        since_nano: time("since")?,
+        until_nano: time("until")?,
+        filters: match params.get("filters").filter(|v| !v.is_empty()) {
+            Some(f) => crate::history::Filters::from_json(f)?,
+            None => crate::history::Filters::default(),
+        },
+    })
+}
+
+/// The history's events in the window, one engine line a line (`docker events --format
+/// '{{json .}}'`), oldest first.
+async fn events(State(state): State<AppState>, params: Params) -> Response {
+    let q = match query_of(&params) {
+        Ok(q) => q,
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let answer = match blocking(move || state.histories.query(&q)).await {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let mut body = String::with_capacity(answer.lines.iter().map(|(_, l)| l.len() + 1).sum());
+    for (_, line) in &answer.lines {
+        body.push_str(line);
+        body.push('\n');
+    }
+    let truncated = if answer.truncated { "true" } else { "false" };
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::HeaderName::from_static("x-events-truncated"),
+                truncated,
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// How often a quiet live stream sends a comment, so that proxies keep it open.
+const LIVE_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Every event from now on, as server-sent events: `data: {"engine":..., "event": LINE}`;
+/// `event: lagged` says how many a slow reader missed.
+async fn live_events(State(state): State<AppState>, params: Params) -> Response {
+    let filters = match query_of(&params) {
+        Ok(q) => q.filters,
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let rx = state.histories.subscribe();
+    let closing = state.closing.clone();
+    let mut keepalive = tokio::time::interval(LIVE_KEEPALIVE);
+    keepalive.reset();
+    let stream = futures_util::stream::unfold(
+        (rx, filters, closing, keepalive),
+        |(mut rx, filters, closing, mut keepalive)| async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let chunk = tokio::select! {
+                    _ = closing.cancelled() => return None,
+                    _ = keepalive.tick() => Bytes::from_static(b": keepalive\n\n"),
+                    got = rx.recv() => match got {
+                        Ok(live) => {
+                            let Ok(ev) = crate::docker::event::Event::decode(live.line.as_bytes()) else {
+                                continue;
+                            };
+                            if !filters.matches(&live.engine, &ev) {
+                                continue;
+                            }
+                            let mut data = String::with_capacity(live.line.len() + 64);
+                            data.push_str("data: {\"engine\":");
+                            data.push_str(&serde_json::to_string(&*live.engine).unwrap_or_default());
+                            data.push_str(",\"event\":");
+                            data.push_str(&live.line);
+                            data.push_str("}\n\n");
+                            Bytes::from(data)
+                        }
+                        Err(RecvError::Lagged(n)) => Bytes::from(format!("event: lagged\ndata: {n}\n\n")),
+                        Err(RecvError::Closed) => return None,
+                    },
+                };
+                return Some((
+                    Ok::<_, std::convert::Infallible>(chunk),
+                    (rx, filters, closing, keepalive),
+                ));
+            }
+        },
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -336,13 +536,27 @@ mod tests {
         (router(AppState::for_tests(metrics.clone())), metrics)
     }
 
+    fn histories(metrics: &Metrics) -> Arc<Histories> {
+        let settings = crate::history::HistorySettings {
+            size: 100,
+            dir: None,
+            retention: crate::history::Retention {
+                max_age: None,
+                max_bytes: None,
+            },
+        };
+        Histories::new(settings, false, &metrics.registry).expect("histories")
+    }
+
     impl AppState {
         fn for_tests(metrics: Arc<Metrics>) -> Self {
             Self {
+                histories: histories(&metrics),
                 metrics,
                 telemetry_path: "/custom".to_owned(),
                 scrapes: ScrapeLimits::default(),
                 auth: None,
+                closing: tokio_util::sync::CancellationToken::new(),
             }
         }
     }
@@ -360,6 +574,125 @@ mod tests {
             .unwrap_or_default();
         let body = resp.into_body().collect().await.expect("body").to_bytes();
         (status, ctype, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// One engine's history holding `lines`.
+    fn with_events(lines: &[&str]) -> Router {
+        let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
+        let state = AppState::for_tests(metrics);
+        let h = state.histories.engine("e", "e".into()).expect("history");
+        for l in lines {
+            let ev = crate::docker::event::Event::decode(l.as_bytes()).expect("event");
+            h.record(&ev, l.as_bytes());
+        }
+        router(state)
+    }
+
+    const START: &str = r#"{"status":"start","id":"c1","Type":"container","Action":"start","Actor":{"ID":"c1","Attributes":{"name":"web","x":"\u003cb\u003e"}},"scope":"local","time":10,"timeNano":10000000000}"#;
+    const DIE: &str = r#"{"status":"die","id":"c2","Type":"container","Action":"die","Actor":{"ID":"c2","Attributes":{"exitCode":"1","name":"db"}},"scope":"local","time":20,"timeNano":20000000000}"#;
+
+    #[tokio::test]
+    async fn the_history_answers_as_docker_events_prints_with_the_engines_filters() {
+        let app = with_events(&[START, DIE]);
+        let (status, ctype, body) = get(app.clone(), "/api/v1/events").await;
+        assert_eq!(
+            (status, ctype.as_str()),
+            (StatusCode::OK, "application/x-ndjson")
+        );
+        // The API's \u003c escapes as the docker CLI prints them: plain.
+        assert_eq!(
+            body,
+            format!(
+                "{}\n{DIE}\n",
+                START.replace("\\u003c", "<").replace("\\u003e", ">")
+            )
+        );
+        let (_, _, body) = get(app.clone(), "/api/v1/events?since=15").await;
+        assert_eq!(body, format!("{DIE}\n"));
+        let (_, _, body) = get(app.clone(), "/api/v1/events?until=10.000000000").await;
+        assert!(body.starts_with("{\"status\":\"start\""), "{body}");
+        let (_, _, body) = get(
+            app.clone(),
+            "/api/v1/events?filters=%7B%22container%22%3A%5B%22db%22%5D%7D",
+        )
+        .await;
+        assert_eq!(body, format!("{DIE}\n"));
+        let (status, ctype, body) = get(
+            app.clone(),
+            "/api/v1/events?filters=%7B%22colour%22%3A%5B%22red%22%5D%7D",
+        )
+        .await;
+        assert_eq!(
+            (status, ctype.as_str()),
+            (StatusCode::BAD_REQUEST, "application/json")
+        );
+        assert!(
+            body.starts_with(
+                r#"{"message":"invalid filter \"colour\"; the keys are config, container"#
+            ),
+            "{body}"
+        );
+        let (status, _, body) = get(app, "/api/v1/events?since=soon").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains(r#"since \"soon\": not a time"#), "{body}");
+    }
+
+    #[tokio::test]
+    async fn the_page_and_the_api_ask_for_basic_auth_as_the_metrics_do() {
+        let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
+        let mut state = AppState::for_tests(metrics);
+        let users = std::collections::BTreeMap::from([("u".to_owned(), "$2y$04$x".to_owned())]);
+        state.auth = Some(Arc::new(BasicAuth::new(users)));
+        let app = router(state);
+        for path in [
+            "/",
+            "/api/v1/events",
+            "/api/v1/events/live",
+            "/api/v1/status",
+            "/static/status.js",
+            "/custom",
+        ] {
+            assert_eq!(
+                get(app.clone(), path).await.0,
+                StatusCode::UNAUTHORIZED,
+                "{path}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_page_serves_its_own_script_and_style_only() {
+        let app = with_events(&[START]);
+        let resp = app
+            .clone()
+            .oneshot(Request::get("/").body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(
+            resp.headers()
+                .get(header::CONTENT_SECURITY_POLICY)
+                .map(|v| v.to_str().unwrap_or("")),
+            Some(PAGE_POLICY)
+        );
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let page = String::from_utf8_lossy(&body);
+        assert!(
+            page.contains("<script src=\"static/status.js\"></script>"),
+            "{page}"
+        );
+        assert!(page.contains("<b>start</b> <span class=\"name\">web</span> <span class=\"attrs\">name=web, x=&lt;b&gt;</span>"), "{page}");
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "no external asset"
+        );
+        let (status, ctype, js) = get(app.clone(), "/static/status.js").await;
+        assert_eq!(
+            (status, ctype.as_str()),
+            (StatusCode::OK, "text/javascript; charset=utf-8")
+        );
+        assert!(!js.contains("innerHTML"), "the script sets text only");
+        let (_, ctype, _) = get(app, "/static/status.css").await;
+        assert_eq!(ctype, "text/css; charset=utf-8");
     }
 
     #[tokio::test]
@@ -424,6 +757,8 @@ mod tests {
             telemetry_path: "/metrics".to_owned(),
             scrapes: ScrapeLimits::new(1, Duration::from_secs(20), Duration::from_millis(300)),
             auth: None,
+            histories: histories(&metrics),
+            closing: tokio_util::sync::CancellationToken::new(),
         });
         let request = || {
             Request::get("/metrics")
@@ -504,7 +839,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn landing_links_the_metrics_path() {
+    async fn the_page_links_the_metrics_path_in_its_footer() {
         let (app, _) = app();
         let (status, _, body) = get(app, "/").await;
         assert_eq!(status, StatusCode::OK);

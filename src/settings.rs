@@ -8,16 +8,21 @@ use std::time::Duration;
 
 use crate::cli::Cli;
 use crate::docker::endpoint::Endpoint;
+pub use crate::history::HistorySettings;
 use crate::web::WebConfig;
 
 /// Paths the server answers itself, which the metrics cannot take.
 const RESERVED_PATHS: [&str; 3] = ["/", "/-/healthy", "/-/ready"];
+
+/// Folders of paths the server answers itself (the status page's assets, the history's API).
+const RESERVED_FOLDERS: [&str; 2] = ["/api/", "/static/"];
 
 /// Every part's settings but the engine's.
 pub struct Settings {
     pub web: WebSettings,
     pub metrics: MetricsSettings,
     pub rules: RulesSettings,
+    pub history: HistorySettings,
 }
 
 /// The HTTP side.
@@ -74,12 +79,18 @@ pub struct WatchedEngine {
 impl Settings {
     pub fn new(cli: &Cli) -> anyhow::Result<Self> {
         let path = &cli.telemetry_path;
-        if !path.starts_with('/') || RESERVED_PATHS.contains(&path.as_str()) {
+        if !path.starts_with('/')
+            || RESERVED_PATHS.contains(&path.as_str())
+            || RESERVED_FOLDERS.iter().any(|f| path.starts_with(f))
+        {
             anyhow::bail!(
-                "--web.telemetry-path {path:?} must start with / and differ from {}",
-                list(&RESERVED_PATHS)
+                "--web.telemetry-path {path:?} must start with /, differ from {} and be outside {}",
+                list(&RESERVED_PATHS),
+                list(&RESERVED_FOLDERS)
             );
         }
+        let retention = crate::history::Retention::parse(&cli.history_retention)
+            .map_err(|e| anyhow::anyhow!("--history.retention {:?}: {e}", cli.history_retention))?;
         let config = match &cli.web_config_file {
             Some(file) => crate::web::load(file)?,
             None => WebConfig {
@@ -103,6 +114,11 @@ impl Settings {
                 dry_run: cli.dry_run,
                 queue_size: cli.rules_queue_size,
                 workers: cli.rules_workers,
+            },
+            history: HistorySettings {
+                size: cli.history_size,
+                dir: cli.history_dir.clone(),
+                retention,
             },
         })
     }
@@ -234,14 +250,26 @@ mod tests {
 
     #[test]
     fn a_telemetry_path_the_router_cannot_take_is_refused_naming_the_flag() {
-        for path in ["metrics", "/", "/-/ready", "/-/healthy", ""] {
+        for path in [
+            "metrics",
+            "/",
+            "/-/ready",
+            "/-/healthy",
+            "",
+            "/api/v1/events",
+            "/static/m",
+        ] {
             assert_eq!(
                 refused(&["x", "--web.telemetry-path", path]),
                 format!(
-                    "--web.telemetry-path {path:?} must start with / and differ from /, /-/healthy and /-/ready"
+                    "--web.telemetry-path {path:?} must start with /, differ from /, /-/healthy and /-/ready and be outside /api/ and /static/"
                 )
             );
         }
+        assert_eq!(
+            refused(&["x", "--history.retention", "7d,forever"]),
+            "--history.retention \"7d,forever\": \"forever\" is neither a duration (7d, 12h) nor a size (512MiB, 1GB)"
+        );
     }
 
     fn engines(args: &[&str]) -> Result<Vec<(Option<String>, String)>, String> {

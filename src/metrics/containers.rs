@@ -225,6 +225,35 @@ impl Cell {
         // A panic while holding it leaves plain numbers behind, still worth exporting.
         self.data.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Its labels as (name, value), unescaped, in their order (for the status page).
+    pub fn label_pairs(&self) -> Vec<(&str, String)> {
+        let mut pairs = Vec::new();
+        // Written by `insert` from `&str`s, escaping only ASCII: valid UTF-8.
+        let mut rest = std::str::from_utf8(&self.labels).unwrap_or("");
+        while let Some((name, after)) = rest.split_once("=\"") {
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let mut end = after.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    '\\' => match chars.next() {
+                        Some((_, 'n')) => value.push('\n'),
+                        Some((_, c)) => value.push(c),
+                        None => {}
+                    },
+                    c => value.push(c),
+                }
+            }
+            pairs.push((name, value));
+            rest = after[end..].strip_prefix(',').unwrap_or("");
+        }
+        pairs
+    }
 }
 
 /// Every label set's cell, in the order they were first seen (stable between scrapes).
@@ -283,6 +312,11 @@ impl ContainerSeries {
         };
         self.table().insert(id, cell.clone());
         (id, cell)
+    }
+
+    /// Every cell now, in the order they were first seen.
+    pub fn cells(&self) -> Vec<Arc<Cell>> {
+        self.table().values().cloned().collect()
     }
 
     pub fn remove(&self, id: u64) {
@@ -661,6 +695,21 @@ mod tests {
                 .map(str::to_owned)
                 .to_vec(),
         )
+    }
+
+    #[test]
+    fn a_cells_labels_read_back_as_they_were_given() {
+        let t = ContainerSeries::new(Some("engine".into()), vec!["name".into(), "image".into()]);
+        let odd = "a \"quoted\" \\ name\nwith é, and = and \",\" in it";
+        let (_, cell) = t.insert(Some("e=1"), &[odd.to_owned(), String::new()]);
+        assert_eq!(
+            cell.label_pairs(),
+            [
+                ("engine", "e=1".to_owned()),
+                ("name", odd.to_owned()),
+                ("image", String::new())
+            ]
+        );
     }
 
     fn text(t: &ContainerSeries) -> String {

@@ -265,6 +265,21 @@ pub const RECONCILED_CHANGES: Family = Family::new(
     Counter,
     "Corrections made from the engine's container list after a gap.",
 );
+pub const HISTORY_EVENTS: Family = Family::new(
+    "docker_events_exporter_history_events",
+    Gauge,
+    "Events the history holds in memory, every engine's together.",
+);
+pub const HISTORY_DROPPED: Family = Family::new(
+    "docker_events_exporter_history_dropped_total",
+    Counter,
+    "Events not written to --history.dir: its writer was too far behind, or the disk refused them.",
+);
+pub const HISTORY_DISK_BYTES: Family = Family::new(
+    "docker_events_exporter_history_disk_bytes",
+    Gauge,
+    "Size of the history's segments in --history.dir.",
+);
 pub const RULE_MATCHES: Family = Family::new(
     "docker_events_exporter_rule_matches_total",
     Counter,
@@ -332,6 +347,9 @@ pub const ALL: &[&Family] = &[
     &STREAM_GAPS,
     &REPLAYED_EVENTS,
     &RECONCILED_CHANGES,
+    &HISTORY_EVENTS,
+    &HISTORY_DROPPED,
+    &HISTORY_DISK_BYTES,
     &RULE_MATCHES,
     &ACTIONS,
     &ACTION_DURATION,
@@ -376,6 +394,10 @@ impl Family {
 
     pub fn int_counter_vec(&self) -> prometheus::Result<prometheus::IntCounterVec> {
         prometheus::IntCounterVec::new(self.opts(), self.labels)
+    }
+
+    pub fn int_counter(&self) -> prometheus::Result<prometheus::IntCounter> {
+        prometheus::IntCounter::with_opts(self.opts())
     }
 
     pub fn int_gauge(&self) -> prometheus::Result<prometheus::IntGauge> {

@@ -1,0 +1,585 @@
+//! The event history: every event the pipeline applied, as the engine sent it. The last
+//! `--history.size` events of each engine are kept in memory ([`ring`]); with
+//! `--history.dir`, every event also goes to disk ([`disk`]), where it outlives the exporter
+//! and the engine's own buffer of 256. The API, the `events` command and the status page
+//! read it with the engine's own filters ([`filter`]); the live log follows it.
+
+pub mod disk;
+pub mod filter;
+mod ring;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use prometheus::{IntCounter, IntGauge, Registry};
+use tokio::sync::broadcast;
+
+use crate::docker::event::{Event, ObjectType, Verb};
+use crate::metrics::families as f;
+
+pub use disk::Retention;
+pub use filter::{FilterError, Filters};
+
+/// `--history.size`'s default.
+pub const DEFAULT_SIZE: usize = 10_000;
+
+/// The memory an engine's history may take for its lines, whatever `--history.size` says
+/// (events of a megabyte each would otherwise make 10,000 of them 10 GB).
+pub const MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Events a live subscriber may fall behind by before it is told it missed some.
+pub const LIVE_BUFFER: usize = 1024;
+
+/// The most events one answer of the API holds (the oldest of the window first, as the
+/// engine sends them); a client asks again from the last one's time for the rest.
+pub const MAX_ANSWER_EVENTS: usize = 100_000;
+
+/// How far back "crashing now" looks, as `DockerContainerCrashLooping` does.
+pub const CRASH_WINDOW: Duration = Duration::from_secs(600);
+
+/// Crash exits in [`CRASH_WINDOW`] that make a container "crashing now" (the alert's count).
+pub const CRASH_EXITS: usize = 3;
+
+/// The wall clock, in nanoseconds since the epoch (the engine's `timeNano` clock).
+pub fn now_nano() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[derive(Debug, Clone)]
+pub struct HistorySettings {
+    /// Events kept in memory, per engine (0: none; the live log still works).
+    pub size: usize,
+    pub dir: Option<PathBuf>,
+    pub retention: Retention,
+}
+
+/// One event, for a live subscriber.
+#[derive(Debug)]
+pub struct Live {
+    pub engine: Arc<str>,
+    pub line: Box<str>,
+}
+
+/// Every engine's history: what the API, the page and the live log read.
+pub struct Histories {
+    settings: HistorySettings,
+    several: bool,
+    engines: Mutex<Vec<Arc<History>>>,
+    live: broadcast::Sender<Arc<Live>>,
+    held: IntGauge,
+    dropped: IntCounter,
+    disk_bytes: IntGauge,
+}
+
+/// A question: a window of engine time and filters.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub since_nano: Option<i64>,
+    pub until_nano: Option<i64>,
+    pub filters: Filters,
+}
+
+/// An answer: lines oldest first, and whether [`MAX_ANSWER_EVENTS`] cut it.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub lines: Vec<(i64, String)>,
+    pub truncated: bool,
+}
+
+impl Histories {
+    /// `several`: engines keep their segments in a folder each under `--history.dir`.
+    pub fn new(
+        settings: HistorySettings,
+        several: bool,
+        registry: &Registry,
+    ) -> prometheus::Result<Arc<Self>> {
+        let held = f::HISTORY_EVENTS.int_gauge()?;
+        let dropped = f::HISTORY_DROPPED.int_counter()?;
+        let disk_bytes = f::HISTORY_DISK_BYTES.int_gauge()?;
+        registry.register(Box::new(held.clone()))?;
+        registry.register(Box::new(dropped.clone()))?;
+        if settings.dir.is_some() {
+            registry.register(Box::new(disk_bytes.clone()))?;
+        }
+        Ok(Arc::new(Self {
+            settings,
+            several,
+            engines: Mutex::new(Vec::new()),
+            live: broadcast::channel(LIVE_BUFFER).0,
+            held,
+            dropped,
+            disk_bytes,
+        }))
+    }
+
+    pub fn settings(&self) -> &HistorySettings {
+        &self.settings
+    }
+
+    fn engines(&self) -> Vec<Arc<History>> {
+        self.engines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The history of the engine shown as `name`, kept (with several engines) under `key`,
+    /// its entry in the state file: read from disk if there is a `--history.dir`.
+    pub fn engine(&self, key: &str, name: Arc<str>) -> Result<Arc<History>, disk::DiskError> {
+        let mut ring = ring::Ring::new(self.settings.size, MAX_MEMORY_BYTES);
+        let mut recent = Recent::default();
+        let (disk, tail) = match &self.settings.dir {
+            Some(dir) => {
+                let dir = if self.several {
+                    dir.join(folder_name(key))
+                } else {
+                    dir.clone()
+                };
+                let (disk, tail) = disk::Disk::open(
+                    &dir,
+                    self.settings.retention,
+                    self.dropped.clone(),
+                    self.disk_bytes.clone(),
+                    |t, line| {
+                        ring.push(t, line);
+                        if let Ok(ev) = Event::decode(line) {
+                            recent.note(&ev);
+                        }
+                    },
+                )?;
+                (Some((disk, dir)), Some(tail))
+            }
+            None => (None, None),
+        };
+        self.held.add(ring.len() as i64);
+        let history = Arc::new(History {
+            name,
+            ring: Mutex::new(ring),
+            disk,
+            on_disk: Mutex::new(tail),
+            recent: Mutex::new(recent),
+            live: self.live.clone(),
+            held: self.held.clone(),
+        });
+        self.engines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(history.clone());
+        Ok(history)
+    }
+
+    /// Follows every engine's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Live>> {
+        self.live.subscribe()
+    }
+
+    /// The events of the window that pass the filters, oldest first. Reads the segments on
+    /// disk for what memory no longer holds: call it where blocking is allowed.
+    pub fn query(&self, q: &Query) -> Answer {
+        let mut answer = Answer::default();
+        let since = q.since_nano.unwrap_or(i64::MIN);
+        let until = q.until_nano.unwrap_or(i64::MAX);
+        for h in self.engines() {
+            let mut take = |t: i64, line: &[u8]| {
+                if t < since || t > until {
+                    return;
+                }
+                let Ok(ev) = Event::decode(line) else {
+                    return;
+                };
+                if q.filters.matches(&h.name, &ev) {
+                    answer
+                        .lines
+                        .push((t, String::from_utf8_lossy(&cli_line(line)).into_owned()));
+                }
+            };
+            let ring = h.ring();
+            let oldest = ring.oldest_nano();
+            // What memory holds is all there is, unless the window reaches past it to disk.
+            let from_disk = match (&h.disk, oldest) {
+                (Some((_, dir)), Some(oldest)) if since < oldest => Some((dir.clone(), oldest)),
+                (Some((_, dir)), None) => Some((dir.clone(), i64::MAX)),
+                _ => None,
+            };
+            let held: Vec<(i64, Vec<u8>)> = ring
+                .iter()
+                .filter(|(t, _)| *t >= since && *t <= until)
+                .map(|(t, l)| (t, l.to_vec()))
+                .collect();
+            drop(ring);
+            if let Some((dir, before)) = from_disk {
+                let read = disk::read(&dir, |t, line| {
+                    if t < before {
+                        take(t, line);
+                    }
+                });
+                if let Err(e) = read {
+                    tracing::warn!(error = %e, "answering from memory only");
+                }
+            }
+            for (t, line) in &held {
+                take(*t, line);
+            }
+        }
+        // Engines' events interleave by time; each engine's are in its own order already.
+        answer.lines.sort_by_key(|(t, _)| *t);
+        if answer.lines.len() > MAX_ANSWER_EVENTS {
+            answer.lines.truncate(MAX_ANSWER_EVENTS);
+            answer.truncated = true;
+        }
+        answer
+    }
+
+    /// The newest `n` events of every engine (for the page's first view), newest first.
+    pub fn newest(&self, n: usize) -> Vec<(Arc<str>, i64, String)> {
+        let mut out = Vec::new();
+        for h in self.engines() {
+            let ring = h.ring();
+            out.extend(
+                ring.iter()
+                    .rev()
+                    .take(n)
+                    .map(|(t, l)| (h.name.clone(), t, String::from_utf8_lossy(l).into_owned())),
+            );
+        }
+        out.sort_by_key(|(_, t, _)| std::cmp::Reverse(*t));
+        out.truncate(n);
+        out
+    }
+
+    /// Containers that died on their own [`CRASH_EXITS`] times or more in the last
+    /// [`CRASH_WINDOW`] before `now_nano`: (engine, name, crash exits, last exit code).
+    pub fn crashing(&self, now_nano: i64) -> Vec<Crash> {
+        let since = now_nano - CRASH_WINDOW.as_nanos() as i64;
+        let mut out = Vec::new();
+        for h in self.engines() {
+            let mut recent = h.recent.lock().unwrap_or_else(|e| e.into_inner());
+            recent.forget_before(since);
+            for (name, c) in &recent.by_name {
+                if c.crashes.len() >= CRASH_EXITS {
+                    out.push(Crash {
+                        engine: h.name.clone(),
+                        name: name.clone(),
+                        exits: c.crashes.len(),
+                        last_exit_code: c.last_exit_code.clone(),
+                        last_nano: c.crashes.back().copied().unwrap_or(0),
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|c| std::cmp::Reverse(c.last_nano));
+        out
+    }
+
+    /// Writes what is queued for disk and stops the writers (at shutdown).
+    pub fn close(&self) {
+        for h in self.engines() {
+            if let Some((disk, _)) = &h.disk {
+                disk.close();
+            }
+        }
+    }
+}
+
+/// A container crashing now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Crash {
+    pub engine: Arc<str>,
+    pub name: String,
+    pub exits: usize,
+    pub last_exit_code: String,
+    #[serde(skip)]
+    pub last_nano: i64,
+}
+
+/// An engine line as `docker events --format '{{json .}}'` prints it: the engine's API
+/// escapes `<`, `>` and `&` as `\u003c`, `\u003e` and `\u0026` (Go's default), the CLI
+/// re-encodes without that. Everything else is the same bytes.
+pub fn cli_line(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if memchr::memmem::find(line, b"\\u00").is_none() {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = Vec::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        let b = line[i];
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let plain = match line.get(i + 1..i + 6) {
+            Some(b"u003c") => Some(b'<'),
+            Some(b"u003e") => Some(b'>'),
+            Some(b"u0026") => Some(b'&'),
+            _ => None,
+        };
+        match plain {
+            Some(c) => {
+                out.push(c);
+                i += 6;
+            }
+            // Any other escape, copied whole (`\\` among them, so that `\\u003c` stays).
+            None => {
+                out.extend_from_slice(&line[i..(i + 2).min(line.len())]);
+                i += 2;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A key as a folder name: what is not a letter, digit, `.`, `_` or `-` becomes `_`.
+fn folder_name(key: &str) -> String {
+    let name: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.starts_with('.') {
+        format!("_{name}")
+    } else {
+        name
+    }
+}
+
+/// One engine's history.
+pub struct History {
+    name: Arc<str>,
+    ring: Mutex<ring::Ring>,
+    disk: Option<(disk::Disk, PathBuf)>,
+    /// The newest events on disk at start-up, until the stream has passed them: a resumed
+    /// stream sends them again, and they must not be kept twice.
+    on_disk: Mutex<Option<disk::Tail>>,
+    recent: Mutex<Recent>,
+    live: broadcast::Sender<Arc<Live>>,
+    held: IntGauge,
+}
+
+impl History {
+    fn ring(&self) -> MutexGuard<'_, ring::Ring> {
+        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps an event the pipeline applied: `line` as the engine sent it.
+    pub fn record(&self, ev: &Event, line: &[u8]) {
+        if self.seen(ev.time_nano, line) {
+            return;
+        }
+        {
+            let mut ring = self.ring();
+            let before = ring.len();
+            ring.push(ev.time_nano, line);
+            self.held.add(ring.len() as i64 - before as i64);
+        }
+        if let Some((disk, _)) = &self.disk {
+            disk.push(line);
+        }
+        if ev.object == ObjectType::Container {
+            self.recent
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .note(ev);
+        }
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(Arc::new(Live {
+                engine: self.name.clone(),
+                line: String::from_utf8_lossy(line).into(),
+            }));
+        }
+    }
+
+    /// Whether the event is one of those on disk already (sent again by a resumed stream).
+    fn seen(&self, time_nano: i64, line: &[u8]) -> bool {
+        let mut on_disk = self.on_disk.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tail) = on_disk.as_mut() else {
+            return false;
+        };
+        if time_nano < tail.time_nano {
+            return true;
+        }
+        if time_nano == tail.time_nano
+            && let Some(i) = tail.lines.iter().position(|l| l == line)
+        {
+            tail.lines.swap_remove(i);
+            return true;
+        }
+        *on_disk = None;
+        false
+    }
+}
+
+/// What "crashing now" needs of each container's recent past.
+#[derive(Debug, Default)]
+struct Recent {
+    by_name: HashMap<String, Crashes>,
+}
+
+#[derive(Debug, Default)]
+struct Crashes {
+    /// Times of exits on its own (no kill since its start) with a code other than 0, within
+    /// the window, oldest first.
+    crashes: VecDeque<i64>,
+    killed: bool,
+    last_exit_code: String,
+}
+
+impl Recent {
+    fn note(&mut self, ev: &Event) {
+        if ev.object != ObjectType::Container {
+            return;
+        }
+        let Some(name) = ev.attr("name") else {
+            return;
+        };
+        match ev.verb {
+            Verb::Start => {
+                if let Some(c) = self.by_name.get_mut(name) {
+                    c.killed = false;
+                }
+            }
+            Verb::Kill => self.by_name.entry(name.to_owned()).or_default().killed = true,
+            Verb::Die => {
+                let code = ev.exit_code().unwrap_or("");
+                let c = self.by_name.entry(name.to_owned()).or_default();
+                c.last_exit_code = code.to_owned();
+                if !c.killed && code != "0" {
+                    c.crashes.push_back(ev.time_nano);
+                    if c.crashes.len() > CRASH_EXITS * 4 {
+                        c.crashes.pop_front();
+                    }
+                }
+            }
+            Verb::Destroy => {
+                self.by_name.remove(name);
+            }
+            _ => {}
+        }
+    }
+
+    fn forget_before(&mut self, since: i64) {
+        self.by_name.retain(|_, c| {
+            while c.crashes.front().is_some_and(|t| *t < since) {
+                c.crashes.pop_front();
+            }
+            !c.crashes.is_empty() || c.killed
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(action: &str, name: &str, t: i64, extra: &str) -> String {
+        format!(
+            r#"{{"status":"{action}","id":"id-{name}","Type":"container","Action":"{action}","Actor":{{"ID":"id-{name}","Attributes":{{"name":"{name}"{extra}}}}},"scope":"local","time":{},"timeNano":{t}}}"#,
+            t / 1_000_000_000
+        )
+    }
+
+    fn record(h: &History, l: &str) {
+        h.record(&Event::decode(l.as_bytes()).expect("event"), l.as_bytes());
+    }
+
+    fn histories(dir: Option<PathBuf>) -> Arc<Histories> {
+        let settings = HistorySettings {
+            size: 100,
+            dir,
+            retention: Retention {
+                max_age: None,
+                max_bytes: None,
+            },
+        };
+        Histories::new(settings, false, &Registry::new()).expect("histories")
+    }
+
+    #[test]
+    fn lines_are_given_as_the_docker_cli_prints_them() {
+        let api = br#"{"a":"\u003cscript\u003e \u0026 \\u003c \n \u00e9"}"#;
+        assert_eq!(
+            String::from_utf8_lossy(&cli_line(api)),
+            r#"{"a":"<script> & \\u003c \n \u00e9"}"#
+        );
+        assert!(matches!(cli_line(b"{}"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn crashing_now_is_three_exits_on_its_own_in_ten_minutes() {
+        let all = histories(None);
+        let h = all.engine("e", "e".into()).expect("history");
+        let s = 1_000_000_000;
+        for i in 0..3 {
+            record(&h, &line("start", "loop", i * s, ""));
+            record(&h, &line("die", "loop", i * s + 1, r#","exitCode":"4""#));
+            // Stopped three times by a person: not a crash.
+            record(&h, &line("kill", "stopped", i * s, r#","signal":"15""#));
+            record(
+                &h,
+                &line("die", "stopped", i * s + 1, r#","exitCode":"143""#),
+            );
+            record(&h, &line("start", "stopped", i * s + 2, ""));
+        }
+        let now = 3 * s;
+        let crashing = all.crashing(now);
+        assert_eq!(crashing.len(), 1, "{crashing:?}");
+        assert_eq!(
+            (
+                crashing[0].name.as_str(),
+                crashing[0].exits,
+                crashing[0].last_exit_code.as_str()
+            ),
+            ("loop", 3, "4")
+        );
+        assert!(
+            all.crashing(now + CRASH_WINDOW.as_nanos() as i64)
+                .is_empty(),
+            "ten minutes on"
+        );
+    }
+
+    #[test]
+    fn a_restart_neither_loses_nor_doubles_what_is_on_disk() {
+        let dir = std::env::temp_dir().join(format!("dee-history-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = 1_000_000_000;
+        let lines: Vec<String> = (0..6)
+            .map(|i| line("start", &format!("c{i}"), (i / 2) * s, ""))
+            .collect();
+        {
+            let all = histories(Some(dir.clone()));
+            let h = all.engine("e", "e".into()).expect("history");
+            for l in &lines[..4] {
+                record(&h, l);
+            }
+            all.close();
+        }
+        let all = histories(Some(dir.clone()));
+        let h = all.engine("e", "e".into()).expect("history");
+        // A resumed stream sends the events at its position again (2 and 3, at the same
+        // time), then the new ones.
+        for l in &lines[2..] {
+            record(&h, l);
+        }
+        all.close();
+        let answer = all.query(&Query::default());
+        let got: Vec<&str> = answer.lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(got, lines.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut on_disk = Vec::new();
+        disk::read(&dir, |_, l| {
+            on_disk.push(String::from_utf8_lossy(l).into_owned())
+        })
+        .expect("read");
+        assert_eq!(on_disk, lines);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

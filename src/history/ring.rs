@@ -1,0 +1,184 @@
+//! The last events in memory: their lines packed into large chunks rather than one allocation
+//! each, so that keeping an event costs a copy of its bytes and nothing more.
+
+use std::collections::VecDeque;
+
+/// A chunk's size: many events each, few allocations; a line longer than this gets a chunk of
+/// its own.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// One event: its engine time and where its line is.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    time_nano: i64,
+    chunk: u64,
+    start: u32,
+    len: u32,
+}
+
+/// At most `limit` events and about `budget` bytes of lines, the oldest going first.
+#[derive(Debug)]
+pub struct Ring {
+    entries: VecDeque<Entry>,
+    chunks: VecDeque<Vec<u8>>,
+    /// The id of `chunks[0]`; ids grow by one a chunk.
+    first_chunk: u64,
+    limit: usize,
+    budget: usize,
+    /// The chunks' capacity, together.
+    bytes: usize,
+}
+
+impl Ring {
+    pub fn new(limit: usize, budget: usize) -> Self {
+        Self {
+            entries: VecDeque::with_capacity(limit.min(1 << 16)),
+            chunks: VecDeque::new(),
+            first_chunk: 0,
+            limit,
+            budget,
+            bytes: 0,
+        }
+    }
+
+    pub fn push(&mut self, time_nano: i64, line: &[u8]) {
+        if self.limit == 0 {
+            return;
+        }
+        // A line has at most MAX_LINE_BYTES (1 MiB): it fits a u32.
+        let Ok(len) = u32::try_from(line.len()) else {
+            return;
+        };
+        let fits = self
+            .chunks
+            .back()
+            .is_some_and(|c| c.capacity() - c.len() >= line.len());
+        if !fits {
+            let chunk = Vec::with_capacity(CHUNK_BYTES.max(line.len()));
+            self.bytes += chunk.capacity();
+            self.chunks.push_back(chunk);
+        }
+        let id = self.first_chunk + self.chunks.len() as u64 - 1;
+        // Just made or checked above: there is a last chunk.
+        let Some(chunk) = self.chunks.back_mut() else {
+            return;
+        };
+        let start = chunk.len() as u32;
+        chunk.extend_from_slice(line);
+        self.entries.push_back(Entry {
+            time_nano,
+            chunk: id,
+            start,
+            len,
+        });
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.entries.len() > self.limit {
+            self.entries.pop_front();
+        }
+        while self.bytes > self.budget && self.chunks.len() > 1 {
+            let oldest = self.first_chunk;
+            while self.entries.front().is_some_and(|e| e.chunk == oldest) {
+                self.entries.pop_front();
+            }
+            self.drop_first_chunk();
+        }
+        while self.chunks.len() > 1
+            && self
+                .entries
+                .front()
+                .is_none_or(|e| e.chunk > self.first_chunk)
+        {
+            self.drop_first_chunk();
+        }
+    }
+
+    fn drop_first_chunk(&mut self) {
+        if let Some(c) = self.chunks.pop_front() {
+            self.bytes -= c.capacity();
+            self.first_chunk += 1;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The memory the lines take (their chunks), in bytes.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The time of the oldest event held.
+    pub fn oldest_nano(&self) -> Option<i64> {
+        self.entries.front().map(|e| e.time_nano)
+    }
+
+    /// Every event held, oldest first: (time, line).
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (i64, &[u8])> + '_ {
+        self.entries.iter().map(|e| {
+            let chunk = &self.chunks[(e.chunk - self.first_chunk) as usize];
+            let start = e.start as usize;
+            (e.time_nano, &chunk[start..start + e.len as usize])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(r: &Ring) -> Vec<String> {
+        r.iter()
+            .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_events_stay_up_to_the_limit() {
+        let mut r = Ring::new(3, usize::MAX);
+        for i in 0..5 {
+            r.push(i, format!("line {i}").as_bytes());
+        }
+        assert_eq!(lines(&r), ["line 2", "line 3", "line 4"]);
+        assert_eq!(r.oldest_nano(), Some(2));
+        assert_eq!(r.bytes(), CHUNK_BYTES, "one chunk holds them");
+    }
+
+    #[test]
+    fn the_byte_budget_drops_whole_chunks_and_their_events() {
+        // Lines of 100 KiB: two to a chunk; a budget of two chunks keeps three or four lines.
+        let mut r = Ring::new(1000, 2 * CHUNK_BYTES);
+        let line = |i: u8| vec![b'a' + i; 100 * 1024];
+        for i in 0..10 {
+            r.push(i64::from(i), &line(i));
+        }
+        assert!(r.bytes() <= 2 * CHUNK_BYTES, "{} bytes", r.bytes());
+        let held: Vec<i64> = r.iter().map(|(t, _)| t).collect();
+        assert_eq!(held, [6, 7, 8, 9]);
+        assert!(r.iter().all(|(t, l)| l == line(t as u8).as_slice()));
+    }
+
+    #[test]
+    fn a_line_longer_than_a_chunk_gets_one_of_its_own_and_size_zero_keeps_nothing() {
+        let mut r = Ring::new(10, usize::MAX);
+        let long = vec![b'x'; CHUNK_BYTES + 1];
+        r.push(1, b"short");
+        r.push(2, &long);
+        r.push(3, b"after");
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.iter().nth(1).map(|(_, l)| l.len()), Some(CHUNK_BYTES + 1));
+        let mut none = Ring::new(0, usize::MAX);
+        none.push(1, b"x");
+        assert!(none.is_empty());
+        assert_eq!(none.bytes(), 0);
+    }
+}

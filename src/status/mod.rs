@@ -1,0 +1,392 @@
+//! The status page at `/`: what is crashing or unhealthy now, every container's state, and
+//! the live event log. The page is written here, whole, on the server (so that it reads
+//! without its script, and its first paint needs no second request); its script
+//! ([`SCRIPT`]) then keeps it current from `/api/v1/status` and the live events. Every value
+//! on it comes from the engine's events, which anyone who can name a container writes: each
+//! is escaped here, and the script only ever sets text.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::history::Histories;
+use crate::metrics::Metrics;
+
+/// The page's style sheet and script, served from the binary.
+pub const STYLE: &str = include_str!("page.css");
+pub const SCRIPT: &str = include_str!("page.js");
+
+/// Events the page shows when it opens (the live log then adds to them).
+pub const FIRST_EVENTS: usize = 100;
+
+/// What the page shows, also served as JSON at `/api/v1/status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// Whether several engines are watched (the page then shows an Engine column).
+    pub several_engines: bool,
+    pub crashing: Vec<Crashing>,
+    pub unhealthy: Vec<Row>,
+    pub containers: Vec<Row>,
+}
+
+/// A container that died on its own three times or more in the last ten minutes.
+#[derive(Debug, Serialize)]
+pub struct Crashing {
+    pub engine: String,
+    pub name: String,
+    /// Its exits on its own in the last ten minutes.
+    pub exits: usize,
+    pub last_exit_code: String,
+    pub state: String,
+}
+
+/// One container's series.
+#[derive(Debug, Default, Serialize)]
+pub struct Row {
+    pub engine: String,
+    pub name: String,
+    pub image: String,
+    /// Its compose project, or Swarm stack.
+    pub project: String,
+    /// Its compose service, or Swarm service.
+    pub service: String,
+    pub state: String,
+    pub health: String,
+    pub restarts: u64,
+    pub last_exit_code: Option<i64>,
+    pub last_exit_reason: String,
+    /// Milliseconds since the epoch, for the script's clock.
+    pub finished_ms: Option<i64>,
+}
+
+impl Status {
+    pub fn now(metrics: &Metrics, histories: &Histories, now_nano: i64) -> Self {
+        let mut containers: Vec<Row> = metrics
+            .containers
+            .cells()
+            .iter()
+            .map(|cell| {
+                let mut row = Row::default();
+                for (label, value) in cell.label_pairs() {
+                    match label {
+                        "engine" => row.engine = value,
+                        "name" => row.name = value,
+                        "image" => row.image = value,
+                        "compose_project" | "swarm_stack" if row.project.is_empty() => {
+                            row.project = value;
+                        }
+                        "compose_service" | "swarm_service" if row.service.is_empty() => {
+                            row.service = value;
+                        }
+                        _ => {}
+                    }
+                }
+                let d = cell.lock();
+                row.state = d.state.map_or("", |s| s.as_str()).to_owned();
+                row.health = d
+                    .health
+                    .as_ref()
+                    .and_then(|h| h.status)
+                    .map_or("", |h| h.as_str())
+                    .to_owned();
+                row.restarts = d.restarts;
+                if let Some((code, reason)) = d.life.last_exit {
+                    row.last_exit_code = Some(code);
+                    row.last_exit_reason = reason.as_str().to_owned();
+                }
+                row.finished_ms = d.life.finished_nano.map(|n| n / 1_000_000);
+                row
+            })
+            .collect();
+        containers.sort_by(|a, b| (&a.engine, &a.name).cmp(&(&b.engine, &b.name)));
+        let state_of = |engine: &str, name: &str| {
+            containers
+                .iter()
+                .find(|r| r.name == name && (r.engine.is_empty() || r.engine == engine))
+                .map_or_else(String::new, |r| r.state.clone())
+        };
+        let crashing = histories
+            .crashing(now_nano)
+            .into_iter()
+            .map(|c| Crashing {
+                state: state_of(&c.engine, &c.name),
+                engine: c.engine.to_string(),
+                name: c.name,
+                exits: c.exits,
+                last_exit_code: c.last_exit_code,
+            })
+            .collect();
+        let unhealthy = containers
+            .iter()
+            .filter(|r| r.health == "unhealthy")
+            .map(|r| Row {
+                engine: r.engine.clone(),
+                name: r.name.clone(),
+                image: r.image.clone(),
+                project: r.project.clone(),
+                service: r.service.clone(),
+                state: r.state.clone(),
+                health: r.health.clone(),
+                restarts: r.restarts,
+                last_exit_code: r.last_exit_code,
+                last_exit_reason: r.last_exit_reason.clone(),
+                finished_ms: r.finished_ms,
+            })
+            .collect();
+        Self {
+            several_engines: metrics.several_engines,
+            crashing,
+            unhealthy,
+            containers,
+        }
+    }
+}
+
+/// Text made safe for HTML, in an element or a quoted attribute.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    escape_into(&mut out, s);
+    out
+}
+
+fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// One event for the log: time, engine, type, action, actor name (or ID), and its
+/// attributes, the way the script writes them too.
+#[derive(Debug, Serialize)]
+pub struct LogLine {
+    pub time_nano: i64,
+    pub engine: Arc<str>,
+    pub line: String,
+}
+
+/// The page, whole. `links`: the footer's (label, href) pairs.
+pub fn page(status: &Status, events: &[(Arc<str>, i64, String)], links: &[(&str, &str)]) -> String {
+    let mut h = String::with_capacity(4096 + status.containers.len() * 300);
+    h.push_str(concat!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        "<title>docker-events-exporter</title>",
+        "<link rel=\"stylesheet\" href=\"static/status.css\"></head>\n<body>\n",
+        "<header><h1>docker-events-exporter</h1><span id=\"live\" class=\"off\">live log: connecting</span></header>\n<main>\n",
+    ));
+    let several = status.several_engines;
+    let engine_th = if several { "<th>Engine</th>" } else { "" };
+    let engine_td = |h: &mut String, engine: &str| {
+        if several {
+            let _ = write!(h, "<td>{}</td>", escape(engine));
+        }
+    };
+
+    let _ = write!(
+        h,
+        "<section id=\"crashing\"><h2>Crashing now <span class=\"count\">{}</span></h2>\
+         <p class=\"hint\">died on its own {} times or more in the last 10 minutes</p>\
+         <table><thead><tr>{engine_th}<th>Name</th><th>Exits</th><th>Last exit code</th><th>State</th></tr></thead><tbody>",
+        status.crashing.len(),
+        crate::history::CRASH_EXITS
+    );
+    for c in &status.crashing {
+        h.push_str("<tr class=\"bad\">");
+        engine_td(&mut h, &c.engine);
+        let _ = write!(
+            h,
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&c.name),
+            c.exits,
+            escape(&c.last_exit_code),
+            escape(&c.state)
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+
+    let _ = write!(
+        h,
+        "<section id=\"unhealthy\"><h2>Unhealthy now <span class=\"count\">{}</span></h2>\
+         <table><thead><tr>{engine_th}<th>Name</th><th>Image</th><th>State</th></tr></thead><tbody>",
+        status.unhealthy.len()
+    );
+    for r in &status.unhealthy {
+        h.push_str("<tr class=\"bad\">");
+        engine_td(&mut h, &r.engine);
+        let _ = write!(
+            h,
+            "<td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.name),
+            escape(&r.image),
+            escape(&r.state)
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+
+    let _ = write!(
+        h,
+        "<section id=\"containers\"><h2>Containers <span class=\"count\">{}</span></h2>\
+         <div class=\"scroll\"><table><thead><tr>{engine_th}<th>Name</th><th>Image</th><th>Project</th><th>Service</th>\
+         <th>State</th><th>Health</th><th>Restarts</th><th>Last exit</th></tr></thead><tbody>",
+        status.containers.len()
+    );
+    for r in &status.containers {
+        let _ = write!(h, "<tr class=\"{}\">", state_class(r));
+        engine_td(&mut h, &r.engine);
+        let _ = write!(
+            h,
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.name),
+            escape(&r.image),
+            escape(&r.project),
+            escape(&r.service),
+            escape(&r.state),
+            escape(&r.health),
+            r.restarts,
+            escape(&last_exit(r)),
+        );
+    }
+    h.push_str("</tbody></table></div></section>\n");
+
+    h.push_str(concat!(
+        "<section id=\"log\"><h2>Events</h2><form id=\"filter\">",
+        "<input name=\"text\" type=\"search\" placeholder=\"name, image, label\" aria-label=\"name, image or label contains\">",
+        "<select name=\"type\" aria-label=\"type\"><option value=\"\">every type</option>",
+        "<option>container</option><option>image</option><option>network</option>",
+        "<option>volume</option><option>service</option><option>node</option><option>daemon</option></select>",
+        "<input name=\"action\" type=\"search\" placeholder=\"action\" aria-label=\"action starts with\">",
+        "</form>\n<ol id=\"events\">"
+    ));
+    for (engine, time_nano, line) in events {
+        log_item(&mut h, engine, *time_nano, line, several);
+    }
+    h.push_str("</ol></section>\n</main>\n<footer>");
+    for (i, (label, href)) in links.iter().enumerate() {
+        if i > 0 {
+            h.push_str(" · ");
+        }
+        let _ = write!(h, "<a href=\"{}\">{}</a>", escape(href), escape(label));
+    }
+    let _ = write!(
+        h,
+        " · version {}</footer>\n<script src=\"static/status.js\"></script>\n</body></html>\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    h
+}
+
+fn state_class(r: &Row) -> &'static str {
+    match (r.state.as_str(), r.health.as_str()) {
+        (_, "unhealthy") | ("restarting" | "dead", _) => "bad",
+        ("running", _) => "ok",
+        _ => "",
+    }
+}
+
+fn last_exit(r: &Row) -> String {
+    match r.last_exit_code {
+        Some(code) => format!("{code} ({})", r.last_exit_reason),
+        None => String::new(),
+    }
+}
+
+/// One event of the log, as the script writes it: `<li data-...>` with its time, type,
+/// action, actor and attributes.
+fn log_item(h: &mut String, engine: &str, time_nano: i64, line: &str, several: bool) {
+    let Ok(ev) = crate::docker::event::Event::decode(line.as_bytes()) else {
+        return;
+    };
+    let name = ev.attr("name").unwrap_or(ev.actor_id());
+    let attributes: String = ev
+        .attributes()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_nano))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let _ = write!(
+        h,
+        "<li data-type=\"{}\" data-action=\"{}\" data-text=\"{}\"><time datetime=\"{}\">{}</time> ",
+        escape(ev.type_name()),
+        escape(ev.action()),
+        escape(&format!("{name} {attributes}")),
+        escape(&when),
+        escape(when.get(11..19).unwrap_or(&when)),
+    );
+    if several {
+        let _ = write!(h, "<span class=\"engine\">{}</span> ", escape(engine));
+    }
+    let _ = writeln!(
+        h,
+        "<span class=\"type\">{}</span> <b>{}</b> <span class=\"name\">{}</span> <span class=\"attrs\">{}</span></li>",
+        escape(ev.type_name()),
+        escape(ev.action()),
+        escape(name),
+        escape(&attributes),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_is_escaped() {
+        assert_eq!(
+            escape(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
+        let status = Status {
+            several_engines: true,
+            crashing: vec![Crashing {
+                engine: "<e>".into(),
+                name: "<b>loop</b>".into(),
+                exits: 3,
+                last_exit_code: "4".into(),
+                state: "restarting".into(),
+            }],
+            unhealthy: vec![],
+            containers: vec![Row {
+                name: "<img src=x onerror=alert(1)>".into(),
+                image: "i\"mg".into(),
+                ..Row::default()
+            }],
+        };
+        let line = r#"{"Type":"container","Action":"start","Actor":{"ID":"c","Attributes":{"name":"</li><script>x</script>","team":"<i>"}},"time":1,"timeNano":1000000000}"#;
+        let page = page(
+            &status,
+            &[("<e>".into(), 1_000_000_000, line.to_owned())],
+            &[("Metrics", "/metrics\"x")],
+        );
+        assert!(!page.contains("<script>x"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
+        assert!(!page.contains("<b>loop"), "{page}");
+        assert!(
+            page.contains("<td>&lt;img src=x onerror=alert(1)&gt;</td><td>i&quot;mg</td>"),
+            "{page}"
+        );
+        assert!(page.contains("<span class=\"name\">&lt;/li&gt;&lt;script&gt;x&lt;/script&gt;</span> <span class=\"attrs\">name=&lt;/li&gt;&lt;script&gt;x&lt;/script&gt;, team=&lt;i&gt;</span>"), "{page}");
+        assert!(
+            page.contains("<a href=\"/metrics&quot;x\">Metrics</a>"),
+            "{page}"
+        );
+        assert_eq!(
+            page.matches("<script").count(),
+            1,
+            "only the page's own script"
+        );
+    }
+}
