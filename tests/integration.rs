@@ -13,6 +13,8 @@ mod engines;
 mod fuzz_corpus;
 #[path = "integration/health.rs"]
 mod health;
+#[path = "integration/history.rs"]
+mod history;
 #[path = "integration/images.rs"]
 mod images;
 #[path = "integration/lifecycle.rs"]

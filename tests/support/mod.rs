@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod engine;
 pub mod fake_engine;
 pub mod podman;
