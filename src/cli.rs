@@ -237,7 +237,8 @@ pub enum Command {
         file: PathBuf,
     },
     /// Run saved events (`docker events --format '{{json .}}'`, one per line) through the same
-    /// pipeline, with --config rules in dry run; print the resulting metrics.
+    /// pipeline, with --config rules in dry run; print the resulting metrics. With
+    /// --history.dir, the events are kept there too.
     Replay {
         /// The event file; - for standard input. Several files are several engines' logs, each
         /// replayed as the engine named after its file (web-1.jsonl: engine="web-1").

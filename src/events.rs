@@ -191,12 +191,12 @@ fn from_dir(
         }
     };
     if folders.is_empty() {
-        disk::read(dir, |t, line| keep("", t, line, &mut out))?;
+        disk::read(dir, since, |t, line| keep("", t, line, &mut out))?;
     } else {
         // Several engines' folders: their events merged by time.
         let mut all: Vec<(i64, String, Vec<u8>)> = Vec::new();
         for (engine, folder) in &folders {
-            disk::read(folder, |t, line| {
+            disk::read(folder, since, |t, line| {
                 all.push((t, engine.clone(), line.to_vec()))
             })?;
         }

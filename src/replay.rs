@@ -17,7 +17,7 @@ use anyhow::Context;
 
 use crate::actions::{Dry, Executor, Origin, Reactor};
 use crate::docker::lines::{Lines, Piece};
-use crate::history::{Histories, History, HistorySettings};
+use crate::history::{Histories, History};
 use crate::metrics::Metrics;
 use crate::metrics::tracker::{Clock, Tracker};
 use crate::pipeline::{LineOutcome, Pipeline};
@@ -186,12 +186,9 @@ pub async fn run(settings: &Settings, files: &[PathBuf], serve: bool) -> anyhow:
         &settings.metrics.container_labels,
         files.len() > 1,
     )?);
-    // A replay keeps its history in memory only: its events are a file's, not an engine's.
-    let history = HistorySettings {
-        dir: None,
-        ..settings.history.clone()
-    };
-    let histories = Histories::new(history, files.len() > 1, &metrics.registry)?;
+    // With --history.dir, the replayed events are kept there as an engine's would be (a saved
+    // log brought into a history; what is there already is not kept twice).
+    let histories = Histories::new(settings.history.clone(), files.len() > 1, &metrics.registry)?;
     for (file, engine) in files.iter().zip(&names) {
         let history = match settings.history.size {
             0 => None,
@@ -211,6 +208,7 @@ pub async fn run(settings: &Settings, files: &[PathBuf], serve: bool) -> anyhow:
             ),
         );
     }
+    histories.close();
     if !serve {
         std::io::stdout().write_all(metrics.encode().as_bytes())?;
         return Ok(());

@@ -474,19 +474,19 @@ async fn live_events(State(state): State<AppState>, params: Params) -> Response 
         Ok(q) => q.filters,
         Err(e) => return api_error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let rx = state.histories.subscribe();
+    let follower = state.histories.subscribe();
     let closing = state.closing.clone();
     let mut keepalive = tokio::time::interval(LIVE_KEEPALIVE);
     keepalive.reset();
     let stream = futures_util::stream::unfold(
-        (rx, filters, closing, keepalive),
-        |(mut rx, filters, closing, mut keepalive)| async move {
+        (follower, filters, closing, keepalive),
+        |(mut follower, filters, closing, mut keepalive)| async move {
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 let chunk = tokio::select! {
                     _ = closing.cancelled() => return None,
                     _ = keepalive.tick() => Bytes::from_static(b": keepalive\n\n"),
-                    got = rx.recv() => match got {
+                    got = follower.rx.recv() => match got {
                         Ok(live) => {
                             let Ok(ev) = crate::docker::event::Event::decode(live.line.as_bytes()) else {
                                 continue;
@@ -508,7 +508,7 @@ async fn live_events(State(state): State<AppState>, params: Params) -> Response 
                 };
                 return Some((
                     Ok::<_, std::convert::Infallible>(chunk),
-                    (rx, filters, closing, keepalive),
+                    (follower, filters, closing, keepalive),
                 ));
             }
         },

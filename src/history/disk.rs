@@ -130,9 +130,18 @@ fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("events-{number:010}.jsonl"))
 }
 
+/// A segment last written this long before `since` holds no event from `since` on, even with
+/// the engine's clock that far ahead of ours.
+const CLOCK_SLACK: Duration = Duration::from_secs(3600);
+
 /// Each event line of the segments of `dir`, oldest first, as (time, line); lines that are not
-/// events (a line cut by a crash) are skipped.
-pub fn read(dir: &Path, mut each: impl FnMut(i64, &[u8])) -> Result<(), DiskError> {
+/// events (a line cut by a crash) are skipped, and so are segments last written well before
+/// `since_nano` (`i64::MIN`: none).
+pub fn read(
+    dir: &Path,
+    since_nano: i64,
+    mut each: impl FnMut(i64, &[u8]),
+) -> Result<(), DiskError> {
     let err = |what, source| DiskError {
         dir: dir.to_owned(),
         what,
@@ -140,7 +149,17 @@ pub fn read(dir: &Path, mut each: impl FnMut(i64, &[u8])) -> Result<(), DiskErro
     };
     let segments = segments(dir).map_err(|e| err("listing its segments", e))?;
     let mut line = Vec::new();
+    let since = u64::try_from(since_nano)
+        .ok()
+        .map(|n| SystemTime::UNIX_EPOCH + Duration::from_nanos(n));
     for s in segments {
+        if let Some(since) = since
+            && fs::metadata(&s.path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m + CLOCK_SLACK < since)
+        {
+            continue;
+        }
         let file = match File::open(&s.path) {
             Ok(f) => f,
             // Dropped by retention meanwhile.
@@ -197,7 +216,7 @@ impl Disk {
         fs::create_dir_all(dir).map_err(|e| err("making it", e))?;
         let mut tail = Tail::default();
         let mut each = each;
-        read(dir, |t, line| {
+        read(dir, i64::MIN, |t, line| {
             if t > tail.time_nano {
                 tail.time_nano = t;
                 tail.lines.clear();

@@ -69,7 +69,7 @@ pub struct Histories {
     settings: HistorySettings,
     several: bool,
     engines: Mutex<Vec<Arc<History>>>,
-    live: broadcast::Sender<Arc<Live>>,
+    live: Arc<LiveSender>,
     held: IntGauge,
     dropped: IntCounter,
     disk_bytes: IntGauge,
@@ -109,7 +109,10 @@ impl Histories {
             settings,
             several,
             engines: Mutex::new(Vec::new()),
-            live: broadcast::channel(LIVE_BUFFER).0,
+            live: Arc::new(LiveSender {
+                tx: broadcast::channel(LIVE_BUFFER).0,
+                followers: std::sync::atomic::AtomicUsize::new(0),
+            }),
             held,
             dropped,
             disk_bytes,
@@ -158,10 +161,12 @@ impl Histories {
         self.held.add(ring.len() as i64);
         let history = Arc::new(History {
             name,
-            ring: Mutex::new(ring),
+            kept: Mutex::new(Kept {
+                ring,
+                on_disk: tail,
+                recent,
+            }),
             disk,
-            on_disk: Mutex::new(tail),
-            recent: Mutex::new(recent),
             live: self.live.clone(),
             held: self.held.clone(),
         });
@@ -173,8 +178,14 @@ impl Histories {
     }
 
     /// Follows every engine's events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Live>> {
-        self.live.subscribe()
+    pub fn subscribe(&self) -> Follower {
+        self.live
+            .followers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Follower {
+            rx: self.live.tx.subscribe(),
+            live: self.live.clone(),
+        }
     }
 
     /// The events of the window that pass the filters, oldest first. Reads the segments on
@@ -197,7 +208,8 @@ impl Histories {
                         .push((t, String::from_utf8_lossy(&cli_line(line)).into_owned()));
                 }
             };
-            let ring = h.ring();
+            let kept = h.kept();
+            let ring = &kept.ring;
             let oldest = ring.oldest_nano();
             // What memory holds is all there is, unless the window reaches past it to disk.
             let from_disk = match (&h.disk, oldest) {
@@ -210,9 +222,9 @@ impl Histories {
                 .filter(|(t, _)| *t >= since && *t <= until)
                 .map(|(t, l)| (t, l.to_vec()))
                 .collect();
-            drop(ring);
+            drop(kept);
             if let Some((dir, before)) = from_disk {
-                let read = disk::read(&dir, |t, line| {
+                let read = disk::read(&dir, since, |t, line| {
                     if t < before {
                         take(t, line);
                     }
@@ -238,9 +250,10 @@ impl Histories {
     pub fn newest(&self, n: usize) -> Vec<(Arc<str>, i64, String)> {
         let mut out = Vec::new();
         for h in self.engines() {
-            let ring = h.ring();
+            let kept = h.kept();
             out.extend(
-                ring.iter()
+                kept.ring
+                    .iter()
                     .rev()
                     .take(n)
                     .map(|(t, l)| (h.name.clone(), t, String::from_utf8_lossy(l).into_owned())),
@@ -257,7 +270,8 @@ impl Histories {
         let since = now_nano - CRASH_WINDOW.as_nanos() as i64;
         let mut out = Vec::new();
         for h in self.engines() {
-            let mut recent = h.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let mut kept = h.kept();
+            let recent = &mut kept.recent;
             recent.forget_before(since);
             for (name, c) in &recent.by_name {
                 if c.crashes.len() >= CRASH_EXITS {
@@ -355,53 +369,53 @@ fn folder_name(key: &str) -> String {
 /// One engine's history.
 pub struct History {
     name: Arc<str>,
-    ring: Mutex<ring::Ring>,
+    /// One lock for what an event changes: the stream takes it once an event.
+    kept: Mutex<Kept>,
     disk: Option<(disk::Disk, PathBuf)>,
-    /// The newest events on disk at start-up, until the stream has passed them: a resumed
-    /// stream sends them again, and they must not be kept twice.
-    on_disk: Mutex<Option<disk::Tail>>,
-    recent: Mutex<Recent>,
-    live: broadcast::Sender<Arc<Live>>,
+    live: Arc<LiveSender>,
     held: IntGauge,
 }
 
+/// What [`History::record`] changes.
+struct Kept {
+    ring: ring::Ring,
+    /// The newest events on disk at start-up, until the stream has passed them: a resumed
+    /// stream sends them again, and they must not be kept twice.
+    on_disk: Option<disk::Tail>,
+    recent: Recent,
+}
+
 impl History {
-    fn ring(&self) -> MutexGuard<'_, ring::Ring> {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    fn kept(&self) -> MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Keeps an event the pipeline applied: `line` as the engine sent it.
     pub fn record(&self, ev: &Event, line: &[u8]) {
-        if self.seen(ev.time_nano, line) {
-            return;
-        }
         {
-            let mut ring = self.ring();
-            let before = ring.len();
-            ring.push(ev.time_nano, line);
-            self.held.add(ring.len() as i64 - before as i64);
+            let mut kept = self.kept();
+            if kept.seen(ev.time_nano, line) {
+                return;
+            }
+            let before = kept.ring.len();
+            kept.ring.push(ev.time_nano, line);
+            let grown = kept.ring.len() as i64 - before as i64;
+            if grown != 0 {
+                self.held.add(grown);
+            }
+            kept.recent.note(ev);
         }
         if let Some((disk, _)) = &self.disk {
             disk.push(line);
         }
-        if ev.object == ObjectType::Container {
-            self.recent
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .note(ev);
-        }
-        if self.live.receiver_count() > 0 {
-            let _ = self.live.send(Arc::new(Live {
-                engine: self.name.clone(),
-                line: String::from_utf8_lossy(line).into(),
-            }));
-        }
+        self.live.send(&self.name, line);
     }
+}
 
+impl Kept {
     /// Whether the event is one of those on disk already (sent again by a resumed stream).
-    fn seen(&self, time_nano: i64, line: &[u8]) -> bool {
-        let mut on_disk = self.on_disk.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(tail) = on_disk.as_mut() else {
+    fn seen(&mut self, time_nano: i64, line: &[u8]) -> bool {
+        let Some(tail) = self.on_disk.as_mut() else {
             return false;
         };
         if time_nano < tail.time_nano {
@@ -413,15 +427,49 @@ impl History {
             tail.lines.swap_remove(i);
             return true;
         }
-        *on_disk = None;
+        self.on_disk = None;
         false
     }
 }
 
-/// What "crashing now" needs of each container's recent past.
+/// The live followers' channel, and how many there are (read once an event without the
+/// channel's lock: with nobody following, an event costs nothing here).
+struct LiveSender {
+    tx: broadcast::Sender<Arc<Live>>,
+    followers: std::sync::atomic::AtomicUsize,
+}
+
+impl LiveSender {
+    fn send(&self, engine: &Arc<str>, line: &[u8]) {
+        if self.followers.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return;
+        }
+        let _ = self.tx.send(Arc::new(Live {
+            engine: engine.clone(),
+            line: String::from_utf8_lossy(line).into(),
+        }));
+    }
+}
+
+/// A live follower: every event from its start on. Dropping it ends the following.
+pub struct Follower {
+    pub rx: broadcast::Receiver<Arc<Live>>,
+    live: Arc<LiveSender>,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.live
+            .followers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// What "crashing now" needs of each container's recent past: only containers that were
+/// killed or died with a code other than 0 have an entry.
 #[derive(Debug, Default)]
 struct Recent {
-    by_name: HashMap<String, Crashes>,
+    by_name: HashMap<String, Crashes, foldhash::fast::RandomState>,
 }
 
 #[derive(Debug, Default)]
@@ -438,6 +486,14 @@ impl Recent {
         if ev.object != ObjectType::Container {
             return;
         }
+        let relevant = match ev.verb {
+            Verb::Start | Verb::Destroy => !self.by_name.is_empty(),
+            Verb::Kill | Verb::Die => true,
+            _ => false,
+        };
+        if !relevant {
+            return;
+        }
         let Some(name) = ev.attr("name") else {
             return;
         };
@@ -447,11 +503,33 @@ impl Recent {
                     c.killed = false;
                 }
             }
-            Verb::Kill => self.by_name.entry(name.to_owned()).or_default().killed = true,
+            Verb::Kill => match self.by_name.get_mut(name) {
+                Some(c) => c.killed = true,
+                None => {
+                    let killed = Crashes {
+                        killed: true,
+                        ..Crashes::default()
+                    };
+                    self.by_name.insert(name.to_owned(), killed);
+                }
+            },
             Verb::Die => {
                 let code = ev.exit_code().unwrap_or("");
-                let c = self.by_name.entry(name.to_owned()).or_default();
-                c.last_exit_code = code.to_owned();
+                let Some(c) = self.by_name.get_mut(name) else {
+                    // A clean exit of a container with no past here: nothing to keep.
+                    if code != "0" {
+                        let crashed = Crashes {
+                            crashes: VecDeque::from([ev.time_nano]),
+                            killed: false,
+                            last_exit_code: code.to_owned(),
+                        };
+                        self.by_name.insert(name.to_owned(), crashed);
+                    }
+                    return;
+                };
+                if c.last_exit_code != code {
+                    code.clone_into(&mut c.last_exit_code);
+                }
                 if !c.killed && code != "0" {
                     c.crashes.push_back(ev.time_nano);
                     if c.crashes.len() > CRASH_EXITS * 4 {
@@ -575,7 +653,7 @@ mod tests {
         let got: Vec<&str> = answer.lines.iter().map(|(_, l)| l.as_str()).collect();
         assert_eq!(got, lines.iter().map(String::as_str).collect::<Vec<_>>());
         let mut on_disk = Vec::new();
-        disk::read(&dir, |_, l| {
+        disk::read(&dir, i64::MIN, |_, l| {
             on_disk.push(String::from_utf8_lossy(l).into_owned())
         })
         .expect("read");

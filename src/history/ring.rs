@@ -27,6 +27,12 @@ pub struct Ring {
     budget: usize,
     /// The chunks' capacity, together.
     bytes: usize,
+    /// What the newest chunk has room for.
+    room: usize,
+    /// The last chunk dropped, kept for the next one: in the steady state no chunk is
+    /// allocated (a chunk is past the allocator's mmap threshold, so each new one would be
+    /// mapped, faulted in page by page and unmapped again).
+    spare: Option<Vec<u8>>,
 }
 
 impl Ring {
@@ -38,9 +44,12 @@ impl Ring {
             limit,
             budget,
             bytes: 0,
+            room: 0,
+            spare: None,
         }
     }
 
+    #[inline]
     pub fn push(&mut self, time_nano: i64, line: &[u8]) {
         if self.limit == 0 {
             return;
@@ -49,48 +58,59 @@ impl Ring {
         let Ok(len) = u32::try_from(line.len()) else {
             return;
         };
-        let fits = self
-            .chunks
-            .back()
-            .is_some_and(|c| c.capacity() - c.len() >= line.len());
-        if !fits {
-            let chunk = Vec::with_capacity(CHUNK_BYTES.max(line.len()));
-            self.bytes += chunk.capacity();
-            self.chunks.push_back(chunk);
+        if self.room < line.len() {
+            self.new_chunk(line.len());
         }
         let id = self.first_chunk + self.chunks.len() as u64 - 1;
-        // Just made or checked above: there is a last chunk.
+        // new_chunk made one if there was none.
         let Some(chunk) = self.chunks.back_mut() else {
             return;
         };
         let start = chunk.len() as u32;
         chunk.extend_from_slice(line);
+        self.room -= line.len();
         self.entries.push_back(Entry {
             time_nano,
             chunk: id,
             start,
             len,
         });
-        self.evict();
+        if self.entries.len() > self.limit {
+            // The oldest event goes; its chunk too, once no event is left in it.
+            if let Some(gone) = self.entries.pop_front()
+                && self.entries.front().is_some_and(|e| e.chunk != gone.chunk)
+            {
+                self.drop_first_chunk();
+            }
+        }
+        if self.bytes > self.budget {
+            self.over_budget();
+        }
     }
 
-    fn evict(&mut self) {
-        while self.entries.len() > self.limit {
-            self.entries.pop_front();
-        }
+    #[cold]
+    fn new_chunk(&mut self, at_least: usize) {
+        let chunk = match self.spare.take() {
+            Some(mut c) if c.capacity() >= at_least => {
+                c.clear();
+                c
+            }
+            _ => Vec::with_capacity(CHUNK_BYTES.max(at_least)),
+        };
+        self.bytes += chunk.capacity();
+        self.room = chunk.capacity();
+        self.chunks.push_back(chunk);
+    }
+
+    /// Drops the oldest chunks, and their events, until the lines fit the budget again (one
+    /// chunk stays, whatever its size).
+    #[cold]
+    fn over_budget(&mut self) {
         while self.bytes > self.budget && self.chunks.len() > 1 {
             let oldest = self.first_chunk;
             while self.entries.front().is_some_and(|e| e.chunk == oldest) {
                 self.entries.pop_front();
             }
-            self.drop_first_chunk();
-        }
-        while self.chunks.len() > 1
-            && self
-                .entries
-                .front()
-                .is_none_or(|e| e.chunk > self.first_chunk)
-        {
             self.drop_first_chunk();
         }
     }
@@ -99,6 +119,12 @@ impl Ring {
         if let Some(c) = self.chunks.pop_front() {
             self.bytes -= c.capacity();
             self.first_chunk += 1;
+            if c.capacity() == CHUNK_BYTES {
+                self.spare = Some(c);
+            }
+        }
+        if self.chunks.is_empty() {
+            self.room = 0;
         }
     }
 
