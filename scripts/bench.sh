@@ -4,14 +4,14 @@
 #
 #   bash scripts/bench.sh            # everything
 #   bash scripts/bench.sh pipeline   # one part: pipeline | scrape | churn | idle | live |
-#                                    # syscalls | startup | engines
+#                                    # syscalls | startup | engines | history
 #   BASE=/path/to/old/binary bash scripts/bench.sh live   # this build beside another one
 #
 # Needs a running Docker Engine (live, idle) and the test image (built by the tests, or by
 # `cargo test --test integration cli::`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=${1:-"pipeline scrape churn idle live syscalls startup engines"}
+parts=${1:-"pipeline scrape churn idle live syscalls startup engines history"}
 BIN=${BIN:-target/release/docker-events-exporter}
 W=$(mktemp -d)
 PIDS=""
@@ -254,4 +254,35 @@ if [[ $parts == *engines* ]]; then
         echo "$(echo $files | wc -w) engine(s), $containers containers, $(curl -s "http://127.0.0.1:$port/metrics" | wc -c) bytes: scrape median $(sed -n 15p "$W/times") s, max $(tail -1 "$W/times") s; resident $(( $(rss_kib $pid) / 1024 )) MiB"
         kill $pid; wait $pid 2>/dev/null || true
     done
+fi
+
+if [[ $parts == *history* ]]; then
+    echo; echo "== history: replay without (--history.size 0) and with it (10,000), one core, alternated"
+    for shape in 29 20.10; do
+        $BIN generate-events --events 1000000 --engine "$shape" > "$W/h$shape.jsonl"
+        for _ in 1 2 3; do
+            for size in 0 10000; do
+                echo "engine $shape, --history.size $size: $(taskset -c 0 $BIN replay "$W/h$shape.jsonl" --history.size $size 2>&1 >/dev/null | grep -o 'in .*')"
+            done
+        done
+        head -200000 "$W/h$shape.jsonl" > "$W/h$shape-200k.jsonl"
+        for size in 0 10000; do
+            valgrind --tool=callgrind --callgrind-out-file="$W/cg" $BIN replay "$W/h$shape-200k.jsonl" --history.size $size >/dev/null 2>"$W/cg.log"
+            echo "engine $shape, --history.size $size: $(awk '/Collected/ {printf "%.0f", $4 / 200000}' "$W/cg.log") instructions an event (callgrind, 200,000 events)"
+        done
+    done
+    echo; echo "== history on disk: the same replay into --history.dir (its writer thread on the same core)"
+    for _ in 1 2; do
+        rm -rf "$W/hdir"
+        echo "into --history.dir: $(taskset -c 0 $BIN replay "$W/h29.jsonl" --history.dir "$W/hdir" 2>&1 >/dev/null | grep -o 'in .*'); $(du -sm "$W/hdir" | cut -f1) MiB in $(ls "$W/hdir" | wc -l) segments"
+    done
+    echo; echo "== status page: 10,000 containers (replay --serve), loaded in headless Chromium"
+    $BIN generate-events --events 400000 --containers 10000 > "$W/p10k.jsonl"
+    port=$(free_port)
+    $BIN replay "$W/p10k.jsonl" --serve --web.listen-address "127.0.0.1:$port" --log.level warn 2>"$W/serve.log" >/dev/null &
+    pid=$!; PIDS="$PIDS $pid"
+    wait_http "http://127.0.0.1:$port/"
+    echo "page: $(curl -s "http://127.0.0.1:$port/" | wc -c) bytes; server time for it, 10 requests: $(for _ in $(seq 1 10); do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/"; done | sort -n | sed -n 5p) s median"
+    DEE_BENCH_PAGE_URL="http://127.0.0.1:$port/" cargo test -q --locked --test integration -- --ignored --exact history::bench_status_page_first_paint --nocapture 2>&1 | grep -E 'first|median'
+    kill $pid; wait $pid 2>/dev/null || true
 fi

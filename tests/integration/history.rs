@@ -481,3 +481,52 @@ fn the_status_page_shows_a_crash_loop_and_its_events_live_and_markup_as_text() {
     );
     eprintln!("status page screenshot: {}", shot.display());
 }
+
+/// A benchmark, not a test: `scripts/bench.sh history` serves 10,000 containers with
+/// `replay --serve` and runs this to load its page in headless Chromium, printing the page's
+/// timings as the browser measured them (the median of five loads). Needs DEE_BENCH_PAGE_URL.
+#[test]
+#[ignore = "a benchmark: scripts/bench.sh history runs it against a served replay"]
+fn bench_status_page_first_paint() {
+    let url = std::env::var("DEE_BENCH_PAGE_URL")
+        .expect("DEE_BENCH_PAGE_URL: the page to load (scripts/bench.sh history sets it)");
+    let mut rows = Vec::new();
+    for _ in 0..5 {
+        let mut page = Browser::open(&url, 1280, 1000);
+        let timings = page.eval(
+            "(() => { const n = performance.getEntriesByType('navigation')[0]; \
+             const p = performance.getEntriesByName('first-contentful-paint')[0]; \
+             return [n.responseStart, n.responseEnd, p ? p.startTime : -1, n.domContentLoadedEventEnd, \
+             n.loadEventEnd, n.decodedBodySize, document.querySelectorAll('#containers tbody tr').length]; })()",
+        );
+        let t: Vec<f64> = timings
+            .as_array()
+            .expect("an array of timings")
+            .iter()
+            .map(|v| v.as_f64().unwrap_or(-1.0))
+            .collect();
+        rows.push(t);
+    }
+    rows.sort_by(|a, b| a[2].total_cmp(&b[2]));
+    for r in &rows {
+        eprintln!(
+            "first byte {:.0} ms, last byte {:.0} ms, first contentful paint {:.0} ms, DOMContentLoaded {:.0} ms, load {:.0} ms; {:.1} MB of HTML, {} container rows",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5] / 1e6,
+            r[6]
+        );
+    }
+    let m = &rows[rows.len() / 2];
+    eprintln!(
+        "median of {}: first contentful paint {:.0} ms (first byte {:.0} ms, last byte {:.0} ms, load {:.0} ms)",
+        rows.len(),
+        m[2],
+        m[0],
+        m[1],
+        m[4]
+    );
+}
