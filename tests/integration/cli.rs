@@ -55,14 +55,15 @@ fn clashing_container_labels_are_refused() {
 /// cannot take is one line naming the flag, never a panic (exit 101).
 #[test]
 fn a_bad_telemetry_path_is_one_line_naming_the_flag_for_every_command() {
-    for path in ["metrics", "/-/ready"] {
+    for path in ["metrics", "/-/ready", "/api/v1/events"] {
         let expected = format!(
-            "docker-events-exporter: error: --web.telemetry-path {path:?} must start with / and differ from /, /-/healthy and /-/ready"
+            "docker-events-exporter: error: --web.telemetry-path {path:?} must start with /, differ from /, /-/healthy and /-/ready and be outside /api/ and /static/"
         );
         for command in [
             &["replay", "events.jsonl", "--serve"][..],
             &["replay", "events.jsonl"],
             &["check-config", "rules.yml"],
+            &["events"],
             &[],
         ] {
             let mut args = command.to_vec();
@@ -70,6 +71,45 @@ fn a_bad_telemetry_path_is_one_line_naming_the_flag_for_every_command() {
             assert_eq!(run_fails(&args), expected, "{args:?}");
         }
     }
+}
+
+/// The `events` command's bad input: one line naming what is wrong, exit 1.
+#[test]
+fn events_refuses_bad_filters_times_and_places_by_name() {
+    let keys = "config, container, daemon, engine, event, image, label, network, node, plugin, scope, secret, service, type, volume";
+    assert_eq!(
+        run_fails(&["events", "--filter", "colour=red"]),
+        format!("docker-events-exporter: error: invalid filter \"colour\"; the keys are {keys}")
+    );
+    assert_eq!(
+        run_fails(&["events", "--filter", "web"]),
+        "docker-events-exporter: error: --filter \"web\": not KEY=VALUE"
+    );
+    assert_eq!(
+        run_fails(&["events", "--since", "yesterday"]),
+        "docker-events-exporter: error: --since \"yesterday\": not a time; give a Unix time (1700000000 or 1700000000.5), an RFC 3339 time (2026-12-01T10:00:00Z) or a duration before now (2h, 30m)"
+    );
+    assert_eq!(
+        run_fails(&["events", "--history.dir", "/nonexistent/dee-history"]),
+        "docker-events-exporter: error: --history.dir /nonexistent/dee-history: no such folder"
+    );
+    let port = crate::support::free_port();
+    let refused = run_fails(&[
+        "events",
+        "--url",
+        &format!("http://me:s3cret@127.0.0.1:{port}"),
+    ]);
+    assert!(
+        refused.starts_with(&format!(
+            "docker-events-exporter: error: asking http://me:***@127.0.0.1:{port}/api/v1/events; is the exporter running there? (--url): "
+        )),
+        "{refused}"
+    );
+    assert!(!refused.contains("s3cret"), "{refused}");
+    assert_eq!(
+        run_fails(&["--history.retention", "forever"]),
+        "docker-events-exporter: error: --history.retention \"forever\": \"forever\" is neither a duration (7d, 12h) nor a size (512MiB, 1GB)"
+    );
 }
 
 #[test]
