@@ -396,7 +396,9 @@ async fn follow(
     for c in &start.containers {
         tracker.seed(c, since_nano);
     }
-    let history = match shared.histories.engine(key, name.clone()) {
+    // From the state file's position, the engine sends again what the history may hold.
+    let resumed = (since_nano != start.since_nano).then_some(since_nano);
+    let history = match shared.histories.engine(key, name.clone(), resumed) {
         Ok(h) => Some(h),
         Err(e) => {
             tracing::error!(error = %e, "this engine's events are not kept in the history");

@@ -191,13 +191,17 @@ fn from_dir(
         }
     };
     if folders.is_empty() {
-        disk::read(dir, since, |t, line| keep("", t, line, &mut out))?;
+        disk::read(dir, since, |t, line| {
+            keep("", t, line, &mut out);
+            true
+        })?;
     } else {
         // Several engines' folders: their events merged by time.
         let mut all: Vec<(i64, String, Vec<u8>)> = Vec::new();
         for (engine, folder) in &folders {
             disk::read(folder, since, |t, line| {
-                all.push((t, engine.clone(), line.to_vec()))
+                all.push((t, engine.clone(), line.to_vec()));
+                true
             })?;
         }
         all.sort_by_key(|(t, _, _)| *t);

@@ -192,7 +192,8 @@ pub async fn run(settings: &Settings, files: &[PathBuf], serve: bool) -> anyhow:
     for (file, engine) in files.iter().zip(&names) {
         let history = match settings.history.size {
             0 => None,
-            _ => Some(histories.engine(engine, engine.as_str().into())?),
+            // What the folder holds up to its newest event is not kept again.
+            _ => Some(histories.engine(engine, engine.as_str().into(), Some(i64::MIN))?),
         };
         let summary = replay(settings, file, engine, &metrics, history)?;
         eprintln!(

@@ -580,7 +580,10 @@ mod tests {
     fn with_events(lines: &[&str]) -> Router {
         let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
         let state = AppState::for_tests(metrics);
-        let h = state.histories.engine("e", "e".into()).expect("history");
+        let h = state
+            .histories
+            .engine("e", "e".into(), None)
+            .expect("history");
         for l in lines {
             let ev = crate::docker::event::Event::decode(l.as_bytes()).expect("event");
             h.record(&ev, l.as_bytes());
@@ -635,6 +638,50 @@ mod tests {
         let (status, _, body) = get(app, "/api/v1/events?since=soon").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(body.contains(r#"since \"soon\": not a time"#), "{body}");
+    }
+
+    #[tokio::test]
+    async fn the_live_stream_sends_the_events_that_pass_its_filters_from_now_on() {
+        let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
+        let state = AppState::for_tests(metrics);
+        let h = state
+            .histories
+            .engine("e", "e".into(), None)
+            .expect("history");
+        let record = |l: &str| {
+            let ev = crate::docker::event::Event::decode(l.as_bytes()).expect("event");
+            h.record(&ev, l.as_bytes());
+        };
+        record(START);
+        let app = router(state);
+        let resp = app
+            .oneshot(
+                Request::get("/api/v1/events/live?filters=%7B%22event%22%3A%5B%22die%22%5D%7D")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        assert_eq!(
+            resp.headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap_or("")),
+            Some("text/event-stream")
+        );
+        record(START);
+        record(DIE);
+        let mut body = resp.into_body();
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("an event within 5 s")
+            .expect("a frame")
+            .expect("data");
+        let data = frame.into_data().expect("data");
+        assert_eq!(
+            String::from_utf8_lossy(&data),
+            format!("data: {{\"engine\":\"e\",\"event\":{DIE}}}\n\n"),
+            "the start before it and the one after it are not sent"
+        );
     }
 
     #[tokio::test]

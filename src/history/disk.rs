@@ -134,13 +134,13 @@ fn segment_path(dir: &Path, number: u64) -> PathBuf {
 /// the engine's clock that far ahead of ours.
 const CLOCK_SLACK: Duration = Duration::from_secs(3600);
 
-/// Each event line of the segments of `dir`, oldest first, as (time, line); lines that are not
-/// events (a line cut by a crash) are skipped, and so are segments last written well before
-/// `since_nano` (`i64::MIN`: none).
+/// Each event line of the segments of `dir`, oldest first, as (time, line), until `each`
+/// returns false; lines that are not events (a line cut by a crash) are skipped, and so are
+/// segments last written well before `since_nano` (`i64::MIN`: none).
 pub fn read(
     dir: &Path,
     since_nano: i64,
-    mut each: impl FnMut(i64, &[u8]),
+    mut each: impl FnMut(i64, &[u8]) -> bool,
 ) -> Result<(), DiskError> {
     let err = |what, source| DiskError {
         dir: dir.to_owned(),
@@ -176,8 +176,10 @@ pub fn read(
                 break;
             }
             let text = crate::docker::lines::record(&line);
-            if let Ok(ev) = Event::decode(text) {
-                each(ev.time_nano, text);
+            if let Ok(ev) = Event::decode(text)
+                && !each(ev.time_nano, text)
+            {
+                return Ok(());
             }
         }
     }
@@ -225,6 +227,7 @@ impl Disk {
                 tail.lines.push(line.to_vec());
             }
             each(t, line);
+            true
         })?;
         let mut files = Files {
             dir: dir.to_owned(),

@@ -131,8 +131,17 @@ impl Histories {
     }
 
     /// The history of the engine shown as `name`, kept (with several engines) under `key`,
-    /// its entry in the state file: read from disk if there is a `--history.dir`.
-    pub fn engine(&self, key: &str, name: Arc<str>) -> Result<Arc<History>, disk::DiskError> {
+    /// its entry in the state file: read from disk if there is a `--history.dir`. `resumed`:
+    /// the position its stream resumes from (the state file's), if it does: the events it
+    /// sends again from there up to the newest on disk are not kept twice (`i64::MIN` for a
+    /// replay: only what is newer than the disk's newest is kept). Without one, every event
+    /// is new.
+    pub fn engine(
+        &self,
+        key: &str,
+        name: Arc<str>,
+        resumed: Option<i64>,
+    ) -> Result<Arc<History>, disk::DiskError> {
         let mut ring = ring::Ring::new(self.settings.size, MAX_MEMORY_BYTES);
         let mut recent = Recent::default();
         let (disk, tail) = match &self.settings.dir {
@@ -154,7 +163,8 @@ impl Histories {
                         }
                     },
                 )?;
-                (Some((disk, dir)), Some(tail))
+                let tail = resumed.map(|from| Resumed { from, tail });
+                (Some((disk, dir)), tail)
             }
             None => (None, None),
         };
@@ -210,27 +220,48 @@ impl Histories {
             };
             let kept = h.kept();
             let ring = &kept.ring;
-            let oldest = ring.oldest_nano();
-            // What memory holds is all there is, unless the window reaches past it to disk.
-            let from_disk = match (&h.disk, oldest) {
-                (Some((_, dir)), Some(oldest)) if since < oldest => Some((dir.clone(), oldest)),
-                (Some((_, dir)), None) => Some((dir.clone(), i64::MAX)),
-                _ => None,
-            };
             let held: Vec<(i64, Vec<u8>)> = ring
                 .iter()
                 .filter(|(t, _)| *t >= since && *t <= until)
                 .map(|(t, l)| (t, l.to_vec()))
                 .collect();
+            // The disk holds what memory let go, in the same order: read it up to memory's
+            // oldest event.
+            let first = ring.iter().next().map(|(t, l)| (t, l.to_vec()));
+            let dir = h
+                .disk
+                .as_ref()
+                .filter(|_| ring.evicted())
+                .map(|(_, d)| d.clone());
             drop(kept);
-            if let Some((dir, before)) = from_disk {
+            if let Some(dir) = dir {
+                let mut older: Vec<(i64, Vec<u8>)> = Vec::new();
+                let mut met = first.is_none();
                 let read = disk::read(&dir, since, |t, line| {
-                    if t < before {
-                        take(t, line);
+                    if first
+                        .as_ref()
+                        .is_some_and(|(ft, fl)| *ft == t && fl == line)
+                    {
+                        met = true;
+                        return false;
                     }
+                    if t >= since && t <= until {
+                        older.push((t, line.to_vec()));
+                    }
+                    true
                 });
                 if let Err(e) = read {
                     tracing::warn!(error = %e, "answering from memory only");
+                }
+                if !met {
+                    // Memory's oldest never reached the disk (dropped): of what both hold,
+                    // memory's copy is the one kept.
+                    let in_memory: std::collections::HashSet<&[u8]> =
+                        held.iter().map(|(_, l)| l.as_slice()).collect();
+                    older.retain(|(_, l)| !in_memory.contains(l.as_slice()));
+                }
+                for (t, line) in &older {
+                    take(*t, line);
                 }
             }
             for (t, line) in &held {
@@ -300,13 +331,12 @@ impl Histories {
 }
 
 /// A container crashing now.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Crash {
     pub engine: Arc<str>,
     pub name: String,
     pub exits: usize,
     pub last_exit_code: String,
-    #[serde(skip)]
     pub last_nano: i64,
 }
 
@@ -379,9 +409,9 @@ pub struct History {
 /// What [`History::record`] changes.
 struct Kept {
     ring: ring::Ring,
-    /// The newest events on disk at start-up, until the stream has passed them: a resumed
-    /// stream sends them again, and they must not be kept twice.
-    on_disk: Option<disk::Tail>,
+    /// Where a resumed stream starts and the newest events on disk at start-up, until the
+    /// stream has passed them: it sends them again, and they must not be kept twice.
+    on_disk: Option<Resumed>,
     recent: Recent,
 }
 
@@ -415,11 +445,11 @@ impl History {
 impl Kept {
     /// Whether the event is one of those on disk already (sent again by a resumed stream).
     fn seen(&mut self, time_nano: i64, line: &[u8]) -> bool {
-        let Some(tail) = self.on_disk.as_mut() else {
+        let Some(Resumed { from, tail }) = self.on_disk.as_mut() else {
             return false;
         };
         if time_nano < tail.time_nano {
-            return true;
+            return time_nano >= *from;
         }
         if time_nano == tail.time_nano
             && let Some(i) = tail.lines.iter().position(|l| l == line)
@@ -430,6 +460,12 @@ impl Kept {
         self.on_disk = None;
         false
     }
+}
+
+/// A resumed stream's position, and the newest events on disk.
+struct Resumed {
+    from: i64,
+    tail: disk::Tail,
 }
 
 /// The live followers' channel, and how many there are (read once an event without the
@@ -570,8 +606,12 @@ mod tests {
     }
 
     fn histories(dir: Option<PathBuf>) -> Arc<Histories> {
+        histories_of(100, dir)
+    }
+
+    fn histories_of(size: usize, dir: Option<PathBuf>) -> Arc<Histories> {
         let settings = HistorySettings {
-            size: 100,
+            size,
             dir,
             retention: Retention {
                 max_age: None,
@@ -594,7 +634,7 @@ mod tests {
     #[test]
     fn crashing_now_is_three_exits_on_its_own_in_ten_minutes() {
         let all = histories(None);
-        let h = all.engine("e", "e".into()).expect("history");
+        let h = all.engine("e", "e".into(), None).expect("history");
         let s = 1_000_000_000;
         for i in 0..3 {
             record(&h, &line("start", "loop", i * s, ""));
@@ -626,38 +666,89 @@ mod tests {
     }
 
     #[test]
+    fn what_memory_let_go_is_read_from_disk_once() {
+        let dir = std::env::temp_dir().join(format!("dee-history-evicted-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = 1_000_000_000;
+        // Out of time order, as events of an engine whose clock was set back are.
+        let times = [5, 6, 1, 7, 8];
+        let lines: Vec<String> = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| line("start", &format!("c{i}"), t * s, ""))
+            .collect();
+        let all = histories_of(2, Some(dir.clone()));
+        let h = all.engine("e", "e".into(), None).expect("history");
+        for l in &lines {
+            record(&h, l);
+        }
+        all.close();
+        let got: Vec<String> = all
+            .query(&Query::default())
+            .lines
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        let mut want = lines.clone();
+        want.sort_by_key(|l| {
+            Event::decode(l.as_bytes())
+                .map(|e| e.time_nano)
+                .unwrap_or(0)
+        });
+        assert_eq!(got, want);
+        let since = Query {
+            since_nano: Some(6 * s),
+            ..Query::default()
+        };
+        assert_eq!(all.query(&since).lines.len(), 3, "6, 7 and 8");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_restart_neither_loses_nor_doubles_what_is_on_disk() {
         let dir = std::env::temp_dir().join(format!("dee-history-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let s = 1_000_000_000;
         let lines: Vec<String> = (0..6)
-            .map(|i| line("start", &format!("c{i}"), (i / 2) * s, ""))
+            .map(|i| line("start", &format!("c{i}"), 10_000 * s + (i / 2) * s, ""))
             .collect();
         {
             let all = histories(Some(dir.clone()));
-            let h = all.engine("e", "e".into()).expect("history");
+            let h = all.engine("e", "e".into(), None).expect("history");
             for l in &lines[..4] {
                 record(&h, l);
             }
             all.close();
         }
         let all = histories(Some(dir.clone()));
-        let h = all.engine("e", "e".into()).expect("history");
+        // Resumed from the state file's position: the time of events 2 and 3.
+        let h = all
+            .engine("e", "e".into(), Some(10_001 * s))
+            .expect("history");
         // A resumed stream sends the events at its position again (2 and 3, at the same
         // time), then the new ones.
         for l in &lines[2..] {
             record(&h, l);
         }
+        // An event from before that position is not one of them (an engine whose clock went
+        // back): it is kept.
+        let back = line("start", "back", 10_000 * s - 2 * 3600 * s, "");
+        record(&h, &back);
         all.close();
         let answer = all.query(&Query::default());
         let got: Vec<&str> = answer.lines.iter().map(|(_, l)| l.as_str()).collect();
-        assert_eq!(got, lines.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut want: Vec<&str> = vec![back.as_str()];
+        want.extend(lines.iter().map(String::as_str));
+        assert_eq!(got, want, "sorted by time");
         let mut on_disk = Vec::new();
         disk::read(&dir, i64::MIN, |_, l| {
-            on_disk.push(String::from_utf8_lossy(l).into_owned())
+            on_disk.push(String::from_utf8_lossy(l).into_owned());
+            true
         })
         .expect("read");
-        assert_eq!(on_disk, lines);
+        let mut written = lines.clone();
+        written.push(back.clone());
+        assert_eq!(on_disk, written, "in the order they came");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

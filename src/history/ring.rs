@@ -29,6 +29,9 @@ pub struct Ring {
     bytes: usize,
     /// What the newest chunk has room for.
     room: usize,
+    /// Whether an event ever went (past the limit or the budget): until then the ring holds
+    /// every event it was given.
+    evicted: bool,
     /// The last chunk dropped, kept for the next one: in the steady state no chunk is
     /// allocated (a chunk is past the allocator's mmap threshold, so each new one would be
     /// mapped, faulted in page by page and unmapped again).
@@ -45,6 +48,7 @@ impl Ring {
             budget,
             bytes: 0,
             room: 0,
+            evicted: false,
             spare: None,
         }
     }
@@ -76,6 +80,7 @@ impl Ring {
             len,
         });
         if self.entries.len() > self.limit {
+            self.evicted = true;
             // The oldest event goes; its chunk too, once no event is left in it.
             if let Some(gone) = self.entries.pop_front()
                 && self.entries.front().is_some_and(|e| e.chunk != gone.chunk)
@@ -107,6 +112,7 @@ impl Ring {
     #[cold]
     fn over_budget(&mut self) {
         while self.bytes > self.budget && self.chunks.len() > 1 {
+            self.evicted = true;
             let oldest = self.first_chunk;
             while self.entries.front().is_some_and(|e| e.chunk == oldest) {
                 self.entries.pop_front();
@@ -143,9 +149,9 @@ impl Ring {
         self.bytes
     }
 
-    /// The time of the oldest event held.
-    pub fn oldest_nano(&self) -> Option<i64> {
-        self.entries.front().map(|e| e.time_nano)
+    /// Whether it has let any event go: if not, it holds all it was given.
+    pub fn evicted(&self) -> bool {
+        self.evicted || self.limit == 0
     }
 
     /// Every event held, oldest first: (time, line).
@@ -175,7 +181,8 @@ mod tests {
             r.push(i, format!("line {i}").as_bytes());
         }
         assert_eq!(lines(&r), ["line 2", "line 3", "line 4"]);
-        assert_eq!(r.oldest_nano(), Some(2));
+        assert_eq!(r.iter().next().map(|(t, _)| t), Some(2));
+        assert!(r.evicted());
         assert_eq!(r.bytes(), CHUNK_BYTES, "one chunk holds them");
     }
 
@@ -201,6 +208,7 @@ mod tests {
         r.push(2, &long);
         r.push(3, b"after");
         assert_eq!(r.len(), 3);
+        assert!(!r.evicted(), "all it was given");
         assert_eq!(r.iter().nth(1).map(|(_, l)| l.len()), Some(CHUNK_BYTES + 1));
         let mut none = Ring::new(0, usize::MAX);
         none.push(1, b"x");

@@ -299,17 +299,7 @@ fn the_api_answers_as_the_engine_does_and_still_after_1000_more_events_and_a_res
 
     // 1,000 more events (a pause and an unpause 500 times): the engine's buffer of 256 no
     // longer reaches back to the window.
-    engine.docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &noisy,
-        IMAGE,
-        "sleep",
-        "300",
-    ]);
+    engine.run(&noisy, "sleep 300");
     let storm = format!(
         "for i in $(seq 500); do for a in pause unpause; do \
          curl -sf -o /dev/null -X POST --unix-socket {} http://engine/containers/{noisy}/$a || exit 1; \
@@ -529,4 +519,74 @@ fn bench_status_page_first_paint() {
         m[1],
         m[4]
     );
+}
+
+/// `replay FILE --history.dir DIR` brings a saved log into a history folder; replayed twice,
+/// nothing is kept twice; `events --history.dir` prints it back as it was saved, filtered as
+/// the engine would.
+#[test]
+fn a_saved_log_replayed_into_a_history_folder_is_kept_once() {
+    let dir = tempdir("replayed");
+    let log = dir.join("saved.jsonl");
+    let history = dir.join("history");
+    let line = |action: &str, name: &str, t: i64| {
+        format!(
+            r#"{{"status":"{action}","id":"id-{name}","from":"img","Type":"container","Action":"{action}","Actor":{{"ID":"id-{name}","Attributes":{{"image":"img","name":"{name}"}}}},"scope":"local","time":{},"timeNano":{t}}}"#,
+            t / 1_000_000_000
+        )
+    };
+    let saved: Vec<String> = (0..50)
+        .map(|i| {
+            line(
+                if i % 2 == 0 { "start" } else { "die" },
+                &format!("c{}", i % 5),
+                1_700_000_000_000_000_000 + i,
+            )
+        })
+        .collect();
+    std::fs::write(&log, saved.join("\n") + "\n").expect("write the log");
+    let bin = env!("CARGO_BIN_EXE_docker-events-exporter");
+    let history = history.to_str().expect("a UTF-8 path");
+    for _ in 0..2 {
+        let out = Command::new(bin)
+            .args([
+                "replay",
+                log.to_str().unwrap_or(""),
+                "--history.dir",
+                history,
+            ])
+            .output()
+            .expect("replay");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let printed = |filters: &[&str]| {
+        let mut args = vec!["events", "--history.dir", history];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        let out = Command::new(bin).args(&args).output().expect("events");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines(&String::from_utf8_lossy(&out.stdout))
+    };
+    assert_same(&printed(&[]), &saved, "replayed twice, kept once");
+    let c3_dies: Vec<String> = saved
+        .iter()
+        .filter(|l| l.contains(r#""name":"c3""#) && l.contains(r#""Action":"die""#))
+        .cloned()
+        .collect();
+    assert_eq!(c3_dies.len(), 5);
+    assert_same(
+        &printed(&["container=c3", "event=die"]),
+        &c3_dies,
+        "container=c3, event=die",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
