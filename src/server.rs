@@ -498,7 +498,9 @@ async fn live_events(State(state): State<AppState>, params: Params) -> Response 
                             data.push_str("data: {\"engine\":");
                             data.push_str(&serde_json::to_string(&*live.engine).unwrap_or_default());
                             data.push_str(",\"event\":");
-                            data.push_str(&live.line);
+                            // A bare CR would end the SSE line early (a JSON string never
+                            // holds one; an engine or proxy that sends one gets a space).
+                            data.push_str(&live.line.replace('\r', " "));
                             data.push_str("}\n\n");
                             Bytes::from(data)
                         }
