@@ -10,8 +10,9 @@
 //! # Layout
 //! ```text
 //! The data flows one way: engine -> docker (the source) -> pipeline (decode, then the tracker,
-//! the history and the rules) -> metrics / history / actions -> status -> server. docker knows no part downstream of it, rules
-//! knows nothing of actions; the pipeline and app are where the parts meet.
+//! the history and the rules) -> metrics / history / actions -> status -> server. docker knows
+//! no part downstream of it, rules knows nothing of actions; the pipeline and app are where the
+//! parts meet.
 //!
 //! src/main.rs              CLI parse, then the checked settings, logging, runtime; prints an
 //!                          error once with its causes

@@ -1,6 +1,6 @@
 //! What happens to one line of the event stream: decode it, apply it to the tracker (the
-//! metrics), keep it in the history, then hand it to the rules. The live stream (as its [`Consumer`]), `replay` and the
-//! fuzz targets all enter here, through [`Pipeline::line`].
+//! metrics), keep it in the history, then hand it to the rules. The live stream (as its
+//! [`Consumer`]), `replay` and the fuzz targets all enter here, through [`Pipeline::line`].
 
 use std::sync::Arc;
 

@@ -377,7 +377,7 @@ async fn blocking<T: Send + 'static>(
 
 async fn status_page(State(state): State<AppState>) -> Response {
     let page = blocking(move || {
-        let status = Status::now(&state.metrics, &state.histories, now_nano());
+        let status = Status::now(&state.metrics, now_nano());
         let events = state.histories.newest(crate::status::FIRST_EVENTS);
         let links = [
             ("Metrics", state.telemetry_path.as_str()),
@@ -404,7 +404,7 @@ async fn status_page(State(state): State<AppState>) -> Response {
 }
 
 async fn status_json(State(state): State<AppState>) -> Response {
-    match blocking(move || Status::now(&state.metrics, &state.histories, now_nano())).await {
+    match blocking(move || Status::now(&state.metrics, now_nano())).await {
         Ok(status) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(status)).into_response(),
         Err(e) => e,
     }
@@ -464,6 +464,24 @@ async fn events(State(state): State<AppState>, params: Params) -> Response {
         .into_response()
 }
 
+/// One event for a live stream, if it passes the filters: `data: {"engine":..., "event":
+/// LINE}`.
+fn live_chunk(live: &crate::history::Live, filters: &crate::history::Filters) -> Option<Bytes> {
+    let ev = crate::docker::event::Event::decode(live.line.as_bytes()).ok()?;
+    if !filters.matches(&live.engine, &ev) {
+        return None;
+    }
+    let mut data = String::with_capacity(live.line.len() + 64);
+    data.push_str("data: {\"engine\":");
+    data.push_str(&serde_json::to_string(&*live.engine).unwrap_or_default());
+    data.push_str(",\"event\":");
+    // A bare CR would end the SSE line early (a JSON string never holds one; an engine or
+    // proxy that sends one gets a space).
+    data.push_str(&live.line.replace('\r', " "));
+    data.push_str("}\n\n");
+    Some(Bytes::from(data))
+}
+
 /// How often a quiet live stream sends a comment, so that proxies keep it open.
 const LIVE_KEEPALIVE: Duration = Duration::from_secs(15);
 
@@ -487,23 +505,10 @@ async fn live_events(State(state): State<AppState>, params: Params) -> Response 
                     _ = closing.cancelled() => return None,
                     _ = keepalive.tick() => Bytes::from_static(b": keepalive\n\n"),
                     got = follower.rx.recv() => match got {
-                        Ok(live) => {
-                            let Ok(ev) = crate::docker::event::Event::decode(live.line.as_bytes()) else {
-                                continue;
-                            };
-                            if !filters.matches(&live.engine, &ev) {
-                                continue;
-                            }
-                            let mut data = String::with_capacity(live.line.len() + 64);
-                            data.push_str("data: {\"engine\":");
-                            data.push_str(&serde_json::to_string(&*live.engine).unwrap_or_default());
-                            data.push_str(",\"event\":");
-                            // A bare CR would end the SSE line early (a JSON string never
-                            // holds one; an engine or proxy that sends one gets a space).
-                            data.push_str(&live.line.replace('\r', " "));
-                            data.push_str("}\n\n");
-                            Bytes::from(data)
-                        }
+                        Ok(live) => match live_chunk(&live, &filters) {
+                            Some(chunk) => chunk,
+                            None => continue,
+                        },
                         Err(RecvError::Lagged(n)) => Bytes::from(format!("event: lagged\ndata: {n}\n\n")),
                         Err(RecvError::Closed) => return None,
                     },

@@ -8,15 +8,13 @@ pub mod disk;
 pub mod filter;
 mod ring;
 
-use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use prometheus::{IntCounter, IntGauge, Registry};
 use tokio::sync::broadcast;
 
-use crate::docker::event::{Event, ObjectType, Verb};
+use crate::docker::event::Event;
 use crate::metrics::families as f;
 
 pub use disk::Retention;
@@ -35,12 +33,6 @@ pub const LIVE_BUFFER: usize = 1024;
 /// The most events one answer of the API holds (the oldest of the window first, as the
 /// engine sends them); a client asks again from the last one's time for the rest.
 pub const MAX_ANSWER_EVENTS: usize = 100_000;
-
-/// How far back "crashing now" looks, as `DockerContainerCrashLooping` does.
-pub const CRASH_WINDOW: Duration = Duration::from_secs(600);
-
-/// Crash exits in [`CRASH_WINDOW`] that make a container "crashing now" (the alert's count).
-pub const CRASH_EXITS: usize = 3;
 
 /// The wall clock, in nanoseconds since the epoch (the engine's `timeNano` clock).
 pub fn now_nano() -> i64 {
@@ -143,7 +135,6 @@ impl Histories {
         resumed: Option<i64>,
     ) -> Result<Arc<History>, disk::DiskError> {
         let mut ring = ring::Ring::new(self.settings.size, MAX_MEMORY_BYTES);
-        let mut recent = Recent::default();
         let (disk, tail) = match &self.settings.dir {
             Some(dir) => {
                 let dir = if self.several {
@@ -156,12 +147,7 @@ impl Histories {
                     self.settings.retention,
                     self.dropped.clone(),
                     self.disk_bytes.clone(),
-                    |t, line| {
-                        ring.push(t, line);
-                        if let Ok(ev) = Event::decode(line) {
-                            recent.note(&ev);
-                        }
-                    },
+                    |t, line| ring.push(t, line),
                 )?;
                 let tail = resumed.map(|from| Resumed { from, tail });
                 (Some((disk, dir)), tail)
@@ -174,7 +160,6 @@ impl Histories {
             kept: Mutex::new(Kept {
                 ring,
                 on_disk: tail,
-                recent,
             }),
             disk,
             live: self.live.clone(),
@@ -295,31 +280,6 @@ impl Histories {
         out
     }
 
-    /// Containers that died on their own [`CRASH_EXITS`] times or more in the last
-    /// [`CRASH_WINDOW`] before `now_nano`: (engine, name, crash exits, last exit code).
-    pub fn crashing(&self, now_nano: i64) -> Vec<Crash> {
-        let since = now_nano - CRASH_WINDOW.as_nanos() as i64;
-        let mut out = Vec::new();
-        for h in self.engines() {
-            let mut kept = h.kept();
-            let recent = &mut kept.recent;
-            recent.forget_before(since);
-            for (name, c) in &recent.by_name {
-                if c.crashes.len() >= CRASH_EXITS {
-                    out.push(Crash {
-                        engine: h.name.clone(),
-                        name: name.clone(),
-                        exits: c.crashes.len(),
-                        last_exit_code: c.last_exit_code.clone(),
-                        last_nano: c.crashes.back().copied().unwrap_or(0),
-                    });
-                }
-            }
-        }
-        out.sort_by_key(|c| std::cmp::Reverse(c.last_nano));
-        out
-    }
-
     /// Writes what is queued for disk and stops the writers (at shutdown).
     pub fn close(&self) {
         for h in self.engines() {
@@ -328,16 +288,6 @@ impl Histories {
             }
         }
     }
-}
-
-/// A container crashing now.
-#[derive(Debug, Clone)]
-pub struct Crash {
-    pub engine: Arc<str>,
-    pub name: String,
-    pub exits: usize,
-    pub last_exit_code: String,
-    pub last_nano: i64,
 }
 
 /// An engine line as `docker events --format '{{json .}}'` prints it: the engine's API
@@ -412,7 +362,6 @@ struct Kept {
     /// Where a resumed stream starts and the newest events on disk at start-up, until the
     /// stream has passed them: it sends them again, and they must not be kept twice.
     on_disk: Option<Resumed>,
-    recent: Recent,
 }
 
 impl History {
@@ -433,7 +382,6 @@ impl History {
             if grown != 0 {
                 self.held.add(grown);
             }
-            kept.recent.note(ev);
         }
         if let Some((disk, _)) = &self.disk {
             disk.push(line);
@@ -501,95 +449,6 @@ impl Drop for Follower {
     }
 }
 
-/// What "crashing now" needs of each container's recent past: only containers that were
-/// killed or died with a code other than 0 have an entry.
-#[derive(Debug, Default)]
-struct Recent {
-    by_name: HashMap<String, Crashes, foldhash::fast::RandomState>,
-}
-
-#[derive(Debug, Default)]
-struct Crashes {
-    /// Times of exits on its own (no kill since its start) with a code other than 0, within
-    /// the window, oldest first.
-    crashes: VecDeque<i64>,
-    killed: bool,
-    last_exit_code: String,
-}
-
-impl Recent {
-    fn note(&mut self, ev: &Event) {
-        if ev.object != ObjectType::Container {
-            return;
-        }
-        let relevant = match ev.verb {
-            Verb::Start | Verb::Destroy => !self.by_name.is_empty(),
-            Verb::Kill | Verb::Die => true,
-            _ => false,
-        };
-        if !relevant {
-            return;
-        }
-        let Some(name) = ev.attr("name") else {
-            return;
-        };
-        match ev.verb {
-            Verb::Start => {
-                if let Some(c) = self.by_name.get_mut(name) {
-                    c.killed = false;
-                }
-            }
-            Verb::Kill => match self.by_name.get_mut(name) {
-                Some(c) => c.killed = true,
-                None => {
-                    let killed = Crashes {
-                        killed: true,
-                        ..Crashes::default()
-                    };
-                    self.by_name.insert(name.to_owned(), killed);
-                }
-            },
-            Verb::Die => {
-                let code = ev.exit_code().unwrap_or("");
-                let Some(c) = self.by_name.get_mut(name) else {
-                    // A clean exit of a container with no past here: nothing to keep.
-                    if code != "0" {
-                        let crashed = Crashes {
-                            crashes: VecDeque::from([ev.time_nano]),
-                            killed: false,
-                            last_exit_code: code.to_owned(),
-                        };
-                        self.by_name.insert(name.to_owned(), crashed);
-                    }
-                    return;
-                };
-                if c.last_exit_code != code {
-                    code.clone_into(&mut c.last_exit_code);
-                }
-                if !c.killed && code != "0" {
-                    c.crashes.push_back(ev.time_nano);
-                    if c.crashes.len() > CRASH_EXITS * 4 {
-                        c.crashes.pop_front();
-                    }
-                }
-            }
-            Verb::Destroy => {
-                self.by_name.remove(name);
-            }
-            _ => {}
-        }
-    }
-
-    fn forget_before(&mut self, since: i64) {
-        self.by_name.retain(|_, c| {
-            while c.crashes.front().is_some_and(|t| *t < since) {
-                c.crashes.pop_front();
-            }
-            !c.crashes.is_empty() || c.killed
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,40 +488,6 @@ mod tests {
             r#"{"a":"<script> & \\u003c \n \u00e9"}"#
         );
         assert!(matches!(cli_line(b"{}"), std::borrow::Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn crashing_now_is_three_exits_on_its_own_in_ten_minutes() {
-        let all = histories(None);
-        let h = all.engine("e", "e".into(), None).expect("history");
-        let s = 1_000_000_000;
-        for i in 0..3 {
-            record(&h, &line("start", "loop", i * s, ""));
-            record(&h, &line("die", "loop", i * s + 1, r#","exitCode":"4""#));
-            // Stopped three times by a person: not a crash.
-            record(&h, &line("kill", "stopped", i * s, r#","signal":"15""#));
-            record(
-                &h,
-                &line("die", "stopped", i * s + 1, r#","exitCode":"143""#),
-            );
-            record(&h, &line("start", "stopped", i * s + 2, ""));
-        }
-        let now = 3 * s;
-        let crashing = all.crashing(now);
-        assert_eq!(crashing.len(), 1, "{crashing:?}");
-        assert_eq!(
-            (
-                crashing[0].name.as_str(),
-                crashing[0].exits,
-                crashing[0].last_exit_code.as_str()
-            ),
-            ("loop", 3, "4")
-        );
-        assert!(
-            all.crashing(now + CRASH_WINDOW.as_nanos() as i64)
-                .is_empty(),
-            "ten minutes on"
-        );
     }
 
     #[test]

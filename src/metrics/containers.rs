@@ -201,6 +201,31 @@ pub struct CellData {
     pub exits: Vec<(Code, u64)>,
     pub kills: Vec<(Code, u64)>,
     pub execs: Vec<(Code, u64)>,
+    /// When it last died on its own with an error: what "crashing now" reads.
+    pub crash_exits: CrashExits,
+}
+
+/// The times of a series' last [`CrashExits::KEPT`] exits on its own (no kill before them)
+/// with a code other than 0, in nanoseconds, oldest first; 0 where there was none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CrashExits([i64; CrashExits::KEPT]);
+
+impl CrashExits {
+    /// Enough to say "5 or more" of a loop.
+    pub const KEPT: usize = 5;
+
+    pub fn push(&mut self, time_nano: i64) {
+        self.0.rotate_left(1);
+        self.0[Self::KEPT - 1] = time_nano;
+    }
+
+    /// How many of those kept are from `since_nano` on.
+    pub fn since(&self, since_nano: i64) -> usize {
+        self.0
+            .iter()
+            .filter(|t| **t != 0 && **t >= since_nano)
+            .count()
+    }
 }
 
 /// Adds one to the count of `code`, creating it at its first use.

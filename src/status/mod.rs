@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::history::Histories;
 use crate::metrics::Metrics;
 
 /// The page's style sheet and script, served from the binary.
@@ -19,6 +18,13 @@ pub const SCRIPT: &str = include_str!("page.js");
 
 /// Events the page shows when it opens (the live log then adds to them).
 pub const FIRST_EVENTS: usize = 100;
+
+/// How far back "crashing now" looks, as `DockerContainerCrashLooping` does.
+pub const CRASH_WINDOW_NANOS: i64 = 600 * 1_000_000_000;
+
+/// Exits on its own with an error in that window that make a container "crashing now" (the
+/// alert's count).
+pub const CRASH_EXITS: usize = 3;
 
 /// What the page shows, also served as JSON at `/api/v1/status`.
 #[derive(Debug, Serialize)]
@@ -30,19 +36,20 @@ pub struct Status {
     pub containers: Vec<Row>,
 }
 
-/// A container that died on its own three times or more in the last ten minutes.
+/// A container that died on its own, with an error, three times or more in the last ten
+/// minutes (a kill before an exit makes it no crash).
 #[derive(Debug, Serialize)]
 pub struct Crashing {
     pub engine: String,
     pub name: String,
-    /// Its exits on its own in the last ten minutes.
+    /// Its crash exits in the last ten minutes (up to the five kept: "5" is five or more).
     pub exits: usize,
-    pub last_exit_code: String,
+    pub last_exit_code: Option<i64>,
     pub state: String,
 }
 
 /// One container's series.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct Row {
     pub engine: String,
     pub name: String,
@@ -61,7 +68,9 @@ pub struct Row {
 }
 
 impl Status {
-    pub fn now(metrics: &Metrics, histories: &Histories, now_nano: i64) -> Self {
+    pub fn now(metrics: &Metrics, now_nano: i64) -> Self {
+        let since = now_nano.saturating_sub(CRASH_WINDOW_NANOS);
+        let mut crashing = Vec::new();
         let mut containers: Vec<Row> = metrics
             .containers
             .cells()
@@ -96,43 +105,25 @@ impl Status {
                     row.last_exit_reason = reason.as_str().to_owned();
                 }
                 row.finished_ms = d.life.finished_nano.map(|n| n / 1_000_000);
+                let exits = d.crash_exits.since(since);
+                if exits >= CRASH_EXITS {
+                    crashing.push(Crashing {
+                        engine: row.engine.clone(),
+                        name: row.name.clone(),
+                        exits,
+                        last_exit_code: row.last_exit_code,
+                        state: row.state.clone(),
+                    });
+                }
                 row
             })
             .collect();
         containers.sort_by(|a, b| (&a.engine, &a.name).cmp(&(&b.engine, &b.name)));
-        let state_of = |engine: &str, name: &str| {
-            containers
-                .iter()
-                .find(|r| r.name == name && (r.engine.is_empty() || r.engine == engine))
-                .map_or_else(String::new, |r| r.state.clone())
-        };
-        let crashing = histories
-            .crashing(now_nano)
-            .into_iter()
-            .map(|c| Crashing {
-                state: state_of(&c.engine, &c.name),
-                engine: c.engine.to_string(),
-                name: c.name,
-                exits: c.exits,
-                last_exit_code: c.last_exit_code,
-            })
-            .collect();
+        crashing.sort_by(|a, b| (&a.engine, &a.name).cmp(&(&b.engine, &b.name)));
         let unhealthy = containers
             .iter()
             .filter(|r| r.health == "unhealthy")
-            .map(|r| Row {
-                engine: r.engine.clone(),
-                name: r.name.clone(),
-                image: r.image.clone(),
-                project: r.project.clone(),
-                service: r.service.clone(),
-                state: r.state.clone(),
-                health: r.health.clone(),
-                restarts: r.restarts,
-                last_exit_code: r.last_exit_code,
-                last_exit_reason: r.last_exit_reason.clone(),
-                finished_ms: r.finished_ms,
-            })
+            .cloned()
             .collect();
         Self {
             several_engines: metrics.several_engines,
@@ -193,10 +184,10 @@ pub fn page(status: &Status, events: &[(Arc<str>, i64, String)], links: &[(&str,
     let _ = write!(
         h,
         "<section id=\"crashing\"><h2>Crashing now <span class=\"count\">{}</span></h2>\
-         <p class=\"hint\">died on its own {} times or more in the last 10 minutes</p>\
-         <table><thead><tr>{engine_th}<th>Name</th><th>Exits</th><th>Last exit code</th><th>State</th></tr></thead><tbody>",
+         <p class=\"hint\">died on its own with an error {} times or more in the last 10 minutes</p>\
+         <table><thead><tr>{engine_th}<th>Name</th><th>Exits (10 min)</th><th>Last exit code</th><th>State</th></tr></thead><tbody>",
         status.crashing.len(),
-        crate::history::CRASH_EXITS
+        CRASH_EXITS
     );
     for c in &status.crashing {
         h.push_str("<tr class=\"bad\">");
@@ -206,7 +197,7 @@ pub fn page(status: &Status, events: &[(Arc<str>, i64, String)], links: &[(&str,
             "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&c.name),
             c.exits,
-            escape(&c.last_exit_code),
+            c.last_exit_code.map(|c| c.to_string()).unwrap_or_default(),
             escape(&c.state)
         );
     }
@@ -344,6 +335,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn crashing_now_is_three_exits_on_its_own_with_an_error_in_ten_minutes() {
+        let m = std::sync::Arc::new(Metrics::new(&[]).expect("metrics"));
+        let tracker = crate::metrics::Tracker::new(m.clone(), std::time::Duration::from_secs(60));
+        let mut p = crate::pipeline::Pipeline::new(tracker, None);
+        let s = 1_000_000_000;
+        let mut t = 1_700_000_000 * s;
+        let mut event = |action: &str, name: &str, extra: &str| {
+            t += s;
+            let line = format!(
+                r#"{{"Type":"container","Action":"{action}","Actor":{{"ID":"id-{name}","Attributes":{{"name":"{name}","image":"i"{extra}}}}},"time":{},"timeNano":{t}}}"#,
+                t / s
+            );
+            p.line(line.as_bytes());
+        };
+        for _ in 0..3 {
+            event("start", "loop", "");
+            event("die", "loop", r#","exitCode":"4""#);
+            // Stopped by a person three times: no crash.
+            event("start", "stopped", "");
+            event("kill", "stopped", r#","signal":"15""#);
+            event("die", "stopped", r#","exitCode":"143""#);
+            // Done three times: no crash either.
+            event("start", "done", "");
+            event("die", "done", r#","exitCode":"0""#);
+        }
+        event("start", "loop", "");
+        let now = 1_700_000_000 * s + 30 * s;
+        let status = Status::now(&m, now);
+        let names: Vec<(&str, usize, Option<i64>, &str)> = status
+            .crashing
+            .iter()
+            .map(|c| (c.name.as_str(), c.exits, c.last_exit_code, c.state.as_str()))
+            .collect();
+        assert_eq!(names, [("loop", 3, Some(4), "running")]);
+        assert!(
+            Status::now(&m, now + CRASH_WINDOW_NANOS)
+                .crashing
+                .is_empty(),
+            "ten minutes on"
+        );
+    }
+
+    #[test]
     fn every_field_is_escaped() {
         assert_eq!(
             escape(r#"<script>alert("x")</script> & 'y'"#),
@@ -355,7 +389,7 @@ mod tests {
                 engine: "<e>".into(),
                 name: "<b>loop</b>".into(),
                 exits: 3,
-                last_exit_code: "4".into(),
+                last_exit_code: Some(4),
                 state: "restarting".into(),
             }],
             unhealthy: vec![],

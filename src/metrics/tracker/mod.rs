@@ -429,6 +429,9 @@ impl Tracker {
                     }
                     let mut d = s.cell.lock();
                     bump(&mut d.exits, code);
+                    if on_own && exit_code != 0 {
+                        d.crash_exits.push(ev.time_nano);
+                    }
                     if let Some(secs) = run_seconds {
                         d.run_duration
                             .get_or_insert_default()
