@@ -583,17 +583,27 @@ mod tests {
         (status, ctype, String::from_utf8_lossy(&body).into_owned())
     }
 
-    /// One engine's history holding `lines`.
-    fn with_events(lines: &[&str]) -> Router {
+    /// A state with one engine's history, and that history.
+    fn with_history() -> (AppState, Arc<crate::history::History>) {
         let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
         let state = AppState::for_tests(metrics);
         let h = state
             .histories
             .engine("e", "e".into(), None)
             .expect("history");
+        (state, h)
+    }
+
+    fn record(h: &crate::history::History, line: &str) {
+        let ev = crate::docker::event::Event::decode(line.as_bytes()).expect("event");
+        h.record(&ev, line.as_bytes());
+    }
+
+    /// One engine's history holding `lines`.
+    fn with_events(lines: &[&str]) -> Router {
+        let (state, h) = with_history();
         for l in lines {
-            let ev = crate::docker::event::Event::decode(l.as_bytes()).expect("event");
-            h.record(&ev, l.as_bytes());
+            record(&h, l);
         }
         router(state)
     }
@@ -649,17 +659,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_live_stream_sends_the_events_that_pass_its_filters_from_now_on() {
-        let metrics = Arc::new(Metrics::new(&[]).expect("metrics"));
-        let state = AppState::for_tests(metrics);
-        let h = state
-            .histories
-            .engine("e", "e".into(), None)
-            .expect("history");
-        let record = |l: &str| {
-            let ev = crate::docker::event::Event::decode(l.as_bytes()).expect("event");
-            h.record(&ev, l.as_bytes());
-        };
-        record(START);
+        let (state, h) = with_history();
+        record(&h, START);
         let app = router(state);
         let resp = app
             .oneshot(
@@ -675,8 +676,8 @@ mod tests {
                 .map(|v| v.to_str().unwrap_or("")),
             Some("text/event-stream")
         );
-        record(START);
-        record(DIE);
+        record(&h, START);
+        record(&h, DIE);
         let mut body = resp.into_body();
         let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
             .await

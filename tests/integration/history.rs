@@ -151,6 +151,20 @@ fn exits_with(code: i32, args: &[&str]) {
     );
 }
 
+/// The lines the exporter binary prints with `args`; it must succeed.
+fn exporter_says(args: &[&str]) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
+        .args(args)
+        .output()
+        .expect("run the exporter");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lines(&String::from_utf8_lossy(&out.stdout))
+}
+
 /// Two event lists alike, or a message that says where they part: their lengths, and the
 /// first line that differs.
 #[track_caller]
@@ -276,26 +290,18 @@ fn the_api_answers_as_the_engine_does_and_still_after_1000_more_events_and_a_res
     }
     // The `events` command prints the same, asked of the running exporter.
     let url = format!("http://127.0.0.1:{}", e.port);
-    let printed = Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
-        .args([
-            "events",
-            "--url",
-            &url,
-            "--since",
-            &t0,
-            "--until",
-            &t1,
-            "--filter",
-            &format!("label={label}"),
-        ])
-        .output()
-        .expect("run events");
-    assert!(
-        printed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&printed.stderr)
-    );
-    assert_eq!(lines(&String::from_utf8_lossy(&printed.stdout)), answers[1]);
+    let printed = exporter_says(&[
+        "events",
+        "--url",
+        &url,
+        "--since",
+        &t0,
+        "--until",
+        &t1,
+        "--filter",
+        &format!("label={label}"),
+    ]);
+    assert_eq!(printed, answers[1]);
 
     // 1,000 more events (a pause and an unpause 500 times): the engine's buffer of 256 no
     // longer reaches back to the window.
@@ -330,23 +336,10 @@ fn the_api_answers_as_the_engine_does_and_still_after_1000_more_events_and_a_res
         "the storm, as the engine sent it",
     );
     assert!(e.terminate().success());
-    let on_disk = Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
-        .args([
-            "events",
-            "--history.dir",
-            history.to_str().unwrap_or(""),
-            "--since",
-            &t0,
-        ])
-        .output()
-        .expect("run events --history.dir");
-    assert!(
-        on_disk.status.success(),
-        "{}",
-        String::from_utf8_lossy(&on_disk.stderr)
-    );
+    let dir_arg = history.to_str().unwrap_or("");
+    let on_disk = exporter_says(&["events", "--history.dir", dir_arg, "--since", &t0]);
     assert_same(
-        &lines(&String::from_utf8_lossy(&on_disk.stdout)),
+        &on_disk,
         &follower.lines(),
         "--history.dir holds every event once",
     );
@@ -545,36 +538,17 @@ fn a_saved_log_replayed_into_a_history_folder_is_kept_once() {
         })
         .collect();
     std::fs::write(&log, saved.join("\n") + "\n").expect("write the log");
-    let bin = env!("CARGO_BIN_EXE_docker-events-exporter");
     let history = history.to_str().expect("a UTF-8 path");
     for _ in 0..2 {
-        let out = Command::new(bin)
-            .args([
-                "replay",
-                log.to_str().unwrap_or(""),
-                "--history.dir",
-                history,
-            ])
-            .output()
-            .expect("replay");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let log = log.to_str().unwrap_or("");
+        exporter_says(&["replay", log, "--history.dir", history]);
     }
     let printed = |filters: &[&str]| {
         let mut args = vec!["events", "--history.dir", history];
         for f in filters {
             args.extend(["--filter", f]);
         }
-        let out = Command::new(bin).args(&args).output().expect("events");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        lines(&String::from_utf8_lossy(&out.stdout))
+        exporter_says(&args)
     };
     assert_same(&printed(&[]), &saved, "replayed twice, kept once");
     let c3_dies: Vec<String> = saved
