@@ -42,12 +42,13 @@
 //!                          series (the rules layer's metrics), set (the loaded rules and their
 //!                          swap on SIGHUP), one file per action kind (run, webhook, log, email,
 //!                          metric)
-//! src/history/             the event history: mod (every engine's, queries, live followers,
-//!                          "crashing now"), ring (the last events in memory), disk
-//!                          (--history.dir segments, their writer thread and retention), filter
-//!                          (the engine's filters and times, matched as the engine does)
-//! src/status/              the status page at /: mod (its data and HTML, escaped), page.css and
-//!                          page.js (served from the binary)
+//! src/history/             the event history: mod (every engine's, queries, live followers),
+//!                          ring (the last events in memory), disk (--history.dir segments,
+//!                          their writer thread and retention), filter (the engine's filters
+//!                          and times, matched as the engine does)
+//! src/status/              the status page at /: mod (its data: crashing now, unhealthy, every
+//!                          container, from the metrics' cells; its HTML, escaped), page.css
+//!                          and page.js (served from the binary)
 //! src/server.rs            the HTTP start-up, axum router (metrics, the page, the history's
 //!                          API and live stream), scrape limits, TLS serving
 //! src/web.rs               --web.config.file: TLS and basic auth
