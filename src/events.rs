@@ -19,7 +19,7 @@ pub struct Ask<'a> {
 }
 
 pub async fn run(settings: &Settings, ask: &Ask<'_>) -> anyhow::Result<()> {
-    let now = crate::history::now_nano();
+    let now = crate::docker::now_nano();
     let since = ask
         .since
         .map(|s| parse_time("--since", s, now))
@@ -73,15 +73,6 @@ fn masked(url: &str) -> String {
     }
 }
 
-/// `1700000000.000000001`, as the engine's API takes a time.
-fn api_time(nano: i64) -> String {
-    format!(
-        "{}.{:09}",
-        nano.div_euclid(1_000_000_000),
-        nano.rem_euclid(1_000_000_000)
-    )
-}
-
 async fn from_exporter(
     url: &str,
     since: Option<i64>,
@@ -90,10 +81,10 @@ async fn from_exporter(
 ) -> anyhow::Result<()> {
     let mut query: Vec<(&str, String)> = Vec::new();
     if let Some(t) = since {
-        query.push(("since", api_time(t)));
+        query.push(("since", crate::docker::format_since(t)));
     }
     if let Some(t) = until {
-        query.push(("until", api_time(t)));
+        query.push(("until", crate::docker::format_since(t)));
     }
     if !filters.is_empty() {
         query.push(("filters", filters.to_json()));
@@ -175,14 +166,11 @@ fn from_dir(
     folders.sort();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed: Option<std::io::Error> = None;
-    let mut keep = |engine: &str, t: i64, line: &[u8], out: &mut dyn std::io::Write| {
-        if t < since || t > until || failed.is_some() {
-            return;
-        }
-        let Ok(ev) = crate::docker::event::Event::decode(line) else {
-            return;
-        };
-        if filters.matches(engine, &ev)
+    let wanted = |engine: &str, ev: &crate::docker::event::Event| {
+        (since..=until).contains(&ev.time_nano) && filters.matches(engine, ev)
+    };
+    let mut print = |line: &[u8]| {
+        if failed.is_none()
             && let Err(e) = out
                 .write_all(&crate::history::cli_line(line))
                 .and_then(|()| out.write_all(b"\n"))
@@ -191,22 +179,26 @@ fn from_dir(
         }
     };
     if folders.is_empty() {
-        disk::read(dir, since, |t, line| {
-            keep("", t, line, &mut out);
+        disk::read(dir, since, |ev, line| {
+            if wanted("", ev) {
+                print(line);
+            }
             true
         })?;
     } else {
         // Several engines' folders: their events merged by time.
-        let mut all: Vec<(i64, String, Vec<u8>)> = Vec::new();
+        let mut all: Vec<(i64, Vec<u8>)> = Vec::new();
         for (engine, folder) in &folders {
-            disk::read(folder, since, |t, line| {
-                all.push((t, engine.clone(), line.to_vec()));
+            disk::read(folder, since, |ev, line| {
+                if wanted(engine, ev) {
+                    all.push((ev.time_nano, line.to_vec()));
+                }
                 true
             })?;
         }
-        all.sort_by_key(|(t, _, _)| *t);
-        for (t, engine, line) in &all {
-            keep(engine, *t, line, &mut out);
+        all.sort_by_key(|(t, _)| *t);
+        for (_, line) in &all {
+            print(line);
         }
     }
     if let Some(e) = failed {
@@ -226,11 +218,5 @@ mod tests {
             masked("http://me:s3cret@127.0.0.1:10050/api/v1/events"),
             "http://me:***@127.0.0.1:10050/api/v1/events"
         );
-    }
-
-    #[test]
-    fn times_go_to_the_api_as_seconds_and_nanoseconds() {
-        assert_eq!(api_time(1_700_000_000_000_000_001), "1700000000.000000001");
-        assert_eq!(api_time(-1), "-1.999999999");
     }
 }

@@ -17,7 +17,8 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 
-use crate::history::{Histories, Query, now_nano};
+use crate::docker::now_nano;
+use crate::history::{Histories, Query};
 use crate::metrics::Metrics;
 use crate::metrics::containers::CHUNK_BYTES;
 use crate::settings::WebSettings;
@@ -467,8 +468,7 @@ async fn events(State(state): State<AppState>, params: Params) -> Response {
 /// One event for a live stream, if it passes the filters: `data: {"engine":..., "event":
 /// LINE}`.
 fn live_chunk(live: &crate::history::Live, filters: &crate::history::Filters) -> Option<Bytes> {
-    let ev = crate::docker::event::Event::decode(live.line.as_bytes()).ok()?;
-    if !filters.matches(&live.engine, &ev) {
+    if !filters.passes(&live.engine, live.line.as_bytes()) {
         return None;
     }
     let mut data = String::with_capacity(live.line.len() + 64);

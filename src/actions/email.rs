@@ -299,12 +299,7 @@ fn digest(ctx: &Context<'_>) -> String {
         ctx.host
     );
     for ev in ctx.events {
-        let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ev.time_nano))
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
+        let when = crate::docker::format_rfc3339_nano(ev.time_nano)
             .unwrap_or_else(|| ev.time_nano.to_string());
         let who = ev.attr("name").unwrap_or(ev.actor_id());
         let mut line = format!("{when}  {} {}  {who}", ev.type_name(), ev.action());

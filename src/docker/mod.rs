@@ -925,6 +925,21 @@ fn parse_api_version(v: &str) -> Option<(usize, usize)> {
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
+/// The wall clock, in nanoseconds since the epoch (the engine's `timeNano` clock).
+pub fn now_nano() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// An engine time as RFC 3339, if it is one `time` can show.
+pub fn format_rfc3339_nano(nano: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nano))
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 /// `since=` takes seconds with a nanosecond fraction.
 pub fn format_since(nano: i64) -> String {
     format!(
@@ -1091,6 +1106,12 @@ mod tests {
             format_since(1_700_000_000_000_000_042),
             "1700000000.000000042"
         );
+        // The `events` command's times go to the history API the same way.
+        assert_eq!(
+            format_since(1_700_000_000_000_000_001),
+            "1700000000.000000001"
+        );
+        assert_eq!(format_since(-1), "-1.999999999");
     }
 
     #[test]

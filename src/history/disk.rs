@@ -134,13 +134,13 @@ fn segment_path(dir: &Path, number: u64) -> PathBuf {
 /// the engine's clock that far ahead of ours.
 const CLOCK_SLACK: Duration = Duration::from_secs(3600);
 
-/// Each event line of the segments of `dir`, oldest first, as (time, line), until `each`
+/// Each event of the segments of `dir`, oldest first, decoded and as its line, until `each`
 /// returns false; lines that are not events (a line cut by a crash) are skipped, and so are
 /// segments last written well before `since_nano` (`i64::MIN`: none).
 pub fn read(
     dir: &Path,
     since_nano: i64,
-    mut each: impl FnMut(i64, &[u8]) -> bool,
+    mut each: impl FnMut(&Event, &[u8]) -> bool,
 ) -> Result<(), DiskError> {
     let err = |what, source| DiskError {
         dir: dir.to_owned(),
@@ -177,7 +177,7 @@ pub fn read(
             }
             let text = crate::docker::lines::record(&line);
             if let Ok(ev) = Event::decode(text)
-                && !each(ev.time_nano, text)
+                && !each(&ev, text)
             {
                 return Ok(());
             }
@@ -218,7 +218,8 @@ impl Disk {
         fs::create_dir_all(dir).map_err(|e| err("making it", e))?;
         let mut tail = Tail::default();
         let mut each = each;
-        read(dir, i64::MIN, |t, line| {
+        read(dir, i64::MIN, |ev, line| {
+            let t = ev.time_nano;
             if t > tail.time_nano {
                 tail.time_nano = t;
                 tail.lines.clear();

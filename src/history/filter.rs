@@ -143,6 +143,12 @@ impl Filters {
             .is_none_or(|vs| vs.iter().any(|v| source.starts_with(v.as_str())))
     }
 
+    /// Whether an event's line (one the pipeline decoded before) of the engine named `engine`
+    /// passes: decoded again only if there is a filter to match.
+    pub fn passes(&self, engine: &str, line: &[u8]) -> bool {
+        self.by_key.is_empty() || Event::decode(line).is_ok_and(|ev| self.matches(engine, &ev))
+    }
+
     /// Whether the event of the engine named `engine` passes.
     pub fn matches(&self, engine: &str, ev: &Event) -> bool {
         if self.by_key.is_empty() {

@@ -34,13 +34,6 @@ pub const LIVE_BUFFER: usize = 1024;
 /// engine sends them); a client asks again from the last one's time for the rest.
 pub const MAX_ANSWER_EVENTS: usize = 100_000;
 
-/// The wall clock, in nanoseconds since the epoch (the engine's `timeNano` clock).
-pub fn now_nano() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
 #[derive(Debug, Clone)]
 pub struct HistorySettings {
     /// Events kept in memory, per engine (0: none; the live log still works).
@@ -109,10 +102,6 @@ impl Histories {
             dropped,
             disk_bytes,
         }))
-    }
-
-    pub fn settings(&self) -> &HistorySettings {
-        &self.settings
     }
 
     fn engines(&self) -> Vec<Arc<History>> {
@@ -190,24 +179,17 @@ impl Histories {
         let since = q.since_nano.unwrap_or(i64::MIN);
         let until = q.until_nano.unwrap_or(i64::MAX);
         for h in self.engines() {
+            let in_window = |t: i64| t >= since && t <= until;
             let mut take = |t: i64, line: &[u8]| {
-                if t < since || t > until {
-                    return;
-                }
-                let Ok(ev) = Event::decode(line) else {
-                    return;
-                };
-                if q.filters.matches(&h.name, &ev) {
-                    answer
-                        .lines
-                        .push((t, String::from_utf8_lossy(&cli_line(line)).into_owned()));
-                }
+                answer
+                    .lines
+                    .push((t, String::from_utf8_lossy(&cli_line(line)).into_owned()));
             };
             let kept = h.kept();
             let ring = &kept.ring;
             let held: Vec<(i64, Vec<u8>)> = ring
                 .iter()
-                .filter(|(t, _)| *t >= since && *t <= until)
+                .filter(|(t, _)| in_window(*t))
                 .map(|(t, l)| (t, l.to_vec()))
                 .collect();
             // The disk holds what memory let go, in the same order: read it up to memory's
@@ -222,7 +204,8 @@ impl Histories {
             if let Some(dir) = dir {
                 let mut older: Vec<(i64, Vec<u8>)> = Vec::new();
                 let mut met = first.is_none();
-                let read = disk::read(&dir, since, |t, line| {
+                let read = disk::read(&dir, since, |ev, line| {
+                    let t = ev.time_nano;
                     if first
                         .as_ref()
                         .is_some_and(|(ft, fl)| *ft == t && fl == line)
@@ -230,7 +213,7 @@ impl Histories {
                         met = true;
                         return false;
                     }
-                    if t >= since && t <= until {
+                    if in_window(t) && q.filters.matches(&h.name, ev) {
                         older.push((t, line.to_vec()));
                     }
                     true
@@ -250,7 +233,9 @@ impl Histories {
                 }
             }
             for (t, line) in &held {
-                take(*t, line);
+                if q.filters.passes(&h.name, line) {
+                    take(*t, line);
+                }
             }
         }
         // Engines' events interleave by time; each engine's are in its own order already.

@@ -154,15 +154,6 @@ fn escape_into(out: &mut String, s: &str) {
     }
 }
 
-/// One event for the log: time, engine, type, action, actor name (or ID), and its
-/// attributes, the way the script writes them too.
-#[derive(Debug, Serialize)]
-pub struct LogLine {
-    pub time_nano: i64,
-    pub engine: Arc<str>,
-    pub line: String,
-}
-
 /// The page, whole. `links`: the footer's (label, href) pairs.
 pub fn page(status: &Status, events: &[(Arc<str>, i64, String)], links: &[(&str, &str)]) -> String {
     let mut h = String::with_capacity(4096 + status.containers.len() * 300);
@@ -301,13 +292,7 @@ fn log_item(h: &mut String, engine: &str, time_nano: i64, line: &str, several: b
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_nano))
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+    let when = crate::docker::format_rfc3339_nano(time_nano).unwrap_or_default();
     let _ = write!(
         h,
         "<li data-type=\"{}\" data-action=\"{}\" data-text=\"{}\"><time datetime=\"{}\">{}</time> ",

@@ -2,8 +2,6 @@
 //! takes it and dropped a TTL after the last one lets it go; the per-container gauges kept in
 //! line with what the tracker knows.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use super::{
     COMPOSE_PROJECT, COMPOSE_SERVICE, MAX_DESTROYED_REMEMBERED, SWARM_SERVICE, SWARM_STACK,
     SWARM_TASK_ID, SWARM_TASK_NAME,
@@ -16,9 +14,7 @@ impl Tracker {
     pub(super) fn now_nano(&self) -> i64 {
         match self.clock {
             Clock::Events => self.newest_nano,
-            Clock::Wall => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+            Clock::Wall => crate::docker::now_nano(),
         }
     }
 
