@@ -38,6 +38,16 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
 metric_sum() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 ~ "^"m"({|$)" {s += $NF} END {printf "%d\n", s}'; }
 wait_http() { for _ in $(seq 1 300); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+# Serves the metrics (and status page) of replayed event files on a free port, in this shell:
+# sets port and pid (the cleanup kills it), and returns once /metrics answers.
+serve_replay() {
+    port=$(free_port)
+    $BIN replay "$@" --serve --web.listen-address "127.0.0.1:$port" --log.level warn 2>"$W/serve.log" >/dev/null &
+    pid=$!; PIDS="$PIDS $pid"
+    wait_http "http://127.0.0.1:$port/metrics"
+}
+# 10,000 containers' events, made once for the parts that serve them.
+ten_thousand() { [ -f "$W/10k.jsonl" ] || $BIN generate-events --events 400000 --containers 10000 > "$W/10k.jsonl"; }
 
 # A dockerd of the bench's own (as the tests make them): its socket, data and exec roots, and a
 # bridge of its own with no iptables rules. Sets PRIVATE_HOST to its DOCKER_HOST (run in this
@@ -70,11 +80,8 @@ fi
 
 if [[ $parts == *scrape* ]]; then
     echo; echo "== scrape: 10,000 containers' series, served by replay --serve"
-    $BIN generate-events --events 400000 --containers 10000 > "$W/10k.jsonl"
-    port=$(free_port)
-    $BIN replay "$W/10k.jsonl" --serve --web.listen-address "127.0.0.1:$port" --log.level warn 2>"$W/serve.log" >/dev/null &
-    pid=$!; PIDS="$PIDS $pid"
-    wait_http "http://127.0.0.1:$port/metrics"
+    ten_thousand
+    serve_replay "$W/10k.jsonl"
     containers=$(curl -s "http://127.0.0.1:$port/metrics" | grep '^docker_container_starts_total{' | wc -l)
     series=$(curl -s "http://127.0.0.1:$port/metrics" | grep -vc '^#')
     for _ in $(seq 1 30); do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/metrics"; done | sort -n > "$W/times"
@@ -244,11 +251,8 @@ if [[ $parts == *engines* ]]; then
     for i in 1 2 3; do $BIN generate-events --events 120000 --containers 3000 --seed $i > "$W/engine-$i.jsonl"; done
     $BIN generate-events --events 360000 --containers 9000 > "$W/one-engine.jsonl"
     for files in "$W/engine-1.jsonl $W/engine-2.jsonl $W/engine-3.jsonl" "$W/one-engine.jsonl"; do
-        port=$(free_port)
         # shellcheck disable=SC2086
-        $BIN replay $files --serve --web.listen-address "127.0.0.1:$port" --log.level warn 2>/dev/null >/dev/null &
-        pid=$!; PIDS="$PIDS $pid"
-        wait_http "http://127.0.0.1:$port/metrics"
+        serve_replay $files
         containers=$(curl -s "http://127.0.0.1:$port/metrics" | grep -c '^docker_container_starts_total{')
         for _ in $(seq 1 30); do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/metrics"; done | sort -n > "$W/times"
         echo "$(echo $files | wc -w) engine(s), $containers containers, $(curl -s "http://127.0.0.1:$port/metrics" | wc -c) bytes: scrape median $(sed -n 15p "$W/times") s, max $(tail -1 "$W/times") s; resident $(( $(rss_kib $pid) / 1024 )) MiB"
@@ -277,11 +281,8 @@ if [[ $parts == *history* ]]; then
         echo "into --history.dir: $(taskset -c 0 $BIN replay "$W/h29.jsonl" --history.dir "$W/hdir" 2>&1 >/dev/null | grep -o 'in .*'); $(du -sm "$W/hdir" | cut -f1) MiB in $(ls "$W/hdir" | wc -l) segments"
     done
     echo; echo "== status page: 10,000 containers (replay --serve), loaded in headless Chromium"
-    $BIN generate-events --events 400000 --containers 10000 > "$W/p10k.jsonl"
-    port=$(free_port)
-    $BIN replay "$W/p10k.jsonl" --serve --web.listen-address "127.0.0.1:$port" --log.level warn 2>"$W/serve.log" >/dev/null &
-    pid=$!; PIDS="$PIDS $pid"
-    wait_http "http://127.0.0.1:$port/"
+    ten_thousand
+    serve_replay "$W/10k.jsonl"
     echo "page: $(curl -s "http://127.0.0.1:$port/" | wc -c) bytes; server time for it, 10 requests: $(for _ in $(seq 1 10); do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/"; done | sort -n | sed -n 5p) s median"
     DEE_BENCH_PAGE_URL="http://127.0.0.1:$port/" cargo test -q --locked --test integration -- --ignored --exact history::bench_status_page_first_paint --nocapture 2>&1 | grep -E 'first|median'
     kill $pid; wait $pid 2>/dev/null || true
