@@ -116,6 +116,7 @@ fn template_rendering(c: &mut Criterion) {
                         host: "h",
                         engine: "h",
                         ip: None,
+                        opened_by: None,
                     };
                     black_box(t.render(&ctx, 1 << 20));
                 }

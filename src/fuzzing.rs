@@ -120,6 +120,7 @@ pub fn template(data: &[u8]) {
         host: "host",
         engine: "engine",
         ip: Some("10.0.0.1"),
+        opened_by: None,
     };
     let out = t.render(&ctx, TEMPLATE_CAP);
     assert!(

@@ -36,12 +36,15 @@
 //!                          reconcile in tracker/reconcile), containers (the compact container
 //!                          series and their text)
 //! src/rules/               the rules config as plain data: compiling and resolving it (config),
-//!                          matchers, templates; the rules an event matches
-//! src/actions/             everything that runs: reactor (match, throttle, enqueue), dispatch
-//!                          (queue, batches, worker pool), executor (dry run, timing, outcomes),
-//!                          series (the rules layer's metrics), set (the loaded rules and their
-//!                          swap on SIGHUP), one file per action kind (run, webhook, log, email,
-//!                          metric)
+//!                          matchers (event and resolve), templates (placeholders, filters); the
+//!                          rules an event matches or resolves
+//! src/actions/             everything that runs: reactor (match, throttle, open firings and their
+//!                          resolving events, enqueue), dispatch (queue, batches, worker pool),
+//!                          executor (dry run, timing, outcomes), series (the rules layer's
+//!                          metrics), set (the loaded rules and their swap on SIGHUP), delivery
+//!                          (HTTP retries, Retry-After; URLs from the environment or a file), one
+//!                          file per action kind (run, webhook, notify with notify/service for
+//!                          the services' URLs and requests, alertmanager, log, email, metric)
 //! src/history/             the event history: mod (every engine's, queries, live followers),
 //!                          ring (the last events in memory), disk (--history.dir segments,
 //!                          their writer thread and retention), filter (the engine's filters

@@ -19,6 +19,8 @@ mod history;
 mod images;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
+#[path = "integration/notify.rs"]
+mod notify;
 #[path = "integration/podman.rs"]
 mod podman;
 #[path = "integration/reliability.rs"]

@@ -87,6 +87,7 @@ impl Executor {
             host: &fire.origin.host,
             engine: &fire.origin.engine,
             ip,
+            opened_by: fire.opened_by.as_ref(),
         }
     }
 }

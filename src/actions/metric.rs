@@ -165,6 +165,7 @@ impl MetricAction {
                 host: ctx.host,
                 engine: ctx.engine,
                 ip: ctx.ip,
+                opened_by: ctx.opened_by,
             };
             self.labels
                 .iter()

@@ -15,6 +15,7 @@
 //! below. A kind that keeps something while its rules are loaded (as `metric` keeps its
 //! counter) also gives it a field in [`Live`].
 
+mod delivery;
 mod dispatch;
 mod executor;
 mod reactor;
@@ -73,7 +74,7 @@ macro_rules! kinds {
     };
 }
 
-kinds!(run, webhook, log, email, metric);
+kinds!(run, webhook, notify, alertmanager, log, email, metric);
 
 /// Reads and checks a rules file with every action kind: what `check-config`, start-up and
 /// reloads run.
@@ -141,6 +142,8 @@ pub struct Fire {
     pub index: usize,
     pub events: Vec<Arc<Event>>,
     pub origin: Arc<Origin>,
+    /// When this firing resolves one (its rule's `resolve` matched): the event that opened it.
+    pub opened_by: Option<Arc<Event>>,
 }
 
 impl Fire {
@@ -197,6 +200,7 @@ events_reactor:
             host: "host-a",
             engine: "web-1",
             ip: None,
+            opened_by: None,
         };
         let format = Template::parse("%%engine%% %%host%% %%actor.name%%").expect("parses");
         assert_eq!(format.render(&ctx, 1 << 10), "web-1 host-a app");
@@ -259,12 +263,12 @@ events_reactor:
         assert_eq!(
             errors(yaml),
             [
-                "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, log, email, metric, throttle, batch",
+                "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, notify, alertmanager, log, email, metric, throttle, batch, resolve",
                 "rules.yml:4:7: unknown key \"typ\" in event of rule \"one\"; expected one of: type, action, scope, engine, actor",
                 "rules.yml:6:15: event.actor.name of rule \"one\": invalid regex /(unclosed/: error: unclosed group",
-                "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, actor.id, actor.<attribute>, payload, host, engine, ip, rule, count",
+                "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, rule, count, status",
                 "rules.yml:10:10: run of rule \"two\" is empty; give the program and its arguments, e.g. run: [\"notify\", \"%%actor.name%%\"]",
-                "rules.yml:11:3: rule \"three\" has no action; give it run, webhook, log, email or metric",
+                "rules.yml:11:3: rule \"three\" has no action; give it run, webhook, notify, alertmanager, log, email or metric",
             ]
         );
     }
@@ -275,6 +279,37 @@ events_reactor:
             errors("events_reactor:\n  r:\n    run: [\"%%actor.name%%\", \"x\"]\n"),
             [
                 "rules.yml:3:11: the program of run of rule \"r\" must be a fixed name or path, without placeholders; pass event fields as arguments"
+            ]
+        );
+    }
+
+    #[test]
+    fn notify_and_alertmanager_problems_name_their_place_and_never_the_secret() {
+        let yaml = "\
+events_reactor:
+  a:
+    notify: {url: \"tgram://s3cret/1\", colour: red}
+  b:
+    notify:
+      - {url: \"discord://1/s3cret\", url_file: /x}
+      - {title: t}
+  c:
+    alertmanager: {url: \"ftp://am\", labels: {9x: y}}
+    batch: 1m
+    resolve: {action: start}
+  d:
+    notify: {url_from_env: DEE_UNIT_TEST_UNSET_VAR}
+";
+        assert_eq!(
+            errors(yaml),
+            [
+                "rules.yml:3:39: unknown key \"colour\" in notify of rule \"a\"; expected one of: url, url_from_env, url_file, title, message, recovered_title, recovered_message, base_url, timeout, retries",
+                "rules.yml:3:19: url of notify of rule \"a\": its bot token has no \":\" (BotFather's tokens look like 123456:ABC-DEF...); the form is tgram://BOT_TOKEN/CHAT_ID[/CHAT_ID...]",
+                "rules.yml:6:47: target 1 of notify of rule \"b\" has url_file and another of url, url_from_env and url_file; give one",
+                "rules.yml:7:9: target 2 of notify of rule \"b\" needs url, url_from_env (an environment variable that holds it) or url_file (a file that holds it)",
+                "rules.yml:9:25: url of alertmanager of rule \"c\": it must be an http:// or https:// URL of Alertmanager, e.g. http://127.0.0.1:9093",
+                "rules.yml:10:5: rule \"c\" has resolve and batch; a resolved firing is of one container, so use throttle instead of batch",
+                "rules.yml:13:28: environment variable DEE_UNIT_TEST_UNSET_VAR (notify URL) is not set",
             ]
         );
     }

@@ -1,5 +1,6 @@
 //! The reader's side of the rules: for each event, the rules it matches (from the rules
-//! layer), their throttles, and the firings, handed on without ever waiting.
+//! layer), their throttles, the firings still open for a rule's `resolve`, and the firings,
+//! handed on without ever waiting.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +15,9 @@ use crate::rules::template::{Context, Template};
 
 /// Throttle keys remembered; past this, expired ones are forgotten first, then all.
 const MAX_THROTTLE_KEYS: usize = 10_000;
+/// Open firings remembered (of rules with `resolve`); past this a firing goes out and is not
+/// remembered, so its resolving event sends nothing.
+const MAX_OPEN: usize = 10_000;
 /// How often a burst of drops is logged (each drop is counted).
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -31,6 +35,9 @@ pub struct Reactor {
     out: Out,
     metrics: Arc<RuleMetrics>,
     throttled_until: HashMap<(String, String), Instant>,
+    /// The firings of rules with `resolve` not yet resolved, by rule name (a reload keeps
+    /// them) and actor ID, with the event that opened each.
+    open: HashMap<(String, String), Arc<Event>>,
     /// The engine the events come from: each engine has its reactor (and its throttles).
     origin: Arc<Origin>,
     drops_since_log: u64,
@@ -68,6 +75,7 @@ impl Reactor {
             out,
             metrics,
             throttled_until: HashMap::new(),
+            open: HashMap::new(),
             origin,
             drops_since_log: 0,
             last_drop_log: None,
@@ -81,31 +89,77 @@ impl Reactor {
         let origin = self.origin.clone();
         for (index, rule) in set.rules.matching(&ev, &origin.engine) {
             self.metrics.of(&set, index).matches.inc();
-            let ev = ev.clone();
-            if let Some(t) = &rule.throttle
-                && self.throttled(&rule.name, &t.key, t.interval, &ev)
+            let open_key = rule
+                .resolve
+                .as_ref()
+                .map(|_| (rule.name.clone(), ev.actor_id().to_owned()));
+            // Firing already, until its resolving event: held back like a throttled one.
+            let held = open_key.as_ref().is_some_and(|k| self.open.contains_key(k));
+            if held
+                || rule
+                    .throttle
+                    .as_ref()
+                    .is_some_and(|t| self.throttled(&rule.name, &t.key, t.interval, &ev))
             {
                 self.metrics.count_all(&set, index, Outcome::Throttled);
                 continue;
             }
-            let fire = Fire {
-                set: set.clone(),
-                index,
-                events: vec![ev],
-                origin: origin.clone(),
+            if self.hand_on(&set, index, vec![ev.clone()], None)
+                && let Some(key) = open_key
+            {
+                self.remember(key, &ev);
+            }
+        }
+        for (index, rule) in set.rules.resolving(&ev, &origin.engine) {
+            let key = (rule.name.clone(), ev.actor_id().to_owned());
+            let Some(opened) = self.open.remove(&key) else {
+                continue;
             };
-            match &mut self.out {
-                Out::Kept(kept) => kept.push(fire),
-                Out::Queue(queue) => {
-                    // A refused send hands the firing back.
-                    if let Err(refused) = queue.try_send(fire) {
-                        let fire = refused.into_inner();
-                        self.metrics.count_all(&set, index, Outcome::Dropped);
-                        self.log_drop(&fire.rule().name);
-                    }
+            self.metrics.of(&set, index).resolutions.inc();
+            self.hand_on(&set, index, vec![ev.clone()], Some(opened));
+        }
+    }
+
+    /// Hands a firing on: false if the queue was full and it was dropped (counted).
+    fn hand_on(
+        &mut self,
+        set: &Arc<RuleSet>,
+        index: usize,
+        events: Vec<Arc<Event>>,
+        opened_by: Option<Arc<Event>>,
+    ) -> bool {
+        let fire = Fire {
+            set: set.clone(),
+            index,
+            events,
+            origin: self.origin.clone(),
+            opened_by,
+        };
+        match &mut self.out {
+            Out::Kept(kept) => kept.push(fire),
+            Out::Queue(queue) => {
+                // A refused send hands the firing back.
+                if let Err(refused) = queue.try_send(fire) {
+                    let fire = refused.into_inner();
+                    self.metrics.count_all(set, index, Outcome::Dropped);
+                    self.log_drop(&fire.rule().name);
+                    return false;
                 }
             }
         }
+        true
+    }
+
+    fn remember(&mut self, key: (String, String), ev: &Arc<Event>) {
+        if self.open.len() >= MAX_OPEN {
+            tracing::warn!(
+                rule = %key.0,
+                open = self.open.len(),
+                "too many open firings to remember; this one's resolving event will send nothing"
+            );
+            return;
+        }
+        self.open.insert(key, ev.clone());
     }
 
     /// Takes the firings kept since the last call (none for a reactor with a queue).
@@ -131,6 +185,7 @@ impl Reactor {
             host: &self.origin.host,
             engine: &self.origin.engine,
             ip: None,
+            opened_by: None,
         };
         let key = (rule.to_owned(), key.render(&ctx, MAX_FIELD_BYTES));
         let now = Instant::now();
@@ -167,5 +222,74 @@ impl Reactor {
             self.drops_since_log = 0;
             self.last_drop_log = Some(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::config::parse;
+
+    fn reactor(yaml: &str) -> (Reactor, Arc<RuleMetrics>) {
+        let rules = parse("rules.yml", yaml, super::super::KINDS).expect("compiles");
+        let set = Arc::new(RuleSet::new(rules).expect("rule set"));
+        let metrics =
+            Arc::new(RuleMetrics::register(&prometheus::Registry::new()).expect("metrics"));
+        let (_tx, rx) = watch::channel(set);
+        let r = Reactor::keeping(rx, metrics.clone(), Origin::offline("e1"));
+        (r, metrics)
+    }
+
+    fn health(id: &str, status: &str) -> Event {
+        Event::new(
+            "container",
+            &format!("health_status: {status}"),
+            id,
+            [("name", id)],
+            "local",
+            1,
+        )
+    }
+
+    /// A firing stays open until its actor's resolving event, which fires once; a second
+    /// trigger while open is held back, and a resolving event with nothing open sends nothing.
+    #[test]
+    fn a_resolving_event_fires_once_for_the_open_firing_of_its_actor() {
+        let (mut r, metrics) = reactor(
+            "events_reactor:\n  sick:\n    event: {action: \"health_status: unhealthy\"}\n    resolve: {action: \"health_status: healthy\"}\n    log: /dev/null\n",
+        );
+        let mut seen = Vec::new();
+        for (id, status) in [
+            ("a", "healthy"),
+            ("a", "unhealthy"),
+            ("a", "unhealthy"),
+            ("b", "healthy"),
+            ("a", "healthy"),
+            ("a", "healthy"),
+            ("a", "unhealthy"),
+        ] {
+            r.on_event(health(id, status));
+            seen.extend(r.fired().map(|f| {
+                (
+                    f.events[0].actor_id().to_owned(),
+                    f.opened_by.as_ref().map(|o| o.action().to_owned()),
+                )
+            }));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("a".to_owned(), None),
+                ("a".to_owned(), Some("health_status: unhealthy".to_owned())),
+                ("a".to_owned(), None),
+            ]
+        );
+        let throttled = metrics
+            .actions
+            .with_label_values(&["sick", "log", "throttled"])
+            .get();
+        assert_eq!(throttled, 1, "the second unhealthy while open");
+        assert_eq!(metrics.resolutions.with_label_values(&["sick"]).get(), 1);
+        assert_eq!(metrics.matches.with_label_values(&["sick"]).get(), 3);
     }
 }

@@ -39,6 +39,7 @@ impl Outcome {
 #[derive(Debug)]
 pub struct RuleSeries {
     pub matches: IntCounter,
+    pub resolutions: IntCounter,
     /// In the order of the rule's actions.
     pub actions: Vec<ActionSeries>,
 }
@@ -59,6 +60,7 @@ impl ActionSeries {
 /// The rules layer's own metrics.
 pub struct RuleMetrics {
     pub matches: IntCounterVec,
+    pub resolutions: IntCounterVec,
     pub actions: IntCounterVec,
     pub duration: HistogramVec,
     pub reload_ok: IntGauge,
@@ -69,12 +71,14 @@ impl RuleMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let m = Self {
             matches: families::RULE_MATCHES.int_counter_vec()?,
+            resolutions: families::RULE_RESOLUTIONS.int_counter_vec()?,
             actions: families::ACTIONS.int_counter_vec()?,
             duration: families::ACTION_DURATION.histogram_vec()?,
             reload_ok: families::CONFIG_RELOAD_OK.int_gauge()?,
             reload_time: families::CONFIG_RELOAD_TIME.gauge()?,
         };
         registry.register(Box::new(m.matches.clone()))?;
+        registry.register(Box::new(m.resolutions.clone()))?;
         registry.register(Box::new(m.actions.clone()))?;
         registry.register(Box::new(m.duration.clone()))?;
         registry.register(Box::new(m.reload_ok.clone()))?;
@@ -88,6 +92,7 @@ impl RuleMetrics {
         let rule = &set.rules.rules[index];
         set.series[index].get_or_init(|| RuleSeries {
             matches: self.matches.with_label_values(&[&rule.name]),
+            resolutions: self.resolutions.with_label_values(&[&rule.name]),
             actions: rule
                 .actions
                 .iter()
@@ -113,6 +118,9 @@ impl RuleMetrics {
     pub fn init(&self, set: &RuleSet) {
         for r in &set.rules.rules {
             self.matches.with_label_values(&[&r.name]);
+            if r.resolve.is_some() {
+                self.resolutions.with_label_values(&[&r.name]);
+            }
             for a in &r.actions {
                 for o in [Outcome::Success, Outcome::Failure, Outcome::Dropped] {
                     self.actions

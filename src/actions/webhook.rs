@@ -1,13 +1,12 @@
-//! `webhook`: an HTTP request with the event (or a templated body), retried with backoff on 5xx
-//! and network errors. Logs name the host only: webhook URLs often carry their secret.
+//! `webhook`: an HTTP request with the event (or a templated body), retried on 5xx, 429 and
+//! network errors ([`delivery`](super::delivery)). Logs name the host only: webhook URLs often
+//! carry their secret.
 
-use std::time::Duration;
-
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::future::BoxFuture;
 use marked_yaml::Node;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 
+use super::delivery::{DEFAULT_RETRY, Retry, deliver};
 use super::{Action, ActionResult, BoxedAction, MAX_BODY_BYTES, MAX_FIELD_BYTES, Outcome, Runtime};
 use crate::rules::config::Named;
 use crate::rules::template::{Context, Template, payload};
@@ -16,10 +15,6 @@ use crate::rules::{ActionConfig, ActionKind, Checker, Resolver, Secret};
 /// The rule key that asks for this action, and its `action` label.
 const NAME: &str = "webhook";
 
-/// Default time one attempt may take.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default retries after the first attempt (5xx and network errors only).
-pub const DEFAULT_RETRIES: u32 = 3;
 const KEYS: &[&str] = &[
     "url",
     "method",
@@ -30,11 +25,6 @@ const KEYS: &[&str] = &[
     "retries",
 ];
 
-/// First wait before a retry; it doubles.
-const FIRST_RETRY: Duration = Duration::from_millis(200);
-/// Longest wait between retries.
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
-
 #[derive(Debug)]
 pub struct WebhookAction {
     pub url: Template,
@@ -44,8 +34,7 @@ pub struct WebhookAction {
     pub secret_headers: Vec<SecretHeader>,
     /// None: the event (or a batch's events) as JSON.
     pub body: Option<Template>,
-    pub timeout: Duration,
-    pub retries: u32,
+    pub retry: Retry,
 }
 
 /// A header whose value is an environment variable's.
@@ -136,31 +125,14 @@ impl ActionKind<BoxedAction> for Kind {
             }
         }
         let body = map.get_scalar("body").and_then(|b| c.template(b));
-        let timeout = match map.get_node("timeout") {
-            Some(n) => c.duration(n, &format!("timeout of {place}"))?,
-            None => DEFAULT_TIMEOUT,
-        };
-        let retries = match map.get_scalar("retries") {
-            Some(r) => match r.as_str().parse::<u32>() {
-                Ok(n) if n <= 10 => n,
-                _ => {
-                    c.err(
-                        r.span(),
-                        format!("retries of {place} must be a whole number from 0 to 10"),
-                    );
-                    return None;
-                }
-            },
-            None => DEFAULT_RETRIES,
-        };
+        let retry = Retry::compile(c, map, &place, DEFAULT_RETRY)?;
         Some(Box::new(WebhookAction {
             url,
             method,
             headers,
             secret_headers,
             body,
-            timeout,
-            retries,
+            retry,
         }))
     }
 }
@@ -247,20 +219,9 @@ async fn execute(a: &WebhookAction, ctx: &Context<'_>, client: &reqwest::Client)
         )
     })?;
     let host = url.host_str().unwrap_or_default().to_owned();
-    let mut delays = ExponentialBuilder::default()
-        .with_min_delay(FIRST_RETRY)
-        .with_max_delay(MAX_RETRY_WAIT)
-        .with_jitter()
-        .without_max_times()
-        .build();
-    let mut last = (Outcome::Failure, String::new());
-    for attempt in 0..=a.retries {
-        if attempt > 0 {
-            tokio::time::sleep(delays.next().unwrap_or(MAX_RETRY_WAIT)).await;
-        }
+    deliver(&host, a.retry, || {
         let mut req = client
             .request(a.method.clone(), url.clone())
-            .timeout(a.timeout)
             .header(http::header::CONTENT_TYPE, "application/json");
         for (k, v) in &headers {
             req = req.header(k, v);
@@ -270,33 +231,8 @@ async fn execute(a: &WebhookAction, ctx: &Context<'_>, client: &reqwest::Client)
                 req = req.header(&h.name, v.expose());
             }
         }
-        match req.body(body.clone()).send().await {
-            Ok(resp) if resp.status().is_success() => return Ok(()),
-            Ok(resp) if resp.status().is_server_error() => {
-                last = (
-                    Outcome::Failure,
-                    format!("{host} answered {}", resp.status()),
-                );
-            }
-            Ok(resp) => {
-                return Err((
-                    Outcome::Failure,
-                    format!("{host} answered {}; not retried", resp.status()),
-                ));
-            }
-            Err(e) => {
-                let outcome = if e.is_timeout() {
-                    Outcome::Timeout
-                } else {
-                    Outcome::Failure
-                };
-                last = (outcome, format!("{host}: {}", e.without_url()));
-            }
-        }
-        tracing::debug!(rule = ctx.rule, attempt, error = %last.1, "webhook attempt failed");
-    }
-    Err((
-        last.0,
-        format!("{} after {} attempt(s)", last.1, a.retries + 1),
-    ))
+        req.body(body.clone())
+    })
+    .await
+    .map(drop)
 }

@@ -286,6 +286,12 @@ pub const RULE_MATCHES: Family = Family::new(
     "Events matched, by rule.",
 )
 .labels(&["rule"]);
+pub const RULE_RESOLUTIONS: Family = Family::new(
+    "docker_events_exporter_rule_resolutions_total",
+    Counter,
+    "Events that resolved an open firing of a rule (its resolve match), by rule.",
+)
+.labels(&["rule"]);
 pub const ACTIONS: Family = Family::new(
     "docker_events_exporter_actions_total",
     Counter,
@@ -351,6 +357,7 @@ pub const ALL: &[&Family] = &[
     &HISTORY_DROPPED,
     &HISTORY_DISK_BYTES,
     &RULE_MATCHES,
+    &RULE_RESOLUTIONS,
     &ACTIONS,
     &ACTION_DURATION,
     &CONFIG_RELOAD_OK,

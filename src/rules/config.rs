@@ -9,6 +9,7 @@
 //!     timeout: 30s                      # run options: timeout, env, cwd
 //!     throttle: {key: "%%actor.name%%", interval: 5m}
 //!     batch: 10m
+//!     resolve: {action: ...}            # the event that ends a firing, of the same actor
 //! ```
 
 use std::collections::HashSet;
@@ -26,7 +27,7 @@ use super::{ActionConfig, ActionKind, ConfigError, ConfigErrors, Rule, Rules, Se
 const TOP_KEYS: &[&str] = &["events_reactor"];
 /// The rule keys of the rules layer itself; the action kinds add theirs between `event` and
 /// these.
-const RULE_KEYS: &[&str] = &["throttle", "batch"];
+const RULE_KEYS: &[&str] = &["throttle", "batch", "resolve"];
 const EVENT_KEYS: &[&str] = &["type", "action", "scope", "engine", "actor"];
 const THROTTLE_KEYS: &[&str] = &["key", "interval"];
 /// The longest duration a config may give (a typo like `30000h` is a mistake, not a wish).
@@ -363,8 +364,11 @@ impl Checker<'_> {
 
         let matcher = body
             .get_node("event")
-            .and_then(|n| self.event(n, &place))
+            .and_then(|n| self.event(n, "event", &place))
             .unwrap_or_default();
+        let resolve = body
+            .get_node("resolve")
+            .and_then(|n| self.event(n, "resolve", &place));
         let mut actions = Vec::new();
         for kind in kinds {
             let key = kind.key();
@@ -399,6 +403,16 @@ impl Checker<'_> {
         let batch = body
             .get_node("batch")
             .and_then(|n| self.duration(n, &format!("batch of {place}")));
+        if let (Some(_), Some(k)) = (
+            resolve.as_ref(),
+            body.keys().find(|k| k.as_str() == "batch"),
+        ) {
+            // A digest of several firings has no one actor for its resolving event to end.
+            self.err(
+                k.span(),
+                format!("{place} has resolve and batch; a resolved firing is of one container, so use throttle instead of batch"),
+            );
+        }
         if self.errors.len() > errors_before {
             return None;
         }
@@ -411,6 +425,7 @@ impl Checker<'_> {
             actions,
             throttle,
             batch,
+            resolve,
             uses_ip,
         })
     }
@@ -446,21 +461,22 @@ impl Checker<'_> {
         ValueMatcher::parse(items.iter().map(|s| s.as_str())).ok()
     }
 
-    fn event(&mut self, node: &Node, place: &str) -> Option<EventMatcher> {
-        let map = self.keyed_mapping(node, EVENT_KEYS, &format!("event of {place}"))?;
+    /// An event matcher: the rule's `event`, or its `resolve` (named `what`).
+    fn event(&mut self, node: &Node, what: &str, place: &str) -> Option<EventMatcher> {
+        let map = self.keyed_mapping(node, EVENT_KEYS, &format!("{what} of {place}"))?;
         let mut m = EventMatcher::default();
         let field = |c: &mut Self, key: &str| {
             map.get_node(key)
-                .and_then(|n| c.patterns(n, &format!("event.{key} of {place}")))
+                .and_then(|n| c.patterns(n, &format!("{what}.{key} of {place}")))
         };
         m.typ = field(self, "type");
         m.action = field(self, "action");
         m.scope = field(self, "scope");
         m.engine = field(self, "engine");
         if let Some(actor) = map.get_node("actor") {
-            let actor = self.mapping(actor, &format!("event.actor of {place}"))?;
+            let actor = self.mapping(actor, &format!("{what}.actor of {place}"))?;
             for (k, v) in actor.iter() {
-                let what = format!("event.actor.{} of {place}", k.as_str());
+                let what = format!("{what}.actor.{} of {place}", k.as_str());
                 let Some(p) = self.patterns(v, &what) else {
                     continue;
                 };

@@ -90,6 +90,19 @@ impl<A> Rules<A> {
             .enumerate()
             .filter(move |(_, r)| r.matcher.is_match(ev, engine))
     }
+
+    /// The rules whose `resolve` `ev` matches (and whose `event` it does not), with their
+    /// places.
+    pub fn resolving<'a>(
+        &'a self,
+        ev: &'a Event,
+        engine: &'a str,
+    ) -> impl Iterator<Item = (usize, &'a Rule<A>)> {
+        self.rules.iter().enumerate().filter(move |(_, r)| {
+            r.resolve.as_ref().is_some_and(|m| m.is_match(ev, engine))
+                && !r.matcher.is_match(ev, engine)
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -100,6 +113,9 @@ pub struct Rule<A> {
     pub throttle: Option<Throttle>,
     /// The first event fires at once; those that follow within this window go out together.
     pub batch: Option<Duration>,
+    /// The events that end an open firing of the same actor (a container turned healthy
+    /// again, started again): each fires the rule's actions once more, as `resolved`.
+    pub resolve: Option<EventMatcher>,
     /// Some action renders `%%ip%%`: look the container's address up before rendering. Derived
     /// from the actions' templates.
     pub uses_ip: bool,

@@ -1,8 +1,11 @@
 //! `%%key%%` placeholders: parsed once when the config loads, rendered per event with a size cap.
 //!
 //! A placeholder fills part of one string; it can never split it or add another (an argv element
-//! stays one argument whatever a container label holds). `%%key|json%%` renders the value
-//! escaped for use inside a JSON string.
+//! stays one argument whatever a container label holds). A filter escapes the value for where
+//! it goes: `%%key|json%%` inside a JSON string, `|urlencode` in a URL, `|markdown` and `|html`
+//! in a chat message. An action may also render with a default escape ([`Escape`]), applied to
+//! every placeholder without a filter of its own: a notification's markup stays the template's,
+//! and nothing an event carries becomes markup.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -11,7 +14,9 @@ use crate::docker::event::Event;
 use crate::json::push_escaped;
 
 /// The placeholders a template may use, for error messages.
-pub const KNOWN_KEYS: &str = "type, action, scope, time, timeNano, actor.id, actor.<attribute>, payload, host, engine, ip, rule, count";
+pub const KNOWN_KEYS: &str = "type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, rule, count, status";
+/// The filters a placeholder may end with, for error messages.
+pub const KNOWN_FILTERS: &str = "json, urlencode, markdown, html";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
@@ -20,6 +25,8 @@ pub enum Key {
     Scope,
     Time,
     TimeNano,
+    /// The event time, RFC 3339 in UTC to the second.
+    Date,
     ActorId,
     Attr(String),
     Payload,
@@ -28,12 +35,35 @@ pub enum Key {
     Ip,
     Rule,
     Count,
+    /// `firing`, or `resolved` for the event that resolves a rule's open firing.
+    Status,
+}
+
+/// How a placeholder's value is escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// As it is.
+    None,
+    /// For inside a JSON string.
+    Json,
+    /// Percent-encoded: everything but letters, digits and `-._~`.
+    Url,
+    /// Markdown's punctuation backslash-escaped, so a name like `*db_1*` shows as written.
+    Markdown,
+    /// `& < > " '` as HTML entities.
+    Html,
+    /// `& < >` as entities, all Slack's mrkdwn has (not a filter; Slack's default).
+    Mrkdwn,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Lit(String),
-    Key { key: Key, json: bool },
+    /// `escape` is the placeholder's own filter; `None` takes the render's default.
+    Key {
+        key: Key,
+        escape: Option<Escape>,
+    },
 }
 
 /// What a render's string starts with room for.
@@ -46,6 +76,7 @@ pub struct Template {
 
 /// What a template renders from: the events of one firing (one, or a batch's digest) and
 /// where they came from.
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub events: &'a [Arc<Event>],
     pub rule: &'a str,
@@ -54,6 +85,8 @@ pub struct Context<'a> {
     pub engine: &'a str,
     /// The container's IP address, looked up only for rules that use `%%ip%%`.
     pub ip: Option<&'a str>,
+    /// For the event that resolves a rule's open firing: the event that opened it.
+    pub opened_by: Option<&'a Arc<Event>>,
 }
 
 impl Template {
@@ -76,13 +109,18 @@ impl Template {
             if !lit.is_empty() {
                 parts.push(Part::Lit(std::mem::take(&mut lit)));
             }
-            let (name, json) = match inner.strip_suffix("|json") {
-                Some(n) => (n, true),
-                None => (inner, false),
+            let (name, escape) = match inner.split_once('|') {
+                Some((name, filter)) => (
+                    name,
+                    Some(parse_filter(filter).ok_or_else(|| {
+                        format!("unknown filter |{filter} in %%{inner}%%; known: {KNOWN_FILTERS}")
+                    })?),
+                ),
+                None => (inner, None),
             };
             let key = parse_key(name)
                 .ok_or_else(|| format!("unknown placeholder %%{inner}%%; known: {KNOWN_KEYS}"))?;
-            parts.push(Part::Key { key, json });
+            parts.push(Part::Key { key, escape });
             rest = &after[close + 2..];
         }
         lit.push_str(rest);
@@ -120,6 +158,12 @@ impl Template {
     /// Renders, cutting the result at `cap` bytes (at a character boundary). A key the event
     /// lacks renders empty.
     pub fn render(&self, ctx: &Context<'_>, cap: usize) -> String {
+        self.render_escaped(ctx, cap, Escape::None)
+    }
+
+    /// [`Template::render`], escaping each placeholder without a filter of its own with
+    /// `default`.
+    pub fn render_escaped(&self, ctx: &Context<'_>, cap: usize, default: Escape) -> String {
         // Enough for most renders at once: growing a string by doubling was a tenth of the
         // rules' allocations.
         let payload = if self.uses(&Key::Payload) {
@@ -132,18 +176,10 @@ impl Template {
             match part {
                 Part::Lit(s) => out.push_str(s),
                 // The payload, the largest value, is written in place rather than built apart.
-                Part::Key {
-                    key: Key::Payload,
-                    json: false,
-                } => write_payload(ctx.events, &mut out),
-                Part::Key { key, json } => {
-                    let value = value(key, ctx);
-                    if *json {
-                        push_escaped(&mut out, &value);
-                    } else {
-                        out.push_str(&value);
-                    }
-                }
+                Part::Key { key, escape } => match (key, escape.unwrap_or(default)) {
+                    (Key::Payload, Escape::None) => write_payload(ctx.events, &mut out),
+                    (key, escape) => escape_into(&mut out, &value(key, ctx), escape),
+                },
             }
             if out.len() > cap {
                 break;
@@ -154,6 +190,74 @@ impl Template {
     }
 }
 
+fn parse_filter(name: &str) -> Option<Escape> {
+    Some(match name {
+        "json" => Escape::Json,
+        "urlencode" => Escape::Url,
+        "markdown" => Escape::Markdown,
+        "html" => Escape::Html,
+        _ => return None,
+    })
+}
+
+/// Characters Markdown (CommonMark, and the chat dialects built on it) may read as markup.
+const MARKDOWN_SPECIAL: &[char] = &[
+    '\\', '`', '*', '_', '{', '}', '[', ']', '(', ')', '<', '>', '#', '+', '-', '.', '!', '|', '~',
+];
+
+/// Appends `s` to `out`, escaped by `escape`.
+pub fn escape_into(out: &mut String, s: &str, escape: Escape) {
+    match escape {
+        Escape::None => out.push_str(s),
+        Escape::Json => push_escaped(out, s),
+        Escape::Url => out.extend(percent_encoding::utf8_percent_encode(s, URL_ENCODE)),
+        Escape::Markdown => {
+            for c in s.chars() {
+                if MARKDOWN_SPECIAL.contains(&c) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+        }
+        Escape::Mrkdwn => {
+            for c in s.chars() {
+                match c {
+                    '&' => out.push_str("&amp;"),
+                    '<' => out.push_str("&lt;"),
+                    '>' => out.push_str("&gt;"),
+                    c => out.push(c),
+                }
+            }
+        }
+        Escape::Html => {
+            for c in s.chars() {
+                match c {
+                    '&' => out.push_str("&amp;"),
+                    '<' => out.push_str("&lt;"),
+                    '>' => out.push_str("&gt;"),
+                    '"' => out.push_str("&quot;"),
+                    '\'' => out.push_str("&#39;"),
+                    c => out.push(c),
+                }
+            }
+        }
+    }
+}
+
+/// What `|urlencode` leaves as it is: RFC 3986's unreserved characters.
+const URL_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `s` escaped by `escape`.
+pub fn escaped(s: &str, escape: Escape) -> String {
+    let mut out = String::with_capacity(s.len());
+    escape_into(&mut out, s, escape);
+    out
+}
+
 fn parse_key(name: &str) -> Option<Key> {
     Some(match name {
         "type" => Key::Type,
@@ -161,6 +265,7 @@ fn parse_key(name: &str) -> Option<Key> {
         "scope" => Key::Scope,
         "time" => Key::Time,
         "timeNano" => Key::TimeNano,
+        "date" => Key::Date,
         "actor.id" => Key::ActorId,
         "payload" => Key::Payload,
         "host" => Key::Host,
@@ -168,6 +273,7 @@ fn parse_key(name: &str) -> Option<Key> {
         "ip" => Key::Ip,
         "rule" => Key::Rule,
         "count" => Key::Count,
+        "status" => Key::Status,
         other => match other.strip_prefix("actor.") {
             Some(attr) if !attr.is_empty() => Key::Attr(attr.to_owned()),
             _ => return None,
@@ -186,6 +292,11 @@ fn value<'a>(key: &Key, ctx: &Context<'a>) -> Cow<'a, str> {
         Key::Scope => ev.scope().into(),
         Key::Time => ev.time_nano.div_euclid(1_000_000_000).to_string().into(),
         Key::TimeNano => ev.time_nano.to_string().into(),
+        Key::Date => crate::docker::format_rfc3339_nano(
+            ev.time_nano.div_euclid(1_000_000_000) * 1_000_000_000,
+        )
+        .unwrap_or_default()
+        .into(),
         Key::ActorId => ev.actor_id().into(),
         Key::Attr(a) => ev.attr(a).unwrap_or_default().into(),
         Key::Payload => payload(ctx.events).into(),
@@ -194,6 +305,12 @@ fn value<'a>(key: &Key, ctx: &Context<'a>) -> Cow<'a, str> {
         Key::Ip => ctx.ip.unwrap_or_default().into(),
         Key::Rule => ctx.rule.into(),
         Key::Count => ctx.events.len().to_string().into(),
+        Key::Status => if ctx.opened_by.is_some() {
+            "resolved"
+        } else {
+            "firing"
+        }
+        .into(),
     }
 }
 
@@ -264,6 +381,7 @@ mod tests {
             host: "h1",
             engine: "e1",
             ip: None,
+            opened_by: None,
         }
     }
 
@@ -295,6 +413,67 @@ mod tests {
         assert_eq!(
             render(r#"{"n":"%%actor.name|json%%"}"#),
             r#"{"n":"web; rm -rf / \"x\""}"#
+        );
+    }
+
+    #[test]
+    fn filters_escape_for_urls_markdown_and_html() {
+        assert_eq!(
+            render("?q=%%actor.name|urlencode%%"),
+            "?q=web%3B%20rm%20-rf%20%2F%20%22x%22"
+        );
+        assert_eq!(render("%%actor.name|markdown%%"), r#"web; rm \-rf / "x""#);
+        assert_eq!(
+            render("<b>%%actor.name|html%%</b>"),
+            "<b>web; rm -rf / &quot;x&quot;</b>"
+        );
+        assert_eq!(
+            escaped("*a_b* [l](u) `c` <x> #1 ~s~ |t|", Escape::Markdown),
+            r"\*a\_b\* \[l\]\(u\) \`c\` \<x\> \#1 \~s\~ \|t\|"
+        );
+        assert_eq!(
+            escaped("<a href='x'>&</a>", Escape::Html),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
+        );
+        assert_eq!(
+            Template::parse("%%actor.name|yaml%%").expect_err("unknown filter"),
+            format!("unknown filter |yaml in %%actor.name|yaml%%; known: {KNOWN_FILTERS}")
+        );
+    }
+
+    /// A notification's markup is the template's: a default escape applies to the values
+    /// only, and a placeholder's own filter wins over it.
+    #[test]
+    fn a_default_escape_applies_to_values_not_to_the_template() {
+        let events = [Arc::new(Event::new(
+            "container",
+            "die",
+            "abc",
+            [("name", "<i>x</i>")],
+            "local",
+            1,
+        ))];
+        let t = Template::parse("<b>%%actor.name%%</b> %%actor.name|urlencode%%").expect("parses");
+        assert_eq!(
+            t.render_escaped(&ctx(&events), 1 << 10, Escape::Html),
+            "<b>&lt;i&gt;x&lt;/i&gt;</b> %3Ci%3Ex%3C%2Fi%3E"
+        );
+    }
+
+    #[test]
+    fn status_and_date_render_from_the_firing() {
+        assert_eq!(render("%%status%% %%date%%"), "firing 2023-11-14T22:13:20Z");
+        let events = [ev()];
+        let opened = ev();
+        let ctx = Context {
+            opened_by: Some(&opened),
+            ..ctx(&events)
+        };
+        assert_eq!(
+            Template::parse("%%status%%")
+                .expect("parses")
+                .render(&ctx, 100),
+            "resolved"
         );
     }
 

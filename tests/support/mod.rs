@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod alertmanager;
+pub mod capture;
 pub mod chromium;
 pub mod engine;
 pub mod fake_engine;
