@@ -10,7 +10,7 @@ use docker_events_exporter::actions::{Loaded, Origin, Reactor};
 use docker_events_exporter::docker::event::Event;
 use docker_events_exporter::generate::{Shape, Spec, generate};
 use docker_events_exporter::metrics::{Metrics, Tracker};
-use docker_events_exporter::rules::template::{Context, Template};
+use docker_events_exporter::rules::template::{Context, Escape, Template};
 
 const EVENTS: u64 = 20_000;
 
@@ -106,7 +106,13 @@ fn template_rendering(c: &mut Criterion) {
     let payload = Template::parse("%%payload%%").expect("template");
     let mut g = c.benchmark_group("template");
     g.throughput(Throughput::Elements(events.len() as u64));
-    for (name, t) in [("text", &argv), ("payload", &payload)] {
+    // "markdown" and "html": the text template as notify renders it for Discord and Telegram.
+    for (name, t, escape) in [
+        ("text", &argv, Escape::None),
+        ("payload", &payload, Escape::None),
+        ("markdown", &argv, Escape::Markdown),
+        ("html", &argv, Escape::Html),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 for e in &events {
@@ -118,7 +124,7 @@ fn template_rendering(c: &mut Criterion) {
                         ip: None,
                         opened_by: None,
                     };
-                    black_box(t.render(&ctx, 1 << 20));
+                    black_box(t.render_escaped(&ctx, 1 << 20, escape));
                 }
             });
         });

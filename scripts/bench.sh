@@ -4,14 +4,14 @@
 #
 #   bash scripts/bench.sh            # everything
 #   bash scripts/bench.sh pipeline   # one part: pipeline | scrape | churn | idle | live |
-#                                    # syscalls | startup | engines | history
+#                                    # syscalls | startup | engines | history | resolve
 #   BASE=/path/to/old/binary bash scripts/bench.sh live   # this build beside another one
 #
 # Needs a running Docker Engine (live, idle) and the test image (built by the tests, or by
 # `cargo test --test integration cli::`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=${1:-"pipeline scrape churn idle live syscalls startup engines history"}
+parts=${1:-"pipeline scrape churn idle live syscalls startup engines history resolve"}
 BIN=${BIN:-target/release/docker-events-exporter}
 W=$(mktemp -d)
 PIDS=""
@@ -286,4 +286,23 @@ if [[ $parts == *history* ]]; then
     echo "page: $(curl -s "http://127.0.0.1:$port/" | wc -c) bytes; server time for it, 10 requests: $(for _ in $(seq 1 10); do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/"; done | sort -n | sed -n 5p) s median"
     DEE_BENCH_PAGE_URL="http://127.0.0.1:$port/" cargo test -q --locked --test integration -- --ignored --exact history::bench_status_page_first_paint --nocapture 2>&1 | grep -E 'first|median'
     kill $pid; wait $pid 2>/dev/null || true
+fi
+
+if [[ $parts == *resolve* ]]; then
+    echo; echo "== resolve: the rules of benches/rules-20.yml, then the same with rules 02 (die) and 04 (unhealthy) given a resolve (callgrind, 200,000 events, actions dry)"
+    $BIN generate-events --events 200000 --engine 29 > "$W/r.jsonl"
+    python3 - benches/rules-20.yml "$W/rules-resolve.yml" <<'PY'
+import sys
+s = open(sys.argv[1]).read()
+s = s.replace('    event: {type: container, action: die, actor: {exitCode: "!0"}}\n',
+              '    event: {type: container, action: die, actor: {exitCode: "!0"}}\n    resolve: {action: start}\n', 1)
+s = s.replace('    event: {type: container, action: "health_status: unhealthy"}\n',
+              '    event: {type: container, action: "health_status: unhealthy"}\n    resolve: {action: "health_status: healthy"}\n', 1)
+assert s.count("resolve:") == 2
+open(sys.argv[2], "w").write(s)
+PY
+    for rules in benches/rules-20.yml "$W/rules-resolve.yml"; do
+        valgrind --tool=callgrind --callgrind-out-file="$W/cg" $BIN replay "$W/r.jsonl" --config "$rules" --log.level warn >/dev/null 2>"$W/cg.log"
+        echo "$(basename "$rules"): $(awk '/Collected/ {printf "%.0f", $4 / 200000}' "$W/cg.log") instructions an event"
+    done
 fi

@@ -134,16 +134,25 @@ async fn attempt_once(
         why: format!("{target}: {}", e.without_url()),
         after: None,
     };
-    let resp = req.timeout(timeout).send().await.map_err(network)?;
+    let mut resp = req.timeout(timeout).send().await.map_err(network)?;
     let status = resp.status();
     let after = resp
         .headers()
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| retry_after(v, SystemTime::now()));
-    let body = resp.bytes().await.map_err(network)?;
+    // Read up to the cap only: an answer's size is the service's to choose, not our memory.
+    let mut body = bytes::BytesMut::new();
+    while body.len() < MAX_ANSWER_BYTES {
+        match resp.chunk().await.map_err(network)? {
+            Some(chunk) => body.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    body.truncate(MAX_ANSWER_BYTES);
+    let body = body.freeze();
     if status.is_success() {
-        return Ok(body.slice(..body.len().min(MAX_ANSWER_BYTES)));
+        return Ok(body);
     }
     let why = format!("{target} answered {status}");
     if status == http::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {

@@ -110,7 +110,11 @@ impl Reactor {
                 self.remember(key, &ev);
             }
         }
-        for (index, rule) in set.rules.resolving(&ev, &origin.engine) {
+        for &index in &set.resolvers {
+            let rule = &set.rules.rules[index];
+            if !rule.resolved_by(&ev, &origin.engine) {
+                continue;
+            }
             let key = (rule.name.clone(), ev.actor_id().to_owned());
             let Some(opened) = self.open.remove(&key) else {
                 continue;
@@ -241,18 +245,16 @@ mod tests {
     }
 
     fn health(id: &str, status: &str) -> Event {
-        Event::new(
-            "container",
-            &format!("health_status: {status}"),
-            id,
-            [("name", id)],
-            "local",
-            1,
-        )
+        let action = match status {
+            "destroy" => status.to_owned(),
+            _ => format!("health_status: {status}"),
+        };
+        Event::new("container", &action, id, [("name", id)], "local", 1)
     }
 
-    /// A firing stays open until its actor's resolving event, which fires once; a second
-    /// trigger while open is held back, and a resolving event with nothing open sends nothing.
+    /// A firing stays open until its actor's resolving event (or its removal), which fires
+    /// once; a second trigger while open is held back, and a resolving event with nothing open
+    /// sends nothing.
     #[test]
     fn a_resolving_event_fires_once_for_the_open_firing_of_its_actor() {
         let (mut r, metrics) = reactor(
@@ -267,6 +269,8 @@ mod tests {
             ("a", "healthy"),
             ("a", "healthy"),
             ("a", "unhealthy"),
+            ("b", "destroy"),
+            ("a", "destroy"),
         ] {
             r.on_event(health(id, status));
             seen.extend(r.fired().map(|f| {
@@ -282,14 +286,16 @@ mod tests {
                 ("a".to_owned(), None),
                 ("a".to_owned(), Some("health_status: unhealthy".to_owned())),
                 ("a".to_owned(), None),
-            ]
+                ("a".to_owned(), Some("health_status: unhealthy".to_owned())),
+            ],
+            "b's destroy ends nothing; a's destroy ends its open firing"
         );
         let throttled = metrics
             .actions
             .with_label_values(&["sick", "log", "throttled"])
             .get();
         assert_eq!(throttled, 1, "the second unhealthy while open");
-        assert_eq!(metrics.resolutions.with_label_values(&["sick"]).get(), 1);
+        assert_eq!(metrics.resolutions.with_label_values(&["sick"]).get(), 2);
         assert_eq!(metrics.matches.with_label_values(&["sick"]).get(), 3);
     }
 }

@@ -19,6 +19,9 @@ pub struct RuleSet {
     pub(super) series: Vec<OnceLock<RuleSeries>>,
     /// By rule, then by action.
     live: Vec<Vec<Live>>,
+    /// The places of the rules with `resolve`: the only ones an event may resolve, so a set
+    /// without any costs the reader nothing.
+    pub resolvers: Vec<usize>,
 }
 
 impl RuleSet {
@@ -28,9 +31,17 @@ impl RuleSet {
             .iter()
             .map(|r| r.actions.iter().map(|a| a.live()).collect())
             .collect::<prometheus::Result<_>>()?;
+        let resolvers = rules
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.resolve.is_some())
+            .map(|(i, _)| i)
+            .collect();
         Ok(Self {
             series: rules.rules.iter().map(|_| OnceLock::new()).collect(),
             live,
+            resolvers,
             rules,
         })
     }

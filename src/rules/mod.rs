@@ -90,19 +90,6 @@ impl<A> Rules<A> {
             .enumerate()
             .filter(move |(_, r)| r.matcher.is_match(ev, engine))
     }
-
-    /// The rules whose `resolve` `ev` matches (and whose `event` it does not), with their
-    /// places.
-    pub fn resolving<'a>(
-        &'a self,
-        ev: &'a Event,
-        engine: &'a str,
-    ) -> impl Iterator<Item = (usize, &'a Rule<A>)> {
-        self.rules.iter().enumerate().filter(move |(_, r)| {
-            r.resolve.as_ref().is_some_and(|m| m.is_match(ev, engine))
-                && !r.matcher.is_match(ev, engine)
-        })
-    }
 }
 
 #[derive(Debug)]
@@ -119,6 +106,19 @@ pub struct Rule<A> {
     /// Some action renders `%%ip%%`: look the container's address up before rendering. Derived
     /// from the actions' templates.
     pub uses_ip: bool,
+}
+
+impl<A> Rule<A> {
+    /// Whether `ev`, of the engine named `engine`, resolves this rule's firings of its actor:
+    /// it matches `resolve` and not `event`, or it removes the actor (a container's, volume's
+    /// or network's `destroy`, an image's `delete`), whose problem then is no more.
+    pub fn resolved_by(&self, ev: &Event, engine: &str) -> bool {
+        let Some(resolve) = &self.resolve else {
+            return false;
+        };
+        let removed = matches!(ev.verb(), "destroy" | "delete");
+        (removed || resolve.is_match(ev, engine)) && !self.matcher.is_match(ev, engine)
+    }
 }
 
 #[derive(Debug)]

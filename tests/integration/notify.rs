@@ -600,3 +600,59 @@ fn dry_run_shows_notify_urls_masked_and_sends_nothing() {
     assert!(!log.contains("s3cret"), "a secret in the dry run:\n{log}");
     assert!(cap.requests().is_empty(), "a dry run sends nothing");
 }
+
+/// A 4xx other than 429 is final: not retried, counted as a failure, its reason logged with the
+/// target masked; the other target of the rule still gets its message.
+#[test]
+fn a_refused_message_is_not_retried_and_its_reason_is_logged_masked() {
+    let image = test_image();
+    let cap = Capture::start(|r| {
+        r.path.starts_with("/bot").then(|| {
+            (
+                400,
+                Vec::new(),
+                r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#
+                    .to_owned(),
+            )
+        })
+    });
+    let dir = tempdir("notify-400");
+    let name = unique("refused");
+    let cfg = config(
+        &dir,
+        &format!(
+            "events_reactor:\n  refused:\n    {}\n    notify:\n      - {{url_from_env: DEE_TGRAM, base_url: {base:?}}}\n      - {{url: \"json://127.0.0.1:{port}/json-hook\"}}\n",
+            on_start(&name),
+            base = cap.base(),
+            port = cap.port,
+        ),
+    );
+    let e = Exporter::start_with_env(
+        &["--config", &cfg],
+        &[("DEE_TGRAM", "tgram://777:tgram-s3cret/55")],
+    );
+    let _c = Cleanup(vec![name.clone()]);
+    docker(&["run", "-d", "--name", &name, image, "true"]);
+    e.wait_for(
+        "docker_events_exporter_actions_total",
+        &[
+            ("rule", "refused"),
+            ("action", "notify"),
+            ("outcome", "failure"),
+        ],
+        1.0,
+    );
+    assert_eq!(cap.to("/bot").len(), 1, "not retried");
+    assert_eq!(
+        cap.to("/json-hook").len(),
+        1,
+        "the other target was sent to"
+    );
+    assert_eq!(actions(&e, "refused", "notify", "success"), Some(0.0));
+    let log = e.log();
+    assert!(
+        log.contains(r#"tgram://****/55 answered 400 Bad Request ({\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: chat not found\"}); not retried"#),
+        "{log}"
+    );
+    assert!(!log.contains("s3cret"), "{log}");
+}

@@ -532,6 +532,9 @@ fn ntfy(rest: &str, secure: bool, secrets: &mut Vec<String>) -> Result<Service, 
     let (head, q) = split_query(rest);
     let url = host_url(head, secure, FORM)?;
     let mut topics = segments(&url);
+    if topics.is_empty() && url.port().is_some() {
+        return Err(format!("it names no topic; the form is {FORM}"));
+    }
     let origin = if topics.is_empty() {
         // `ntfy://TOPIC`: the topic on ntfy.sh, as Apprise reads it.
         topics.push(url.host_str().unwrap_or_default().to_owned());
@@ -841,6 +844,7 @@ mod tests {
             ("matrix://bot:t@m.local/", "it names no room"),
             ("gotify://h.local", "it has no token"),
             ("ntfy://h/t?priority=urgent", "its priority \"urgent\" is not one of min"),
+            ("ntfy://h:8080", "it names no topic"),
             ("teams://h/p?x=1", "it has no sig= signature"),
             ("pover://tokenonly", "the form is pover://"),
         ] {
