@@ -134,24 +134,9 @@ impl Status {
     }
 }
 
-/// Text made safe for HTML, in an element or a quoted attribute.
+/// Text made safe for HTML, in an element or a quoted attribute: as `|html` escapes it.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    escape_into(&mut out, s);
-    out
-}
-
-fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    crate::rules::template::escaped(s, crate::rules::template::Escape::Html)
 }
 
 /// The page, whole. `links`: the footer's (label, href) pairs.

@@ -33,6 +33,15 @@ fn actions(e: &Exporter, rule: &str, action: &str, outcome: &str) -> Option<f64>
     )
 }
 
+/// Waits until `rule`'s `action` has counted `n` of `outcome`.
+fn wait_actions(e: &Exporter, rule: &str, action: &str, outcome: &str, n: f64) {
+    e.wait_for(
+        "docker_events_exporter_actions_total",
+        &[("rule", rule), ("action", action), ("outcome", outcome)],
+        n,
+    );
+}
+
 /// A rule firing on the start of the container `name`.
 fn on_start(name: &str) -> String {
     format!("event: {{type: container, action: start, actor: {{name: {name}}}}}")
@@ -103,15 +112,7 @@ fn apprise_and_notify_send_the_same_requests_to_ntfy_gotify_matrix_and_json() {
     let e = Exporter::start(&["--config", &cfg]);
     let _c = Cleanup(vec![name.clone()]);
     docker(&["run", "-d", "--name", &name, image, "true"]);
-    e.wait_for(
-        "docker_events_exporter_actions_total",
-        &[
-            ("rule", "compare"),
-            ("action", "notify"),
-            ("outcome", "success"),
-        ],
-        1.0,
-    );
+    wait_actions(&e, "compare", "notify", "success", 1.0);
     let ours = cap.requests();
 
     type Which = dyn Fn(&Captured) -> bool;
@@ -247,12 +248,7 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
         "-c",
         "touch /tmp/bad; exec sleep 300",
     ]);
-    let success = [
-        ("rule", "unhealthy"),
-        ("action", "notify"),
-        ("outcome", "success"),
-    ];
-    e.wait_for("docker_events_exporter_actions_total", &success, 1.0);
+    wait_actions(&e, "unhealthy", "notify", "success", 1.0);
     let matchers = format!("name={name}");
     let active = wait_until(DEADLINE, || am.query(&[&matchers]).len() == 1);
     let alerts = am.query(&[&matchers]);
@@ -262,7 +258,7 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
     assert_eq!(alerts[0]["status"]["state"], "active");
 
     docker(&["exec", &name, "rm", "/tmp/bad"]);
-    e.wait_for("docker_events_exporter_actions_total", &success, 2.0);
+    wait_actions(&e, "unhealthy", "notify", "success", 2.0);
     e.wait_for(
         "docker_events_exporter_rule_resolutions_total",
         &[("rule", "unhealthy")],
@@ -270,15 +266,7 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
     );
     let resolved = wait_until(DEADLINE, || am.query(&[&matchers]).is_empty());
     assert!(resolved, "resolved: {:#?}", am.query(&[&matchers]));
-    e.wait_for(
-        "docker_events_exporter_actions_total",
-        &[
-            ("rule", "unhealthy"),
-            ("action", "alertmanager"),
-            ("outcome", "success"),
-        ],
-        2.0,
-    );
+    wait_actions(&e, "unhealthy", "alertmanager", "success", 2.0);
 
     let host = docker(&["info", "-f", "{{.Name}}"]);
     // The default titles, each value escaped as `escape` does.
@@ -305,67 +293,41 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
             out
         })
     });
-    // The title of each service's messages, in its own markup, in order.
-    type Title = fn(&Captured) -> String;
-    let services: [(&str, &str, Title); 9] = [
-        ("ntfy", "/", |r| {
-            r.json()["title"].as_str().unwrap_or_default().to_owned()
-        }),
-        ("gotify", "/gotify/message", |r| {
-            r.json()["title"].as_str().unwrap_or_default().to_owned()
-        }),
-        ("discord", "/api/webhooks/4242/discord-s3cret", |r| {
-            r.json()["embeds"][0]["title"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        }),
-        ("slack", "/services/T0001/B0002/slack-s3cret", |r| {
-            r.json()["text"]
-                .as_str()
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        }),
-        ("telegram", "/bot4242:tgram-s3cret/sendMessage", |r| {
-            r.json()["text"]
-                .as_str()
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        }),
-        ("matrix", "/_matrix/client/v3/rooms/", |r| {
-            r.json()["body"]
-                .as_str()
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        }),
+    // Where each service's title is: the path its requests go to, and the JSON pointer to
+    // the text whose first line it is (Pushover's is a form field).
+    let services: [(&str, &str, &str); 9] = [
+        ("ntfy", "/", "/title"),
+        ("gotify", "/gotify/message", "/title"),
+        (
+            "discord",
+            "/api/webhooks/4242/discord-s3cret",
+            "/embeds/0/title",
+        ),
+        ("slack", "/services/T0001/B0002/slack-s3cret", "/text"),
+        ("telegram", "/bot4242:tgram-s3cret/sendMessage", "/text"),
+        ("matrix", "/_matrix/client/v3/rooms/", "/body"),
         (
             "teams",
             "/workflows/w1/triggers/manual/paths/invoke?api-version=2016-06-01&sig=teams-s3cret",
-            |r| {
-                r.json()["attachments"][0]["content"]["body"][0]["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            },
+            "/attachments/0/content/body/0/text",
         ),
-        ("pushover", "/1/messages.json", |r| {
-            form(&r.body).remove("title").unwrap_or_default()
-        }),
-        ("json", "/json-hook", |r| {
-            r.json()["title"].as_str().unwrap_or_default().to_owned()
-        }),
+        ("pushover", "/1/messages.json", ""),
+        ("json", "/json-hook", "/title"),
     ];
+    let title = |r: &Captured, pointer: &str| -> String {
+        let text = match pointer {
+            "" => form(&r.body).remove("title").unwrap_or_default(),
+            p => r
+                .json()
+                .pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        text.lines().next().unwrap_or_default().to_owned()
+    };
     let all = cap.requests();
-    for (service, path, title) in services {
+    for (service, path, pointer) in services {
         let got: Vec<String> = all
             .iter()
             .filter(|r| {
@@ -375,7 +337,7 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
                     r.path.starts_with(path)
                 }
             })
-            .map(title)
+            .map(|r| title(r, pointer))
             .collect();
         let want = match service {
             "discord" | "teams" => vec![md_firing.clone(), md_recovered.clone()],
@@ -463,15 +425,7 @@ fn a_429_with_retry_after_is_retried_after_a_second() {
     );
     let _c = Cleanup(vec![name.clone()]);
     docker(&["run", "-d", "--name", &name, image, "true"]);
-    e.wait_for(
-        "docker_events_exporter_actions_total",
-        &[
-            ("rule", "limited"),
-            ("action", "notify"),
-            ("outcome", "success"),
-        ],
-        1.0,
-    );
+    wait_actions(&e, "limited", "notify", "success", 1.0);
     let got = cap.to("/api/webhooks/1/discord-s3cret");
     assert_eq!(got.len(), 2, "a 429, then the retry: {got:#?}");
     assert_eq!(got[0].body, got[1].body, "the same message");
@@ -513,15 +467,7 @@ fn an_amtool_silence_holds_the_exporters_alert() {
     let e = Exporter::start(&["--config", &cfg]);
     let _c = Cleanup(vec![name.clone()]);
     docker(&["run", "-d", "--name", &name, image, "true"]);
-    e.wait_for(
-        "docker_events_exporter_actions_total",
-        &[
-            ("rule", "started"),
-            ("action", "alertmanager"),
-            ("outcome", "success"),
-        ],
-        1.0,
-    );
+    wait_actions(&e, "started", "alertmanager", "success", 1.0);
     let held = wait_until(DEADLINE, || {
         am.query(&["--silenced", &matcher])
             .first()
@@ -571,24 +517,8 @@ fn dry_run_shows_notify_urls_masked_and_sends_nothing() {
     );
     let _c = Cleanup(vec![name.clone()]);
     docker(&["run", "-d", "--name", &name, image, "true"]);
-    e.wait_for(
-        "docker_events_exporter_actions_total",
-        &[
-            ("rule", "dry"),
-            ("action", "notify"),
-            ("outcome", "success"),
-        ],
-        1.0,
-    );
-    e.wait_for(
-        "docker_events_exporter_actions_total",
-        &[
-            ("rule", "dry"),
-            ("action", "alertmanager"),
-            ("outcome", "success"),
-        ],
-        1.0,
-    );
+    wait_actions(&e, "dry", "notify", "success", 1.0);
+    wait_actions(&e, "dry", "alertmanager", "success", 1.0);
     let log = e.log();
     assert!(log.contains("dry run: would notify"), "{log}");
     assert!(log.contains("tgram://****/55"), "{log}");
@@ -633,15 +563,7 @@ fn a_refused_message_is_not_retried_and_its_reason_is_logged_masked() {
     );
     let _c = Cleanup(vec![name.clone()]);
     docker(&["run", "-d", "--name", &name, image, "true"]);
-    e.wait_for(
-        "docker_events_exporter_actions_total",
-        &[
-            ("rule", "refused"),
-            ("action", "notify"),
-            ("outcome", "failure"),
-        ],
-        1.0,
-    );
+    wait_actions(&e, "refused", "notify", "failure", 1.0);
     assert_eq!(cap.to("/bot").len(), 1, "not retried");
     assert_eq!(
         cap.to("/json-hook").len(),
