@@ -15,7 +15,7 @@ use reqwest::Url;
 use self::service::{Body, Message, Request, Target};
 use super::delivery::{DEFAULT_RETRY, Retry, URL_KEYS, UrlFrom, deliver};
 use super::{Action, ActionResult, BoxedAction, MAX_BODY_BYTES, MAX_FIELD_BYTES, Outcome, Runtime};
-use crate::rules::template::{Context, Template};
+use crate::rules::template::{Context, Template, truncate};
 use crate::rules::{ActionConfig, ActionKind, Checker, Resolver};
 
 /// The rule key that asks for this action, and its `action` label.
@@ -59,6 +59,10 @@ pub struct NotifyTarget {
     pub message: Template,
     pub recovered_title: Template,
     pub recovered_message: Template,
+    /// The title and the message are the defaults: a batch's title then says how many more
+    /// events it holds, and its message has a line for each.
+    pub default_title: bool,
+    pub default_message: bool,
     pub retry: Retry,
 }
 
@@ -149,6 +153,8 @@ fn compile_target(c: &mut Checker<'_>, node: &Node, place: &str) -> Option<Notif
         url_from,
         target,
         base_url,
+        default_title: map.get_scalar("title").is_none(),
+        default_message: map.get_scalar("message").is_none(),
         title: title?,
         message: message?,
         recovered_title: recovered_title?,
@@ -204,7 +210,31 @@ impl NotifyTarget {
         let mut title = title
             .render_escaped(ctx, MAX_FIELD_BYTES, escape)
             .replace(['\r', '\n'], " ");
-        let mut message = message.render_escaped(ctx, MAX_BODY_BYTES, escape);
+        let more = ctx.events.len().saturating_sub(1);
+        if more > 0 && self.default_title {
+            title.push_str(&format!(" (and {more} more)"));
+        }
+        let mut message = if more > 0 && self.default_message {
+            // A batch's digest: the default message of each event, a line each.
+            let mut lines = String::new();
+            for ev in ctx.events {
+                let one = Context {
+                    events: std::slice::from_ref(ev),
+                    ..*ctx
+                };
+                if !lines.is_empty() {
+                    lines.push('\n');
+                }
+                lines.push_str(&message.render_escaped(&one, MAX_BODY_BYTES, escape));
+                if lines.len() > MAX_BODY_BYTES {
+                    break;
+                }
+            }
+            truncate(&mut lines, MAX_BODY_BYTES);
+            lines
+        } else {
+            message.render_escaped(ctx, MAX_BODY_BYTES, escape)
+        };
         let (title_max, message_max) = target.limits();
         if let Some(max) = title_max {
             service::fit(&mut title, max);
@@ -317,5 +347,67 @@ fn build(client: &reqwest::Client, r: &Request) -> reqwest::RequestBuilder {
                 "application/x-www-form-urlencoded",
             )
             .body(f.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::docker::event::Event;
+
+    fn target(default_message: bool) -> NotifyTarget {
+        let t = |s: &str| Template::parse(s).expect("parses");
+        NotifyTarget {
+            url_from: UrlFrom::Given,
+            target: Target::parse("tgram://1:AB/2").ok(),
+            base_url: None,
+            title: t(DEFAULT_TITLE),
+            message: t(if default_message { DEFAULT_MESSAGE } else { "%%count%% crashes" }),
+            recovered_title: t(DEFAULT_RECOVERED_TITLE),
+            recovered_message: t(DEFAULT_RECOVERED_MESSAGE),
+            default_title: true,
+            default_message,
+            retry: DEFAULT_RETRY,
+        }
+    }
+
+    /// A batch's default message lists each event; the title says how many more there are;
+    /// every event field is escaped for the service (Telegram: HTML).
+    #[test]
+    fn a_batch_digest_has_a_line_an_event_escaped_for_the_service() {
+        let events: Vec<Arc<Event>> = ["a<1>", "b&2"]
+            .iter()
+            .map(|n| {
+                Arc::new(Event::new(
+                    "container",
+                    "die",
+                    n,
+                    [("name", *n), ("image", "img")],
+                    "local",
+                    1_700_000_000_000_000_000,
+                ))
+            })
+            .collect();
+        let ctx = Context {
+            events: &events,
+            rule: "r",
+            host: "h1",
+            engine: "e1",
+            ip: None,
+            opened_by: None,
+        };
+        let t = target(true);
+        let (title, message) = t.render(t.target.as_ref().expect("parses"), &ctx);
+        assert_eq!(title, "[h1] container a&lt;1&gt;: die (and 1 more)");
+        assert_eq!(
+            message,
+            "container a&lt;1&gt; (image img) on host h1, engine e1: die at 2023-11-14T22:13:20Z\n\
+             container b&amp;2 (image img) on host h1, engine e1: die at 2023-11-14T22:13:20Z"
+        );
+        let t = target(false);
+        let (_, message) = t.render(t.target.as_ref().expect("parses"), &ctx);
+        assert_eq!(message, "2 crashes", "a message of yours is rendered once");
     }
 }
