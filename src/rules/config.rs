@@ -5,7 +5,7 @@
 //! events_reactor:
 //!   <rule name>:
 //!     event: {type: ..., action: ..., scope: ..., engine: ..., actor: {id: ..., <attribute>: ...}}
-//!     run: [program, arg, ...]          # and/or webhook, log, email, metric
+//!     run: [program, arg, ...]          # and/or webhook, notify, alertmanager, log, email, metric
 //!     timeout: 30s                      # run options: timeout, env, cwd
 //!     throttle: {key: "%%actor.name%%", interval: 5m}
 //!     batch: 10m
