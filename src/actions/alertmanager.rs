@@ -116,31 +116,32 @@ impl ActionKind<BoxedAction> for Kind {
         let keys: Vec<&str> = URL_KEYS.iter().chain(OTHER_KEYS).copied().collect();
         let map = c.keyed_mapping(node, &keys, &place)?;
         let (url_from, given) = UrlFrom::compile(c, map, node, &place)?;
-        let endpoint = match given {
-            Some(url) => match Endpoint::parse(url.as_str()) {
-                Ok(e) => Some(e),
-                Err(e) => {
-                    c.err(url.span(), format!("url of {place}: {e}"));
-                    return None;
-                }
-            },
-            None => None,
+        // Each check runs, so that every problem is reported; `None` for one with a problem.
+        let endpoint = match given.map(|url| (url, Endpoint::parse(url.as_str()))) {
+            None => Some(None),
+            Some((_, Ok(e))) => Some(Some(e)),
+            Some((url, Err(e))) => {
+                c.err(url.span(), format!("url of {place}: {e}"));
+                None
+            }
         };
-        let labels = pairs(c, map, "labels", DEFAULT_LABELS, &place, true)?;
-        let annotations = pairs(c, map, "annotations", DEFAULT_ANNOTATIONS, &place, false)?;
+        let labels = pairs(c, map, "labels", DEFAULT_LABELS, &place, true);
+        let annotations = pairs(c, map, "annotations", DEFAULT_ANNOTATIONS, &place, false);
         let resolve_after = match map.get_node("resolve_after") {
-            Some(n) => Some(c.duration(n, &format!("resolve_after of {place}"))?),
-            None => None,
+            Some(n) => c
+                .duration(n, &format!("resolve_after of {place}"))
+                .map(Some),
+            None => Some(None),
         };
-        let retry = Retry::compile(c, map, &place, DEFAULT_RETRY)?;
+        let retry = Retry::compile(c, map, &place, DEFAULT_RETRY);
         Some(Box::new(AlertmanagerAction {
             url_from,
-            endpoint,
-            labels,
-            annotations,
-            resolve_after,
+            endpoint: endpoint?,
+            labels: labels?,
+            annotations: annotations?,
+            resolve_after: resolve_after?,
             resolvable: rule.get_node("resolve").is_some(),
-            retry,
+            retry: retry?,
         }))
     }
 }
@@ -170,7 +171,7 @@ fn pairs(
         if label_names && !is_label_name(name) {
             c.err(
                 k.span(),
-                format!("{name:?} in {key} of {place} is not a label name; use letters, digits and _, not starting with a digit"),
+                format!("{name:?} in {key} of {place} is not a label name; use letters, digits and _, not starting with a digit or __"),
             );
             ok = false;
             continue;

@@ -18,7 +18,7 @@ use crate::rules::{Checker, Resolver, Secret};
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 /// Longest wait between retries, whatever a `Retry-After` asks: a service that wants more is
 /// told again later rather than holding a worker.
-pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 /// The most retries a config may ask for.
 const MAX_RETRIES: u32 = 10;
 /// How much of an answer is kept (a Matrix join's room ID; the start of an error's body).

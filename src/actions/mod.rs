@@ -299,6 +299,8 @@ events_reactor:
     resolve: {action: start}
   d:
     notify: {url_from_env: DEE_UNIT_TEST_UNSET_VAR}
+  e:
+    notify: {url: \"ntfy://h/t\", title: [a, b], base_url: ftp://x}
 ";
         assert_eq!(
             errors(yaml),
@@ -308,7 +310,10 @@ events_reactor:
                 "rules.yml:6:47: target 1 of notify of rule \"b\" has url_file and another of url, url_from_env and url_file; give one",
                 "rules.yml:7:9: target 2 of notify of rule \"b\" needs url, url_from_env (an environment variable that holds it) or url_file (a file that holds it)",
                 "rules.yml:9:25: url of alertmanager of rule \"c\": it must be an http:// or https:// URL of Alertmanager, e.g. http://127.0.0.1:9093",
+                "rules.yml:9:46: \"9x\" in labels of alertmanager of rule \"c\" is not a label name; use letters, digits and _, not starting with a digit or __",
                 "rules.yml:10:5: rule \"c\" has resolve and batch; a resolved firing is of one container, so use throttle instead of batch",
+                "rules.yml:15:40: title of notify of rule \"e\" must be a single value",
+                "rules.yml:15:58: base_url of notify of rule \"e\" must be an http:// or https:// URL; got \"ftp://x\"",
                 "rules.yml:13:28: environment variable DEE_UNIT_TEST_UNSET_VAR (notify URL) is not set",
             ]
         );

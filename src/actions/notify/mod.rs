@@ -123,24 +123,10 @@ fn compile_target(c: &mut Checker<'_>, node: &Node, place: &str) -> Option<Notif
         },
         None => None,
     };
-    let base_url = match map.get_scalar("base_url") {
-        Some(b) => match Url::parse(b.as_str()) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
-            _ => {
-                c.err(
-                    b.span(),
-                    format!(
-                        "base_url of {place} must be an http:// or https:// URL; got {:?}",
-                        b.as_str()
-                    ),
-                );
-                return None;
-            }
-        },
-        None => None,
-    };
-    let mut template = |key: &str, default: &str| match map.get_scalar(key) {
-        Some(s) => c.template(s),
+    let mut template = |key: &str, default: &str| match map.get_node(key) {
+        Some(n) => c
+            .scalar(n, &format!("{key} of {place}"))
+            .and_then(|s| c.template(s)),
         // A fixed template of known placeholders.
         None => Some(Template::parse(default).expect("the default notify templates parse")),
     };
@@ -148,18 +134,38 @@ fn compile_target(c: &mut Checker<'_>, node: &Node, place: &str) -> Option<Notif
     let message = template("message", DEFAULT_MESSAGE);
     let recovered_title = template("recovered_title", DEFAULT_RECOVERED_TITLE);
     let recovered_message = template("recovered_message", DEFAULT_RECOVERED_MESSAGE);
-    let retry = Retry::compile(c, map, place, DEFAULT_RETRY)?;
+    let retry = Retry::compile(c, map, place, DEFAULT_RETRY);
+    // Each check runs, so that every problem is reported; `None` for one with a problem.
+    let base_url = match map.get_node("base_url") {
+        None => Some(None),
+        Some(n) => {
+            let b = c.scalar(n, &format!("base_url of {place}"))?;
+            match Url::parse(b.as_str()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(Some(u)),
+                _ => {
+                    c.err(
+                        b.span(),
+                        format!(
+                            "base_url of {place} must be an http:// or https:// URL; got {:?}",
+                            b.as_str()
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+    };
     Some(NotifyTarget {
         url_from,
         target,
-        base_url,
-        default_title: map.get_scalar("title").is_none(),
-        default_message: map.get_scalar("message").is_none(),
+        base_url: base_url?,
+        default_title: map.get_node("title").is_none(),
+        default_message: map.get_node("message").is_none(),
         title: title?,
         message: message?,
         recovered_title: recovered_title?,
         recovered_message: recovered_message?,
-        retry,
+        retry: retry?,
     })
 }
 
