@@ -12,7 +12,7 @@ use marked_yaml::types::MarkedMappingNode;
 use reqwest::Url;
 use serde_json::{Map, Value, json};
 
-use super::delivery::{DEFAULT_RETRY, Retry, URL_KEYS, UrlFrom, deliver};
+use super::delivery::{DEFAULT_RETRY, Retry, URL_KEYS, UrlFrom, deliver, take_credentials};
 use super::notify::{DEFAULT_MESSAGE, DEFAULT_TITLE};
 use super::{Action, ActionResult, BoxedAction, MAX_FIELD_BYTES, Outcome, Runtime};
 use crate::docker::event::Event;
@@ -78,16 +78,7 @@ impl Endpoint {
         if url.password().is_some() {
             let _ = masked.set_password(Some("****"));
         }
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let auth = url
-            .password()
-            .map(|p| (decode(url.username()), Secret::new(decode(p))));
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
+        let auth = take_credentials(&mut url);
         let path = format!("{}/api/v2/alerts", url.path().trim_end_matches('/'));
         url.set_path(&path);
         Ok(Self {

@@ -182,6 +182,24 @@ pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// `s` with its percent-escapes decoded (a URL's user, password, path segment).
+pub fn decoded(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Takes the user and password out of `url`, decoded; `None` if it has no password. Clearing
+/// them cannot fail for an http(s) URL with a host, the only kind this is given.
+pub fn take_credentials(url: &mut reqwest::Url) -> Option<(String, Secret)> {
+    let credentials = url
+        .password()
+        .map(|p| (decoded(url.username()), Secret::new(decoded(p))));
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    credentials
+}
+
 /// Where a URL that may hold a secret comes from: `url` in the file, or `url_from_env` /
 /// `url_file`, which keep it out of the file.
 #[derive(Debug)]

@@ -219,24 +219,16 @@ pub fn escape_into(out: &mut String, s: &str, escape: Escape) {
                 out.push(c);
             }
         }
-        Escape::Mrkdwn => {
+        Escape::Html | Escape::Mrkdwn => {
+            // Mrkdwn's entities are HTML's, but for the quotes.
+            let quotes = escape == Escape::Html;
             for c in s.chars() {
                 match c {
                     '&' => out.push_str("&amp;"),
                     '<' => out.push_str("&lt;"),
                     '>' => out.push_str("&gt;"),
-                    c => out.push(c),
-                }
-            }
-        }
-        Escape::Html => {
-            for c in s.chars() {
-                match c {
-                    '&' => out.push_str("&amp;"),
-                    '<' => out.push_str("&lt;"),
-                    '>' => out.push_str("&gt;"),
-                    '"' => out.push_str("&quot;"),
-                    '\'' => out.push_str("&#39;"),
+                    '"' if quotes => out.push_str("&quot;"),
+                    '\'' if quotes => out.push_str("&#39;"),
                     c => out.push(c),
                 }
             }
@@ -434,6 +426,11 @@ mod tests {
         assert_eq!(
             escaped("<a href='x'>&</a>", Escape::Html),
             "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
+        );
+        assert_eq!(
+            escaped(r#"<a & 'b' "c">"#, Escape::Mrkdwn),
+            r#"&lt;a &amp; 'b' "c"&gt;"#,
+            "Slack's three, not the quotes"
         );
         assert_eq!(
             Template::parse("%%actor.name|yaml%%").expect_err("unknown filter"),

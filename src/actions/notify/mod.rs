@@ -341,7 +341,7 @@ fn build(client: &reqwest::Client, r: &Request) -> reqwest::RequestBuilder {
         req = req.header(*k, v);
     }
     if let Some((user, password)) = &r.basic_auth {
-        req = req.basic_auth(user, Some(password));
+        req = req.basic_auth(user, Some(password.expose()));
     }
     match &r.body {
         Body::Json(v) => req

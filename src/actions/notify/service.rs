@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use reqwest::Url;
 use serde_json::{Value, json};
 
+use super::super::delivery::{decoded, take_credentials};
 use crate::rules::Secret;
-use crate::rules::template::Escape;
+use crate::rules::template::{Escape, escaped};
 
 /// The URL forms, for error messages.
 pub const FORMS: &str = "ntfy://HOST/TOPIC, gotify://HOST/TOKEN, discord://ID/TOKEN, slack://A/B/C, tgram://BOT_TOKEN/CHAT_ID, matrix://USER:TOKEN@HOST/#ROOM, teams://HOST/PATH?QUERY, pover://USER_KEY@APP_TOKEN, json://HOST/PATH (an s after the scheme, as in ntfys://, for HTTPS where the host is yours)";
@@ -97,7 +98,7 @@ pub struct Request {
     pub method: http::Method,
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
-    pub basic_auth: Option<(String, String)>,
+    pub basic_auth: Option<(String, Secret)>,
     pub body: Body,
 }
 
@@ -219,9 +220,7 @@ impl Target {
                         (true, true) => "white_check_mark".to_owned(),
                     };
                     r.headers.push(("X-Tags", tags));
-                    r.basic_auth = auth
-                        .as_ref()
-                        .map(|(u, p)| (u.clone(), p.expose().to_owned()));
+                    r.basic_auth.clone_from(auth);
                     r
                 })
                 .collect(),
@@ -351,9 +350,7 @@ impl Target {
                         "type": if m.resolved { "success" } else { "failure" },
                     })),
                 );
-                r.basic_auth = auth
-                    .as_ref()
-                    .map(|(u, p)| (u.clone(), p.expose().to_owned()));
+                r.basic_auth.clone_from(auth);
                 vec![r]
             }
         }
@@ -455,17 +452,10 @@ fn path_and_query(url: &Url) -> String {
     }
 }
 
-/// What a path segment keeps as it is: RFC 3986's unreserved characters (as Python's
-/// `quote(s, safe='')` does, which Apprise uses).
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// `s` percent-encoded for one path segment.
+/// `s` percent-encoded for one path segment, as `|urlencode` does (and Python's
+/// `quote(s, safe='')`, which Apprise uses).
 fn path_segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+    escaped(s, Escape::Url)
 }
 
 /// The query pairs of `rest`, and `rest` without its query.
@@ -498,12 +488,11 @@ fn host_url(rest: &str, secure: bool, form: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// A URL's user and password, unescaped; the password (and the user, if `both`) is a secret.
-fn credentials(url: &Url, secrets: &mut Vec<String>) -> Option<(String, Secret)> {
-    let password = url.password()?;
-    secrets.push(password.to_owned());
-    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-    Some((decode(url.username()), Secret::new(decode(password))))
+/// Takes a URL's user and password out of it ([`take_credentials`]); its password, as the URL
+/// spells it, is a secret to mask.
+fn credentials(url: &mut Url, secrets: &mut Vec<String>) -> Option<(String, Secret)> {
+    secrets.extend(url.password().map(str::to_owned));
+    take_credentials(url)
 }
 
 /// The URL's scheme, host and port only.
@@ -523,14 +512,15 @@ fn segments(url: &Url) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(decoded)
         .collect()
 }
 
 fn ntfy(rest: &str, secure: bool, secrets: &mut Vec<String>) -> Result<Service, String> {
     const FORM: &str = "ntfy://[USER:PASSWORD@]HOST[:PORT]/TOPIC[?priority=high&tags=a,b]";
     let (head, q) = split_query(rest);
-    let url = host_url(head, secure, FORM)?;
+    let mut url = host_url(head, secure, FORM)?;
+    let auth = credentials(&mut url, secrets);
     let mut topics = segments(&url);
     if topics.is_empty() && url.port().is_some() {
         return Err(format!("it names no topic; the form is {FORM}"));
@@ -566,7 +556,7 @@ fn ntfy(rest: &str, secure: bool, secrets: &mut Vec<String>) -> Result<Service, 
         .collect();
     let tags = tags.into_iter().collect();
     Ok(Service::Ntfy {
-        auth: credentials(&url, secrets),
+        auth,
         origin,
         topics,
         priority,
@@ -624,7 +614,7 @@ fn name_and_parts(rest: &str) -> (Option<String>, Vec<String>) {
     let parts = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(decoded)
         .collect();
     (name, parts)
 }
@@ -676,17 +666,13 @@ fn telegram(rest: &str, secrets: &mut Vec<String>) -> Result<Service, String> {
 fn matrix(rest: &str, secure: bool, secrets: &mut Vec<String>) -> Result<Service, String> {
     const FORM: &str = "matrix://USER:TOKEN@HOST[:PORT]/#ROOM (an access token; rooms as #alias, #alias:server or !id:server)";
     let (head, q) = split_query(rest);
-    let url = host_url(head, secure, FORM)?;
-    let Some((_, token)) = credentials(&url, secrets) else {
+    let mut url = host_url(head, secure, FORM)?;
+    let Some((_, token)) = credentials(&mut url, secrets) else {
         return Err(format!("it has no access token; the form is {FORM}"));
     };
     let server = url.host_str().unwrap_or_default().to_owned();
     let mut names = segments(&url);
-    names.extend(url.fragment().map(|f| {
-        percent_encoding::percent_decode_str(f)
-            .decode_utf8_lossy()
-            .into_owned()
-    }));
+    names.extend(url.fragment().map(decoded));
     names.extend(
         query(&q, "to")
             .into_iter()
@@ -778,9 +764,7 @@ fn pushover(rest: &str, secrets: &mut Vec<String>) -> Result<Service, String> {
 fn json_target(rest: &str, secure: bool, secrets: &mut Vec<String>) -> Result<Service, String> {
     const FORM: &str = "json://[USER:PASSWORD@]HOST[:PORT]/PATH";
     let mut url = host_url(rest, secure, FORM)?;
-    let auth = credentials(&url, secrets);
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
+    let auth = credentials(&mut url, secrets);
     Ok(Service::Json { url, auth })
 }
 
@@ -895,7 +879,10 @@ mod tests {
 
         let r = one("jsons://u:p%40ss@h.local:8443/in/hook", None);
         assert_eq!(r.url, "https://h.local:8443/in/hook");
-        assert_eq!(r.basic_auth, Some(("u".into(), "p@ss".into())));
+        assert_eq!(
+            r.basic_auth.as_ref().map(|(u, p)| (u.as_str(), p.expose())),
+            Some(("u", "p@ss"))
+        );
         assert_eq!(json_body(&r)["type"], "failure");
     }
 
