@@ -4,7 +4,6 @@
 //! preset's `base_url`), and a real Alertmanager read back with amtool.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,23 +14,11 @@ use serde_json::Value;
 use crate::support::alertmanager::Alertmanager;
 use crate::support::capture::{Capture, Captured, matrix_answers};
 use crate::support::{
-    Cleanup, DEADLINE, Exporter, docker, tempdir, test_image, unique, wait_until,
+    Cleanup, DEADLINE, Exporter, actions, docker, rules_config, tempdir, test_image, unique,
+    wait_until,
 };
 
 const MATRIX_TOKEN: &str = "syt-matrix-s3cret";
-
-fn config(dir: &Path, yaml: &str) -> String {
-    let path = dir.join("rules.yml");
-    std::fs::write(&path, yaml).expect("write config");
-    path.display().to_string()
-}
-
-fn actions(e: &Exporter, rule: &str, action: &str, outcome: &str) -> Option<f64> {
-    e.value(
-        "docker_events_exporter_actions_total",
-        &[("rule", rule), ("action", action), ("outcome", outcome)],
-    )
-}
 
 /// Waits until `rule`'s `action` has counted `n` of `outcome`.
 fn wait_actions(e: &Exporter, rule: &str, action: &str, outcome: &str, n: f64) {
@@ -102,14 +89,14 @@ fn apprise_and_notify_send_the_same_requests_to_ntfy_gotify_matrix_and_json() {
         .iter()
         .map(|u| format!("      - {{url: {u:?}, title: {title:?}, message: {body:?}}}\n"))
         .collect();
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  compare:\n    {}\n    notify:\n{targets}",
             on_start(&name)
         ),
     );
-    let e = Exporter::start(&["--config", &cfg]);
+    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
     let _c = Cleanup(vec![name.clone()]);
     docker(&["run", "-d", "--name", &name, image, "true"]);
     wait_actions(&e, "compare", "notify", "success", 1.0);
@@ -209,7 +196,7 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
         ("DEE_JSON", format!("json://hook:json-s3cret@{at}/json-hook")),
     ];
     let name = unique("done");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  unhealthy:\n    event: {{type: container, action: \"health_status: unhealthy\", actor: {{name: {name}}}}}\n    \
@@ -229,7 +216,7 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
         ),
     );
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let e = Exporter::start_with_env(&["--config", &cfg], &env_refs);
+    let e = Exporter::start_with_env(&["--config", cfg.to_str().expect("utf-8")], &env_refs);
     let _c = Cleanup(vec![name.clone()]);
     // Unhealthy from its first probe, until the test removes /tmp/bad.
     docker(&[
@@ -413,7 +400,7 @@ fn a_429_with_retry_after_is_retried_after_a_second() {
     });
     let dir = tempdir("notify-429");
     let name = unique("ratelimit");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  limited:\n    {}\n    notify: {{url_from_env: DEE_DISCORD, base_url: {:?}}}\n",
@@ -422,7 +409,7 @@ fn a_429_with_retry_after_is_retried_after_a_second() {
         ),
     );
     let e = Exporter::start_with_env(
-        &["--config", &cfg],
+        &["--config", cfg.to_str().expect("utf-8")],
         &[("DEE_DISCORD", "discord://1/discord-s3cret")],
     );
     let _c = Cleanup(vec![name.clone()]);
@@ -458,7 +445,7 @@ fn an_amtool_silence_holds_the_exporters_alert() {
     ])
     .expect("amtool silence add");
     let dir = tempdir("notify-silence");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  started:\n    {}\n    alertmanager: {{url: {:?}, resolve_after: 1h}}\n",
@@ -466,7 +453,7 @@ fn an_amtool_silence_holds_the_exporters_alert() {
             am.url()
         ),
     );
-    let e = Exporter::start(&["--config", &cfg]);
+    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
     let _c = Cleanup(vec![name.clone()]);
     docker(&["run", "-d", "--name", &name, image, "true"]);
     wait_actions(&e, "started", "alertmanager", "success", 1.0);
@@ -499,7 +486,7 @@ fn dry_run_shows_notify_urls_masked_and_sends_nothing() {
     let cap = Capture::start(|_| None);
     let dir = tempdir("notify-dry");
     let name = unique("notify-dry");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  dry:\n    {}\n    notify: {{url_from_env: DEE_TGRAM, base_url: {:?}}}\n    alertmanager: {{url_from_env: DEE_AM}}\n",
@@ -508,7 +495,7 @@ fn dry_run_shows_notify_urls_masked_and_sends_nothing() {
         ),
     );
     let e = Exporter::start_with_env(
-        &["--config", &cfg, "--dry-run"],
+        &["--config", cfg.to_str().expect("utf-8"), "--dry-run"],
         &[
             ("DEE_TGRAM", "tgram://777:tgram-s3cret/55"),
             (
@@ -550,7 +537,7 @@ fn a_refused_message_is_not_retried_and_its_reason_is_logged_masked() {
     });
     let dir = tempdir("notify-400");
     let name = unique("refused");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  refused:\n    {}\n    notify:\n      - {{url_from_env: DEE_TGRAM, base_url: {base:?}}}\n      - {{url: \"json://127.0.0.1:{port}/json-hook\"}}\n",
@@ -560,7 +547,7 @@ fn a_refused_message_is_not_retried_and_its_reason_is_logged_masked() {
         ),
     );
     let e = Exporter::start_with_env(
-        &["--config", &cfg],
+        &["--config", cfg.to_str().expect("utf-8")],
         &[("DEE_TGRAM", "tgram://777:tgram-s3cret/55")],
     );
     let _c = Cleanup(vec![name.clone()]);

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use crate::support::{
-    Cleanup, DEADLINE, Exporter, docker, free_port, repo_root, tempdir, test_image, unique,
-    wait_status, wait_until,
+    Cleanup, DEADLINE, Exporter, actions, docker, free_port, repo_root, rules_config, tempdir,
+    test_image, unique, wait_status, wait_until,
 };
 
 /// Debian's Python: the one python3-aiosmtpd installs into.
@@ -18,12 +18,6 @@ const PYTHON: &str = "/usr/bin/python3";
 /// Appends its arguments after the first, as one JSON array per line, to the file named first.
 const RECORD_ARGV: &str =
     "import json,sys; print(json.dumps(sys.argv[2:]), file=open(sys.argv[1], 'a'))";
-
-fn config(dir: &Path, yaml: &str) -> PathBuf {
-    let path = dir.join("rules.yml");
-    std::fs::write(&path, yaml).expect("write config");
-    path
-}
 
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -33,20 +27,13 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn actions(e: &Exporter, rule: &str, action: &str, outcome: &str) -> Option<f64> {
-    e.value(
-        "docker_events_exporter_actions_total",
-        &[("rule", rule), ("action", action), ("outcome", outcome)],
-    )
-}
-
 #[test]
 fn run_passes_a_label_with_shell_metacharacters_as_one_literal_argument() {
     let image = test_image();
     let dir = tempdir("rules-run");
     let (out, pwned) = (dir.join("argv.jsonl"), dir.join("pwned"));
     let name = unique("run");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  record:\n    event:\n      type: container\n      action: start\n      actor:\n        name: {name}\n    \
@@ -150,7 +137,7 @@ fn webhook_is_retried_after_a_500_and_carries_the_event() {
     let dir = tempdir("rules-webhook");
     let (port, bodies, headers) = http_server(vec![500]);
     let name = unique("hook");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  notify:\n    event: {{type: container, action: die, actor: {{name: {name}}}}}\n    \
@@ -208,7 +195,7 @@ fn run_commands_do_not_inherit_the_configs_secret_variables() {
     let dir = tempdir("rules-env");
     let out = dir.join("env.txt");
     let name = unique("env");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  notify:\n    event: {{type: never}}\n    webhook:\n      url: http://127.0.0.1:1/\n      \
@@ -258,7 +245,7 @@ fn ip_placeholder_is_the_containers_address() {
     let dir = tempdir("rules-ip");
     let out = dir.join("argv.jsonl");
     let name = unique("ip");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  ip:\n    event: {{type: container, action: start, actor: {{name: {name}}}}}\n    \
@@ -349,7 +336,7 @@ fn email_batches_crashes_into_one_digest_flushed_at_shutdown() {
     let smtp = Smtp::start();
     let prefix = unique("crash");
     // A window far longer than the test: the digest goes out when the exporter drains on SIGTERM.
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  crashes:\n    event:\n      type: container\n      action: die\n      actor:\n        name: \"{prefix}-*\"\n        exitCode: \"!0\"\n    \
@@ -431,7 +418,7 @@ fn a_hanging_command_is_killed_with_its_process_group_at_its_timeout() {
     let name = unique("hang");
     // Unusual sleep lengths mark the processes this test starts.
     let marker = format!("{}", 3000 + (std::process::id() % 900));
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  hang:\n    event: {{type: container, action: start, actor: {{name: {name}}}}}\n    \
@@ -471,7 +458,7 @@ fn a_flood_with_a_slow_action_keeps_metrics_exact_and_counts_drops() {
     let image = test_image();
     let dir = tempdir("rules-flood");
     let name = unique("flood");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  slow:\n    event: {{type: container, action: exec_die, actor: {{name: {name}}}}}\n    \
@@ -540,7 +527,7 @@ fn sighup_with_a_broken_file_keeps_the_old_rules() {
         "events_reactor:\n  audit:\n    event: {{type: container, action: start, actor: {{name: \"{prefix}-*\"}}}}\n    log: {:?}\n",
         audit.display().to_string()
     );
-    let cfg = config(&dir, &good);
+    let cfg = rules_config(&dir, &good);
     let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
     assert_eq!(
         e.value("docker_events_exporter_config_last_reload_successful", &[]),
@@ -624,7 +611,7 @@ fn sighup_with_a_broken_file_keeps_the_old_rules() {
 #[test]
 fn check_config_reports_every_problem_with_its_place_and_exits_1() {
     let dir = tempdir("rules-check");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         "events_reactor:\n  bad:\n    event:\n      action: /[/\n    run: [\"notify\", \"%%nope%%\"]\n    timeout: soon\n  empty:\n    run: []\n",
     );
@@ -712,7 +699,7 @@ fn dry_run_logs_the_rendered_action_and_runs_nothing() {
     let image = test_image();
     let dir = tempdir("rules-dry");
     let (marker, name) = (dir.join("ran"), unique("dry"));
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  touch:\n    event: {{type: container, action: start, actor: {{name: {name}}}}}\n    \
@@ -745,7 +732,7 @@ fn metric_action_counts_by_label_up_to_its_series_limit_and_throttle_holds() {
     let image = test_image();
     let dir = tempdir("rules-metric");
     let prefix = unique("metric");
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n  count starts:\n    event: {{type: container, action: start, actor: {{name: \"{prefix}-*\"}}}}\n    \
@@ -844,7 +831,7 @@ fn webhook_targets_that_refuse_hang_or_dawdle_never_hold_up_the_metrics() {
              webhook:\n      url: http://127.0.0.1:{port}/hook\n      retries: 0\n      timeout: {timeout}\n"
         )
     };
-    let cfg = config(
+    let cfg = rules_config(
         &dir,
         &format!(
             "events_reactor:\n{}{}{}",

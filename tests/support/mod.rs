@@ -132,6 +132,21 @@ pub fn tempdir(what: &str) -> PathBuf {
     dir
 }
 
+/// Writes a rules file (`--config`) into `dir`; its path.
+pub fn rules_config(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("rules.yml");
+    std::fs::write(&path, yaml).expect("write config");
+    path
+}
+
+/// The count of `rule`'s `action` with `outcome`, if the exporter has that series.
+pub fn actions(e: &Exporter, rule: &str, action: &str, outcome: &str) -> Option<f64> {
+    e.value(
+        "docker_events_exporter_actions_total",
+        &[("rule", rule), ("action", action), ("outcome", outcome)],
+    )
+}
+
 /// Removes the named containers when dropped, also when the test panics.
 pub struct Cleanup(pub Vec<String>);
 
