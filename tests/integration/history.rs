@@ -308,7 +308,7 @@ fn the_api_answers_as_the_engine_does_and_still_after_1000_more_events_and_a_res
     engine.run(&noisy, "sleep 300");
     let storm = format!(
         "for i in $(seq 500); do for a in pause unpause; do \
-         curl -sf -o /dev/null -X POST --unix-socket {} http://engine/containers/{noisy}/$a || exit 1; \
+         curl -sSf -o /dev/null -X POST --unix-socket {} http://engine/containers/{noisy}/$a || exit 1; \
          done; done",
         engine.socket().display()
     );
