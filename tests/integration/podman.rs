@@ -263,3 +263,181 @@ fn a_podman_resubscription_is_not_a_gap() {
         Some(1.0)
     );
 }
+
+/// Podman 3.3 and later write an attached `podman exec`'s `exec_died` twice about two times in
+/// three, the same but for their time and with no exec ID (see the tracker's `unnamed_execs`).
+/// Each exec is counted once, with its exit code, whichever way it was run: attached, detached,
+/// through the Docker API, two at once, and probes; `podman events` is the truth, and the
+/// replay of the engine's saved log counts the same as the live stream did.
+#[test]
+fn a_podman_exec_written_twice_is_counted_once() {
+    const NAME: &str = "pm-execs";
+    const REPEATS: usize = 10;
+    let podman = Podman::start();
+    let host = podman.host();
+    let e = Exporter::start_with_env(&[], &[("DOCKER_HOST", host.as_str())]);
+    podman.podman(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        NAME,
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1h",
+        PODMAN_IMAGE,
+        "sleep",
+        "300",
+    ]);
+    e.wait_for(
+        "docker_container_state",
+        &with(NAME, &[("state", "running")]),
+        1.0,
+    );
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec", NAME];
+        all.extend_from_slice(args);
+        podman.podman_output(&all).status.code()
+    };
+    assert_eq!(exec(&["sh", "-c", "exit 5"]), Some(5));
+    for _ in 0..REPEATS {
+        assert_eq!(exec(&["true"]), Some(0));
+    }
+    // Detached: it ends after `podman exec -d` has returned.
+    podman.podman(&["exec", "-d", NAME, "sh", "-c", "sleep 0.2; exit 7"]);
+    e.wait_for(
+        "docker_container_execs_total",
+        &with(NAME, &[("exit_code", "7")]),
+        1.0,
+    );
+    let docker_exec = podman.docker_output(&["exec", NAME, "sh", "-c", "exit 4"]);
+    assert_eq!(docker_exec.status.code(), Some(4));
+    // Two at once, with different exit codes.
+    std::thread::scope(|s| {
+        let a = s.spawn(|| exec(&["sh", "-c", "sleep 0.5; exit 3"]));
+        let b = s.spawn(|| exec(&["sh", "-c", "sleep 0.5; exit 6"]));
+        assert_eq!(a.join().expect("exec 3"), Some(3));
+        assert_eq!(b.join().expect("exec 6"), Some(6));
+    });
+    for _ in 0..2 {
+        podman.podman(&["healthcheck", "run", NAME]);
+    }
+
+    // The engine's truth (its whole log: this Podman is the test's own): every exec it began,
+    // and every `exec_died` it wrote.
+    let podman_events = |event: &str| {
+        podman
+            .podman(&[
+                "events",
+                "--stream=false",
+                "--filter",
+                &format!("container={NAME}"),
+                "--filter",
+                &format!("event={event}"),
+                "--format",
+                "{{.ContainerExitCode}}",
+            ])
+            .lines()
+            .count()
+    };
+    let execs = podman_events("exec");
+    let exec_dieds = podman_events("exec_died");
+    let probes = 2;
+    assert_eq!(execs, REPEATS + 5, "the execs Podman began");
+    assert!(
+        exec_dieds > execs + probes,
+        "{exec_dieds} exec_died for {execs} execs and {probes} probes: Podman wrote none twice, \
+         and this test would not show the defect it guards"
+    );
+    // Every `exec_died` has been read before the counts are read.
+    e.wait_for(
+        "docker_events_total",
+        &[("object", "container"), ("action", "exec_die")],
+        exec_dieds as f64,
+    );
+    let want = [
+        ("5", 1.0),
+        ("0", REPEATS as f64),
+        ("7", 1.0),
+        ("4", 1.0),
+        ("3", 1.0),
+        ("6", 1.0),
+    ];
+    let check = |s: &crate::support::Scrape, what: &str| {
+        for (code, n) in want {
+            assert_eq!(
+                s.value(
+                    "docker_container_execs_total",
+                    &with(NAME, &[("exit_code", code)])
+                ),
+                Some(n),
+                "{what}: execs with exit code {code}"
+            );
+        }
+        let counted: f64 = s
+            .matching("docker_container_execs_total", &labels(NAME))
+            .iter()
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(counted, execs as f64, "{what}: one count an exec");
+        assert_eq!(
+            s.value(
+                "docker_container_exec_duration_seconds_count",
+                &labels(NAME)
+            ),
+            Some(execs as f64),
+            "{what}: one duration an exec"
+        );
+        assert_eq!(
+            s.value(
+                "docker_container_healthchecks_total",
+                &with(NAME, &[("result", "success")])
+            ),
+            Some(probes as f64),
+            "{what}: probes"
+        );
+    };
+    check(&e.scrape(), "live");
+
+    // The engine's log as its Docker API sends it, saved and replayed.
+    let path = podman_log(&podman);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
+        .args(["replay", path.to_str().expect("utf-8")])
+        .output()
+        .expect("replay runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed = crate::support::Scrape::parse(&String::from_utf8_lossy(&out.stdout));
+    check(&replayed, "replay");
+}
+
+/// The engine's whole log as its Docker API sends it, in a file.
+fn podman_log(podman: &Podman) -> std::path::PathBuf {
+    let socket = podman.host();
+    let socket = socket.trim_start_matches("unix://");
+    let path = crate::support::tempdir("podman-log").join("events.jsonl");
+    // Podman reads a `since` of 0 as none, and takes whole seconds only: up to the next one.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+        + 1;
+    let url = format!("http://podman/events?since=1&until={until}");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "--unix-socket", socket, "-o"])
+        .arg(&path)
+        .arg(&url)
+        .output()
+        .expect("curl runs (apt-get install curl)");
+    assert!(
+        out.status.success(),
+        "saving the log: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}

@@ -14,6 +14,7 @@
 
 mod reconcile;
 mod series;
+mod unnamed_execs;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use super::{EngineMetrics, Metrics};
 use crate::docker::event::{Event, ObjectType, Verb};
 use crate::docker::stream::InspectRequest;
 use crate::docker::{AfterExit, ContainerSnapshot, ContainerState, Health, kill_ends_run};
+use unnamed_execs::{Died, UnnamedExecs};
 
 /// Label values longer than this are cut (at a character boundary): a label is
 /// attacker-controlled and must not grow memory or scrapes without bound.
@@ -153,12 +155,8 @@ struct Container {
     /// What the engine does when its process ends, once an inspect told.
     after_exit: AfterExit,
     execs: FastMap<String, OpenExec>,
-    /// Execs whose events carry no ID (Podman's), by start time, oldest first: an exec's end
-    /// is taken to be the oldest one's.
-    unnamed_execs: VecDeque<i64>,
-    /// When a probe began whose end has not come: Podman sends a `health_status` as it runs
-    /// one, then the probe's `exec_died`, which carries no ID to tell it from a person's exec.
-    probe_since: Option<i64>,
+    /// Execs and probes whose events carry no ID (Podman's).
+    unnamed_execs: UnnamedExecs,
     /// When it died with 137, no OOM event and no kill seen: Podman sends no `oom` event, and
     /// only its inspect tells an OOM kill.
     oom_unknown_since: Option<i64>,
@@ -317,8 +315,7 @@ impl Tracker {
                     restarting_since: None,
                     after_exit: AfterExit::Unknown,
                     execs: FastMap::default(),
-                    unnamed_execs: VecDeque::new(),
-                    probe_since: None,
+                    unnamed_execs: UnnamedExecs::default(),
                     oom_unknown_since: None,
                     swarm_task,
                     seq,
@@ -346,7 +343,7 @@ impl Tracker {
                             c.life.started_nano = c.life.started_nano.max(Some(ev.time_nano));
                             c.killed = false;
                             c.oom_killed = false;
-                            c.probe_since = None;
+                            c.unnamed_execs.run_ended();
                             c.oom_unknown_since = None;
                             // A start not out of `restarting` may be a person's `docker start` or
                             // `docker restart`, which sets the engine's restart count back to 0.
@@ -398,8 +395,7 @@ impl Tracker {
                     return;
                 };
                 c.life.finished_nano = c.life.finished_nano.max(Some(ev.time_nano));
-                c.unnamed_execs.clear();
-                c.probe_since = None;
+                c.unnamed_execs.run_ended();
                 // -1, as the engine writes an exit code it could not tell.
                 let exit_code = exit_attr.and_then(|c| c.parse().ok()).unwrap_or(-1);
                 let reason = Termination::of(exit_code, c.oom_killed, c.killed);
@@ -468,8 +464,12 @@ impl Tracker {
             Verb::Destroy => self.remove_container(id),
             Verb::Rename => self.rename(id, ev),
             Verb::HealthStatus => {
-                if let Some(c) = self.containers.get_mut(id) {
-                    c.probe_since = Some(ev.time_nano);
+                // Podman's (a bare `health_status`) comes as a probe begins; Docker's after
+                // it, and its probe's exec events carry their ID.
+                if ev.action_detail().is_none()
+                    && let Some(c) = self.containers.get_mut(id)
+                {
+                    c.unnamed_execs.probe_began(ev.time_nano);
                 }
                 if let Some(h) = ev.health_status().and_then(Health::parse) {
                     self.set_health(id, Some(h));
@@ -481,10 +481,7 @@ impl Tracker {
                 };
                 let Some(exec_id) = ev.attr("execID") else {
                     if verb == Verb::ExecStart {
-                        if c.unnamed_execs.len() >= MAX_OPEN_EXECS_PER_CONTAINER {
-                            c.unnamed_execs.pop_front();
-                        }
-                        c.unnamed_execs.push_back(ev.time_nano);
+                        c.unnamed_execs.exec_began(ev.time_nano);
                     }
                     return;
                 };
@@ -518,10 +515,10 @@ impl Tracker {
                 let probe = exec.command.is_some() && exec.command == c.healthcheck_command;
                 (probe, exec.started_nano)
             }
-            // Without an ID (Podman): a probe's end if one is running, else the oldest exec's.
-            None => match c.probe_since.take() {
-                Some(since) => (true, Some(since)),
-                None => (false, c.unnamed_execs.pop_front()),
+            None => match c.unnamed_execs.died(ev.exit_code(), ev.time_nano) {
+                Died::Probe { since } => (true, Some(since)),
+                Died::Exec { since } => (false, since),
+                Died::SecondWrite => return,
             },
         };
         // Podman's `health_status` comes as a probe starts, with the status before it: what

@@ -36,7 +36,6 @@ impl Tracker {
             after_exit: snap.after_exit,
             execs: FastMap::default(),
             unnamed_execs: Default::default(),
-            probe_since: None,
             oom_unknown_since: None,
             swarm_task: snap.labels.contains_key(super::SWARM_SERVICE),
             seq: 0,
