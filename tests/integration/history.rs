@@ -153,16 +153,7 @@ fn exits_with(code: i32, args: &[&str]) {
 
 /// The lines the exporter binary prints with `args`; it must succeed.
 fn exporter_says(args: &[&str]) -> Vec<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
-        .args(args)
-        .output()
-        .expect("run the exporter");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    lines(&String::from_utf8_lossy(&out.stdout))
+    lines(&crate::support::exporter_stdout(args))
 }
 
 /// Two event lists alike, or a message that says where they part: their lengths, and the

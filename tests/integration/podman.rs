@@ -403,16 +403,8 @@ fn a_podman_exec_written_twice_is_counted_once() {
 
     // The engine's log as its Docker API sends it, saved and replayed.
     let path = podman_log(&podman);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
-        .args(["replay", path.to_str().expect("utf-8")])
-        .output()
-        .expect("replay runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replayed = crate::support::Scrape::parse(&String::from_utf8_lossy(&out.stdout));
+    let replayed = crate::support::exporter_stdout(&["replay", path.to_str().expect("utf-8")]);
+    let replayed = crate::support::Scrape::parse(&replayed);
     check(&replayed, "replay");
 }
 

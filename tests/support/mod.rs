@@ -603,6 +603,21 @@ pub fn engine_event_count(
         .count()
 }
 
+/// The stdout of the exporter run as a command (`replay`, `events`, ...); panics with its
+/// stderr if it failed.
+pub fn exporter_stdout(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
+        .args(args)
+        .output()
+        .expect("run the exporter");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Seconds since the epoch, for `docker events --since/--until`.
 pub fn now_secs() -> String {
     let d = std::time::SystemTime::now()
