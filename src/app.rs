@@ -21,6 +21,7 @@ use crate::metrics::{EngineMetrics, Metrics, Tracker};
 use crate::pipeline::Pipeline;
 use crate::server::Server;
 use crate::settings::{EngineSettings, Settings, WatchedEngine};
+use crate::sinks::Sinks;
 
 /// How long shutdown waits for tasks to finish before giving up on them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +41,7 @@ pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<
         None => None,
     };
     let histories = Histories::new(settings.history.clone(), several, &metrics.registry)?;
+    let sinks = Sinks::new(settings.sinks, several, &metrics.registry)?;
     if let Some(dir) = &settings.history.dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--history.dir {}: cannot make it", dir.display()))?;
@@ -98,6 +100,7 @@ pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<
     let shared = Arc::new(Shared {
         metrics,
         histories: histories.clone(),
+        sinks,
         rules,
         state_file,
         claimed: Mutex::new(Vec::new()),
@@ -137,6 +140,7 @@ pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<
 struct Shared {
     metrics: Arc<Metrics>,
     histories: Arc<Histories>,
+    sinks: Sinks,
     /// The rules, and the queue their firings go on.
     rules: Option<(Arc<Loaded>, mpsc::Sender<Fire>)>,
     state_file: Option<Arc<StateFile>>,
@@ -405,6 +409,16 @@ async fn follow(
             None
         }
     };
+    if let Some((dir, dropped)) = history.as_ref().and_then(|h| h.on_disk()) {
+        let origin = crate::sinks::Origin {
+            engine: name.to_string(),
+            host: start.host.clone(),
+            engine_id: start.engine_id.clone(),
+        };
+        shared
+            .sinks
+            .start_engine(&origin, dir, dropped, &tasks, &cancel);
+    }
     let origin = Arc::new(Origin {
         engine: name,
         host: start.host.into(),

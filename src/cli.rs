@@ -206,6 +206,19 @@ pub struct Cli {
     )]
     pub history_retention: String,
 
+    /// Ship every event kept in --history.dir to a store, in order, resuming where it left off:
+    /// otlp://HOST:PORT[/PATH] (otlps:// for HTTPS), syslog://HOST:PORT (syslogs:// for TLS) or
+    /// nats://HOST:PORT/SUBJECT (tls:// for TLS), options as query parameters. Repeat it for
+    /// several; the environment variable takes a comma-separated list.
+    #[arg(
+        global = true,
+        long = "sink",
+        value_name = "URL",
+        env = "DOCKER_EVENTS_EXPORTER_SINK",
+        value_delimiter = ','
+    )]
+    pub sinks: Vec<String>,
+
     /// Least severe level of log lines to print.
     #[arg(
         global = true,

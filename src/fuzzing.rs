@@ -49,7 +49,7 @@ impl DecodeAndApply {
             let _ = hand_over(line, &mut self.dedupe, &mut self.pipeline);
         }
         self.inputs += 1;
-        if self.inputs % 1000 == 0 {
+        if self.inputs.is_multiple_of(1000) {
             self.finish();
         }
     }

@@ -49,6 +49,10 @@
 //!                          ring (the last events in memory), disk (--history.dir segments,
 //!                          their writer thread and retention), filter (the engine's filters
 //!                          and times, matched as the engine does)
+//! src/sinks/               --sink: the history shipped to stores: spec (the URLs, checked),
+//!                          record (what a store receives of an event), reader (a cursor in a
+//!                          history folder), ship (batches, retries, skips, the cursor saved),
+//!                          otlp, syslog, nats (the protocols)
 //! src/status/              the status page at /: mod (its data: crashing now, unhealthy, every
 //!                          container, from the metrics' cells; its HTML, escaped), page.css
 //!                          and page.js (served from the binary)
@@ -96,6 +100,7 @@ pub mod replay;
 pub mod rules;
 pub mod server;
 pub mod settings;
+pub mod sinks;
 pub mod status;
 pub mod web;
 

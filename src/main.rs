@@ -109,6 +109,9 @@ fn check_config(file: &std::path::Path, cli: &Cli, settings: anyhow::Result<Sett
     if let Some(web) = &cli.web_config_file {
         println!("{}: ok, {}", web.display(), settings.web.summary());
     }
+    for sink in &settings.sinks {
+        println!("--sink {}: ok", sink.shown);
+    }
     match actions::load(file) {
         Ok(r) => {
             let names: Vec<&str> = r.rules.iter().map(|r| r.name.as_str()).collect();

@@ -147,7 +147,7 @@ fn count(outcome: LineOutcome, summary: &mut Summary, pipeline: &mut Pipeline) {
         }
         LineOutcome::Blank => return,
     }
-    if summary.events % SWEEP_EVERY == 0 {
+    if summary.events.is_multiple_of(SWEEP_EVERY) {
         pipeline.tracker().sweep();
     }
 }

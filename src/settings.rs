@@ -23,6 +23,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub rules: RulesSettings,
     pub history: HistorySettings,
+    /// `--sink`, checked; only with `--history.dir`, which they read.
+    pub sinks: Vec<crate::sinks::SinkSpec>,
 }
 
 /// The HTTP side.
@@ -99,6 +101,20 @@ impl Settings {
             },
         };
         let container_labels = crate::metrics::checked_label_keys(&cli.container_labels)?;
+        let env = |k: &str| std::env::var(k).ok();
+        let sinks = cli
+            .sinks
+            .iter()
+            .map(|s| crate::sinks::SinkSpec::parse(s, &env))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(s) = sinks.first()
+            && cli.history_dir.is_none()
+        {
+            anyhow::bail!(
+                "--sink {} needs --history.dir: a sink ships the events kept there, from where it left off",
+                s.shown
+            );
+        }
         Ok(Self {
             web: WebSettings {
                 listen_address: cli.listen_address.clone(),
@@ -120,6 +136,7 @@ impl Settings {
                 dir: cli.history_dir.clone(),
                 retention,
             },
+            sinks,
         })
     }
 }

@@ -31,6 +31,8 @@ mod resilience;
 mod rules;
 #[path = "integration/security.rs"]
 mod security;
+#[path = "integration/sinks.rs"]
+mod sinks;
 #[path = "integration/stack.rs"]
 mod stack;
 #[path = "integration/swarm.rs"]

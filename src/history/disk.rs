@@ -126,8 +126,72 @@ fn segments(dir: &Path) -> std::io::Result<Vec<Segment>> {
     Ok(found)
 }
 
-fn segment_path(dir: &Path, number: u64) -> PathBuf {
+/// The path of segment `number` of `dir`.
+pub fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("events-{number:010}.jsonl"))
+}
+
+/// The numbers of the segments of `dir`, oldest first.
+pub fn segment_numbers(dir: &Path) -> std::io::Result<Vec<u64>> {
+    Ok(segments(dir)?.into_iter().map(|s| s.number).collect())
+}
+
+/// Segments dropped for their retention that are remembered: more than a sink can be behind
+/// by, in segments of 64 KiB and more.
+const DROPPED_REMEMBERED: usize = 65_536;
+
+/// What a dropped segment held: a sink that had not read it counts what it lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentSummary {
+    pub lines: u64,
+    pub first_nano: i64,
+    pub last_nano: i64,
+}
+
+/// The segments retention dropped since the exporter started, by number.
+#[derive(Debug, Default)]
+pub struct DroppedSegments(Mutex<std::collections::BTreeMap<u64, SegmentSummary>>);
+
+impl DroppedSegments {
+    pub fn get(&self, number: u64) -> Option<SegmentSummary> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&number)
+            .copied()
+    }
+
+    pub fn insert(&self, number: u64, summary: SegmentSummary) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(number, summary);
+        while m.len() > DROPPED_REMEMBERED {
+            m.pop_first();
+        }
+    }
+}
+
+/// Counts a segment's events and their first and last times.
+fn summarize(path: &Path) -> std::io::Result<SegmentSummary> {
+    let mut summary = SegmentSummary {
+        lines: 0,
+        first_nano: 0,
+        last_nano: 0,
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(summary);
+        }
+        if let Ok(ev) = Event::decode(crate::docker::lines::record(&line)) {
+            if summary.lines == 0 {
+                summary.first_nano = ev.time_nano;
+            }
+            summary.last_nano = ev.time_nano;
+            summary.lines += 1;
+        }
+    }
 }
 
 /// A segment last written this long before `since` holds no event from `since` on, even with
@@ -196,6 +260,7 @@ struct Pending {
 /// The writer of one directory.
 pub struct Disk {
     shared: Arc<(Mutex<Pending>, Condvar)>,
+    dropped_segments: Arc<DroppedSegments>,
     dropped: IntCounter,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -230,8 +295,10 @@ impl Disk {
             each(t, line);
             true
         })?;
+        let dropped_segments = Arc::new(DroppedSegments::default());
         let mut files = Files {
             dir: dir.to_owned(),
+            dropped_segments: dropped_segments.clone(),
             retention,
             segment_bytes: retention.segment_bytes(),
             current: None,
@@ -253,6 +320,7 @@ impl Disk {
         Ok((
             Self {
                 shared,
+                dropped_segments,
                 dropped,
                 writer: Mutex::new(Some(writer)),
             },
@@ -281,6 +349,11 @@ impl Disk {
         }
     }
 
+    /// The segments retention has dropped, for the sinks that had not read them.
+    pub fn dropped_segments(&self) -> Arc<DroppedSegments> {
+        self.dropped_segments.clone()
+    }
+
     /// Writes what is queued and stops the writer (at shutdown).
     pub fn close(&self) {
         self.pending().closed = true;
@@ -303,6 +376,7 @@ impl Drop for Disk {
 /// The writer's side: the segment files.
 struct Files {
     dir: PathBuf,
+    dropped_segments: Arc<DroppedSegments>,
     retention: Retention,
     segment_bytes: u64,
     /// The segment written now, its number and size.
@@ -417,6 +491,12 @@ impl Files {
             let big = self.retention.max_bytes.is_some_and(|max| total > max);
             if Some(s.number) == current || !(old || big) {
                 return true;
+            }
+            match summarize(&s.path) {
+                Ok(summary) => self.dropped_segments.insert(s.number, summary),
+                Err(e) => {
+                    tracing::warn!(segment = %s.path.display(), error = %e, "cannot count the events of a segment past its retention; a sink that had not sent them cannot say how many it lost");
+                }
             }
             match fs::remove_file(&s.path) {
                 Ok(()) => {

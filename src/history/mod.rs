@@ -354,6 +354,14 @@ impl History {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Its folder in `--history.dir` and the segments retention dropped there, if it keeps
+    /// its events on disk: what the sinks read.
+    pub fn on_disk(&self) -> Option<(PathBuf, Arc<disk::DroppedSegments>)> {
+        self.disk
+            .as_ref()
+            .map(|(d, dir)| (dir.clone(), d.dropped_segments()))
+    }
+
     /// Keeps an event the pipeline applied: `line` as the engine sent it.
     pub fn record(&self, ev: &Event, line: &[u8]) {
         {

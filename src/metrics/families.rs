@@ -280,6 +280,30 @@ pub const HISTORY_DISK_BYTES: Family = Family::new(
     Gauge,
     "Size of the history's segments in --history.dir.",
 );
+pub const SINK_EVENTS_SENT: Family = Family::new(
+    "docker_events_exporter_sink_events_sent_total",
+    Counter,
+    "Events a sink's store has taken, by sink (its URL without secrets).",
+)
+.labels(&["sink"]);
+pub const SINK_BATCHES_FAILED: Family = Family::new(
+    "docker_events_exporter_sink_batches_failed_total",
+    Counter,
+    "Batches a sink's store did not take, by reason (network, timeout, throttled, unavailable, no_stream: sent again; rejected: skipped).",
+)
+.labels(&["sink", "reason"]);
+pub const SINK_EVENTS_SKIPPED: Family = Family::new(
+    "docker_events_exporter_sink_events_skipped_total",
+    Counter,
+    "Events a sink will never send, by reason (rejected: the store refused them; retention: deleted from --history.dir before they were sent).",
+)
+.labels(&["sink", "reason"]);
+pub const SINK_LAG: Family = Family::new(
+    "docker_events_exporter_sink_lag_seconds",
+    Gauge,
+    "How far a sink is behind: now minus the time of the oldest event its store has not taken (0 when it has them all).",
+)
+.labels(&["sink"]);
 pub const RULE_MATCHES: Family = Family::new(
     "docker_events_exporter_rule_matches_total",
     Counter,
@@ -356,6 +380,10 @@ pub const ALL: &[&Family] = &[
     &HISTORY_EVENTS,
     &HISTORY_DROPPED,
     &HISTORY_DISK_BYTES,
+    &SINK_EVENTS_SENT,
+    &SINK_BATCHES_FAILED,
+    &SINK_EVENTS_SKIPPED,
+    &SINK_LAG,
     &RULE_MATCHES,
     &RULE_RESOLUTIONS,
     &ACTIONS,

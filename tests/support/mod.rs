@@ -12,6 +12,7 @@ pub mod podman;
 pub mod prometheus;
 pub mod proxy;
 pub mod registry;
+pub mod stores;
 pub mod swarm;
 
 use std::collections::BTreeMap;
