@@ -19,6 +19,8 @@
     healthcheckFlappingFailures: 3,
     // No event at all for this long while a container with a healthcheck runs.
     eventStreamSilentSeconds: 10 * 60,
+    // A sink whose store has not taken the events of this long ago.
+    sinkBehindSeconds: 5 * 60,
 
     // How long each alert's condition must hold before it fires.
     'for': {
@@ -33,6 +35,7 @@
       notSubscribed: '2m',
       eventStreamSilent: '5m',
       ruleActionsFailing: '5m',
+      sinkFallingBehind: '10m',
     },
 
     // Where each alert's `runbook_url` points: the alert's section of docs/runbook.md.

@@ -271,6 +271,42 @@
               `batch` to the rule.
             |||,
           }),
+
+          // A sink (--sink) whose store has not taken events for a while: it is down, refuses
+          // to take more, or is slower than the events.
+          alert('DockerEventsExporterSinkFallingBehind', 'warning', |||
+            max by (instance, job, sink) (
+              docker_events_exporter_sink_lag_seconds{%(selector)s}
+            ) > %(sinkBehindSeconds)s
+          ||| % c, {
+            summary: 'Sink {{ $labels.sink }} on {{ $labels.instance }} is falling behind',
+            description: |||
+              The store behind sink {{ $labels.sink }} on {{ $labels.instance }} has not taken
+              the events of the last {{ $value | humanizeDuration }}. They wait in --history.dir
+              and are sent when it takes them, unless retention deletes them first.
+              First check: the exporter's log for the sink's error, and whether the store is
+              reachable and accepting writes.
+            |||,
+          }, c['for'].sinkFallingBehind),
+
+          // Events a sink will never send: its store refused them, or retention deleted them
+          // before they were sent.
+          alert('DockerEventsExporterSinkSkippingEvents', 'warning', |||
+            sum by (instance, job, sink, reason) (
+              (
+                docker_events_exporter_sink_events_skipped_total{%(selector)s}
+                unless docker_events_exporter_sink_events_skipped_total{%(selector)s} offset 15m
+              )
+              or increase(docker_events_exporter_sink_events_skipped_total{%(selector)s}[15m])
+            ) > 0
+          ||| % c, {
+            summary: 'Sink {{ $labels.sink }} on {{ $labels.instance }} skipped events',
+            description: |||
+              Sink {{ $labels.sink }} on {{ $labels.instance }} skipped {{ $value | printf "%.0f" }}
+              events in the last 15 minutes ({{ $labels.reason }}): its store will never have them.
+              First check: the exporter's log, which names the store's answer or the range lost.
+            |||,
+          }),
         ],
       },
     ],

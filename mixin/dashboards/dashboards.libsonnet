@@ -125,6 +125,58 @@ local lastExits(y) = {
   ],
 };
 
+// The sinks (--sink): how far each is behind, what it sends, and what it fails or skips.
+local sinkPanel(id, title, description, unit, expr, legend, x, y) = panelWithEngine({
+  type: 'timeseries',
+  id: id,
+  title: title,
+  description: description,
+  datasource: ds,
+  gridPos: { h: 8, w: 8, x: x, y: y },
+  fieldConfig: {
+    defaults: { unit: unit, min: 0, custom: { drawStyle: 'line', fillOpacity: 10, showPoints: 'never' } },
+    overrides: [],
+  },
+  options: {
+    legend: { displayMode: 'table', placement: 'bottom', calcs: ['max', 'lastNotNull'] },
+    tooltip: { mode: 'multi', sort: 'desc' },
+  },
+  targets: [{ datasource: ds, expr: expr, refId: 'A', legendFormat: legend, range: true, instant: false }],
+});
+local sinkRow(y, id) = [
+  { type: 'row', id: id, title: 'Sinks', collapsed: false, gridPos: { h: 1, w: 24, x: 0, y: y }, panels: [] },
+  sinkPanel(
+    id + 1,
+    'Sink lag',
+    'How far each sink is behind: now minus the time of the oldest event its store has not taken (0 when it has them all). A line that climbs is a store that is down or slower than the events; they wait in --history.dir.',
+    's',
+    'max by (instance, sink) (docker_events_exporter_sink_lag_seconds{job=~"$job", instance=~"$instance"})',
+    '{{instance}} {{sink}}',
+    0,
+    y + 1,
+  ),
+  sinkPanel(
+    id + 2,
+    'Events sent per second',
+    "Events each sink's store has taken.",
+    'ops',
+    'sum by (instance, sink) (rate(docker_events_exporter_sink_events_sent_total{job=~"$job", instance=~"$instance"}[$__rate_interval]))',
+    '{{instance}} {{sink}}',
+    8,
+    y + 1,
+  ),
+  sinkPanel(
+    id + 3,
+    'Failed batches and skipped events',
+    'Batches the store did not take, by reason (all but rejected are sent again), and events skipped for good (rejected by the store, or deleted by retention first).',
+    'short',
+    'sum by (instance, sink, reason) (increase(docker_events_exporter_sink_batches_failed_total{job=~"$job", instance=~"$instance"}[$__rate_interval])) or label_replace(sum by (instance, sink, reason) (increase(docker_events_exporter_sink_events_skipped_total{job=~"$job", instance=~"$instance"}[$__rate_interval])), "reason", "skipped: $1", "reason", "(.*)")',
+    '{{instance}} {{sink}} {{reason}}',
+    16,
+    y + 1,
+  ),
+];
+
 {
   grafanaDashboards+:: {
     local c = $._config,
@@ -153,7 +205,9 @@ local lastExits(y) = {
           for v in base.templating.list
         ]),
       },
-      panels: panels + [lastExits(insertAt) { id: ids + 1 }],
+      local above = panels + [lastExits(insertAt)],
+      local bottom = std.foldl(std.max, [p.gridPos.y + p.gridPos.h for p in above], 0),
+      panels: panels + [lastExits(insertAt) { id: ids + 1 }] + sinkRow(bottom, ids + 2),
     },
   },
 }

@@ -56,7 +56,7 @@ fn alert_rules_pass_promtool_check_and_unit_tests() {
         "promtool",
         &["check", "rules", "alerts/docker-events-exporter.rules.yml"],
     );
-    assert!(out.contains("SUCCESS: 20 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 22 rules found"), "{out}");
     let out = run_ok(
         "promtool",
         &[
@@ -148,7 +148,7 @@ fn a_custom_job_selector_reaches_every_expression() {
         "promtool",
         &["check", "rules", rules_path.to_str().expect("utf-8")],
     );
-    assert!(checked.contains("SUCCESS: 20 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 22 rules found"), "{checked}");
     let rules = rule_file(&read(&rules_path));
     let mut selectors = 0;
     for rule in rules.groups.iter().flat_map(|g| &g.rules) {
@@ -348,7 +348,17 @@ fn real_prometheus_fires_the_container_alerts_and_every_panel_returns_data() {
         ),
     )
     .expect("write rules");
-    let e = Exporter::start(&["--config", rules.to_str().expect("utf-8")]);
+    // A sink whose store is not there, so the sink panels have series (and failures) too.
+    let history = dir.join("history");
+    let sink = format!("otlp://127.0.0.1:{}", crate::support::free_port());
+    let e = Exporter::start(&[
+        "--config",
+        rules.to_str().expect("utf-8"),
+        "--history.dir",
+        history.to_str().expect("utf-8"),
+        "--sink",
+        &sink,
+    ]);
     let started = now() - 1.0;
     let target = format!("127.0.0.1:{}", e.port);
     let config = format!(
