@@ -75,7 +75,8 @@
 //!                          render.sh renders it into alerts/ and dashboards/
 //! alerts/                  Prometheus rules (recording rules and alerts), rendered from mixin/
 //! dashboards/              Grafana dashboard JSON, rendered from mixin/
-//! docs/                    runbook.md: what to check first, per alert
+//! docs/                    runbook.md: what to check first, per alert; sinks.md: the sinks, what
+//!                          each store receives, recipes
 //! deploy/                  Prometheus, Alertmanager and Grafana provisioning for the compose stack
 //! docker-compose.yml       the stack: exporter, Prometheus, Alertmanager, Grafana
 //! Dockerfile               the exporter image
