@@ -4,14 +4,15 @@
 #
 #   bash scripts/bench.sh            # everything
 #   bash scripts/bench.sh pipeline   # one part: pipeline | scrape | churn | idle | live |
-#                                    # syscalls | startup | engines | history | resolve
+#                                    # syscalls | startup | engines | history | resolve |
+#                                    # sinks
 #   BASE=/path/to/old/binary bash scripts/bench.sh live   # this build beside another one
 #
 # Needs a running Docker Engine (live, idle) and the test image (built by the tests, or by
 # `cargo test --test integration cli::`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=${1:-"pipeline scrape churn idle live syscalls startup engines history resolve"}
+parts=${1:-"pipeline scrape churn idle live syscalls startup engines history resolve sinks"}
 BIN=${BIN:-target/release/docker-events-exporter}
 W=$(mktemp -d)
 PIDS=""
@@ -113,24 +114,23 @@ if [[ $parts == *idle* ]]; then
     kill $pid; wait $pid 2>/dev/null || true
 fi
 
-if [[ $parts == *live* ]]; then
-    # The storm of the live-cost issue: a container probing every second, 4 loops of
-    # `docker exec`, 1 loop of `docker run --rm`, 60 s. Every exporter given runs on the same
-    # storm at once: this build, and with BASE=path/to/binary the build to compare with.
-    echo; echo "== live: one storm, counted by the engine's own subscriber and by each exporter"
+# One storm (a container probing every second, 4 loops of `docker exec`, 1 loop of
+# `docker run --rm`, DURATION s) with exporters side by side, each counting it at once. Each
+# argument is "LABEL=COMMAND" (the command gets --web.listen-address added); prints the engine's
+# own count and dockerd's CPU, then each exporter's events, CPU per 100,000 events and memory.
+storm() {
     image=dee-test-busybox:latest
     docker image inspect $image >/dev/null
-    bins=("$BIN"); [ -n "${BASE:-}" ] && bins+=("$BASE")
-    ports=(); pids=()
-    for b in "${bins[@]}"; do
+    local labels=() ports=() pids=()
+    for spec in "$@"; do
         port=$(free_port)
-        "$b" --web.listen-address "127.0.0.1:$port" --log.level warn &
-        pids+=($!); ports+=("$port"); PIDS="$PIDS $!"
+        ${spec#*=} --web.listen-address "127.0.0.1:$port" --log.level warn 2>>"$W/storm.log" &
+        pids+=($!); ports+=("$port"); labels+=("${spec%%=*}"); PIDS="$PIDS $!"
         wait_http "http://127.0.0.1:$port/-/ready"
     done
     duration=${DURATION:-60}
     e0=(); c0=()
-    for i in "${!bins[@]}"; do e0+=("$(metric_sum "${ports[$i]}" docker_events_total)"); c0+=("$(cpu_ns "${pids[$i]}")"); done
+    for i in "${!pids[@]}"; do e0+=("$(metric_sum "${ports[$i]}" docker_events_total)"); c0+=("$(cpu_ns "${pids[$i]}")"); done
     since=$(date +%s.%N)
     # The engine's own count: a second subscriber from the same moment, stopped only once
     # every exporter has gone quiet.
@@ -150,7 +150,7 @@ if [[ $parts == *live* ]]; then
     docker rm -f "$probe" >/dev/null
     d1=$(cpu_ticks "$(pidof dockerd)")
     # Quiet: every exporter's count unchanged for 3 s.
-    for i in "${!bins[@]}"; do
+    for i in "${!pids[@]}"; do
         last=-1; now=$(metric_sum "${ports[$i]}" docker_events_total)
         while [ "$now" != "$last" ]; do sleep 3; last=$now; now=$(metric_sum "${ports[$i]}" docker_events_total); done
     done
@@ -158,12 +158,84 @@ if [[ $parts == *live* ]]; then
     engine=$(wc -l < "$W/engine-events")
     tck=$(getconf CLK_TCK)
     echo "events: engine $engine; dockerd CPU $(echo "scale=2; ($d1 - $d0) / $tck" | bc) s, $(echo "scale=1; ($d1 - $d0) / $tck * 100000 / $engine" | bc) s per 100,000 events"
-    for i in "${!bins[@]}"; do
+    for i in "${!pids[@]}"; do
         ours=$(( $(metric_sum "${ports[$i]}" docker_events_total) - e0[i] ))
         c1=$(cpu_ns "${pids[$i]}")
-        echo "${bins[$i]}: events $ours, CPU $(echo "scale=3; ($c1 - ${c0[$i]}) / 1000000000" | bc) s, $(echo "scale=3; ($c1 - ${c0[$i]}) / 1000000000 * 100000 / $ours" | bc) s per 100,000 events, resident $(( $(rss_kib "${pids[$i]}") / 1024 )) MiB"
+        echo "${labels[$i]}: events $ours, CPU $(echo "scale=3; ($c1 - ${c0[$i]}) / 1000000000" | bc) s, $(echo "scale=3; ($c1 - ${c0[$i]}) / 1000000000 * 100000 / $ours" | bc) s per 100,000 events, resident $(( $(rss_kib "${pids[$i]}") / 1024 )) MiB"
         kill "${pids[$i]}"; wait "${pids[$i]}" 2>/dev/null || true
     done
+}
+
+if [[ $parts == *live* ]]; then
+    echo; echo "== live: one storm, counted by the engine's own subscriber and by each exporter"
+    storm "$BIN=$BIN" ${BASE:+"$BASE=$BASE"}
+fi
+
+# The sinks' stores, on free ports (sets ROTEL_PORT, SYSLOG_PORT, NATS_PORT): rotel dropping
+# what it gets (no printing), rsyslog writing to a file, nats-server with a stream BENCH that
+# takes bench.>, made through JetStream's API as the nats CLI would.
+sink_stores() {
+    ROTEL_PORT=$(free_port); SYSLOG_PORT=$(free_port); NATS_PORT=$(free_port)
+    rotel=$(python3 -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')
+    taskset -c 1 "$rotel" start --otlp-http-endpoint "127.0.0.1:$ROTEL_PORT" --otlp-grpc-endpoint "127.0.0.1:$(free_port)" \
+        --exporter blackhole >"$W/rotel.log" 2>&1 &
+    PIDS="$PIDS $!"
+    mkdir -p "$W/rsyslog"
+    printf 'global(workDirectory="%s" maxMessageSize="256k")\nmodule(load="imtcp")\ninput(type="imtcp" address="127.0.0.1" port="%s")\naction(type="omfile" file="%s/messages")\n' \
+        "$W/rsyslog" "$SYSLOG_PORT" "$W/rsyslog" > "$W/rsyslog/rsyslog.conf"
+    taskset -c 1 rsyslogd -n -f "$W/rsyslog/rsyslog.conf" -i "$W/rsyslog/pid" >"$W/rsyslog/log" 2>&1 &
+    PIDS="$PIDS $!"
+    taskset -c 1 nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$W/nats" >"$W/nats.log" 2>&1 &
+    PIDS="$PIDS $!"
+    for p in $ROTEL_PORT $SYSLOG_PORT $NATS_PORT; do
+        for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+    done
+    python3 - "$NATS_PORT" <<'PY'
+import json, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+f.readline()  # INFO
+cfg = json.dumps({"name": "BENCH", "subjects": ["bench.>"], "storage": "file"}).encode()
+s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB _INBOX.bench 1\r\n')
+s.sendall(b"PUB $JS.API.STREAM.CREATE.BENCH _INBOX.bench %d\r\n%s\r\nPING\r\n" % (len(cfg), cfg))
+while True:
+    line = f.readline()
+    if line.startswith(b"MSG"):
+        reply = f.read(int(line.split()[-1]) + 2)
+        assert b'"error"' not in reply, reply
+        break
+PY
+}
+
+if [[ $parts == *sinks* ]]; then
+    echo; echo "== sinks: a history of 1,000,000 events (5,000 containers) caught up to rotel on loopback, the exporter on one core (taskset -c 0)"
+    sink_stores
+    $BIN generate-events --events 1000000 --containers 5000 --engine 29 > "$W/1m.jsonl"
+    $BIN replay "$W/1m.jsonl" --history.dir "$W/catchup" --history.retention 100GiB --log.level warn 2>/dev/null >/dev/null
+    rm -f "$W/1m.jsonl"
+    echo "history: $(du -sm "$W/catchup" | cut -f1) MB on disk"
+    for encoding in protobuf json; do
+        rm -rf "$W/catchup/sinks"
+        port=$(free_port)
+        taskset -c 0 $BIN --history.dir "$W/catchup" --history.retention 100GiB --history.size 0 \
+            --sink "otlp://127.0.0.1:$ROTEL_PORT?encoding=$encoding" \
+            --web.listen-address "127.0.0.1:$port" --log.level warn 2>>"$W/catchup.log" &
+        pid=$!; PIDS="$PIDS $pid"
+        wait_http "http://127.0.0.1:$port/-/ready"
+        sent=0
+        while [ "$sent" -eq 0 ]; do sleep 0.05; sent=$(metric_sum "$port" docker_events_exporter_sink_events_sent_total); done
+        t0=$(date +%s.%N); s0=$sent; c0=$(cpu_ns "$pid")
+        while [ "$sent" -lt 1000000 ]; do sleep 0.2; sent=$(metric_sum "$port" docker_events_exporter_sink_events_sent_total); done
+        t1=$(date +%s.%N); c1=$(cpu_ns "$pid")
+        n=$((sent - s0))
+        echo "otlp $encoding: $n events in $(echo "scale=2; $t1 - $t0" | bc) s: $(echo "scale=0; $n / ($t1 - $t0)" | bc) events/s; exporter CPU $(echo "scale=2; ($c1 - $c0) / 1000 / $n" | bc) us an event"
+        kill $pid; wait $pid 2>/dev/null || true
+    done
+
+    echo; echo "== sinks: the live storm, an exporter with three sinks (otlp, syslog, nats) beside one with none, both with --history.dir"
+    storm "no sink=$BIN --history.dir $W/h0" \
+        "three sinks=$BIN --history.dir $W/h3 --sink otlp://127.0.0.1:$ROTEL_PORT --sink syslog://127.0.0.1:$SYSLOG_PORT --sink nats://127.0.0.1:$NATS_PORT/bench"
+    echo "stores: rsyslog $(wc -l < "$W/rsyslog/messages") messages"
 fi
 
 if [[ $parts == *syscalls* ]]; then

@@ -409,15 +409,13 @@ async fn follow(
             None
         }
     };
-    if let Some((dir, dropped)) = history.as_ref().and_then(|h| h.on_disk()) {
+    if let Some(folder) = history.as_ref().and_then(|h| h.on_disk()) {
         let origin = crate::sinks::Origin {
             engine: name.to_string(),
             host: start.host.clone(),
             engine_id: start.engine_id.clone(),
         };
-        shared
-            .sinks
-            .start_engine(&origin, dir, dropped, &tasks, &cancel);
+        shared.sinks.start_engine(&origin, &folder, &tasks, &cancel);
     }
     let origin = Arc::new(Origin {
         engine: name,

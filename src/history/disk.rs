@@ -261,6 +261,8 @@ struct Pending {
 pub struct Disk {
     shared: Arc<(Mutex<Pending>, Condvar)>,
     dropped_segments: Arc<DroppedSegments>,
+    /// Bumped after each write, for those who read the segments as they grow (the sinks).
+    written: tokio::sync::watch::Sender<u64>,
     dropped: IntCounter,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -296,9 +298,11 @@ impl Disk {
             true
         })?;
         let dropped_segments = Arc::new(DroppedSegments::default());
+        let written = tokio::sync::watch::Sender::new(0);
         let mut files = Files {
             dir: dir.to_owned(),
             dropped_segments: dropped_segments.clone(),
+            written: written.clone(),
             retention,
             segment_bytes: retention.segment_bytes(),
             current: None,
@@ -321,6 +325,7 @@ impl Disk {
             Self {
                 shared,
                 dropped_segments,
+                written,
                 dropped,
                 writer: Mutex::new(Some(writer)),
             },
@@ -354,6 +359,11 @@ impl Disk {
         self.dropped_segments.clone()
     }
 
+    /// Changes after each write to the segments.
+    pub fn written(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.written.subscribe()
+    }
+
     /// Writes what is queued and stops the writer (at shutdown).
     pub fn close(&self) {
         self.pending().closed = true;
@@ -377,6 +387,7 @@ impl Drop for Disk {
 struct Files {
     dir: PathBuf,
     dropped_segments: Arc<DroppedSegments>,
+    written: tokio::sync::watch::Sender<u64>,
     retention: Retention,
     segment_bytes: u64,
     /// The segment written now, its number and size.
@@ -453,6 +464,7 @@ impl Files {
             file.write_all(batch)?;
             *size += batch.len() as u64;
             self.disk_bytes.add(batch.len() as i64);
+            self.written.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(())
     }

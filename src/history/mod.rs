@@ -42,6 +42,15 @@ pub struct HistorySettings {
     pub retention: Retention,
 }
 
+/// An engine's history folder, for those who read it as it grows.
+pub struct OnDisk {
+    pub dir: PathBuf,
+    /// The segments retention has dropped there.
+    pub dropped: Arc<disk::DroppedSegments>,
+    /// Changes after each write.
+    pub written: tokio::sync::watch::Receiver<u64>,
+}
+
 /// One event, for a live subscriber.
 #[derive(Debug)]
 pub struct Live {
@@ -354,12 +363,13 @@ impl History {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Its folder in `--history.dir` and the segments retention dropped there, if it keeps
-    /// its events on disk: what the sinks read.
-    pub fn on_disk(&self) -> Option<(PathBuf, Arc<disk::DroppedSegments>)> {
-        self.disk
-            .as_ref()
-            .map(|(d, dir)| (dir.clone(), d.dropped_segments()))
+    /// Its folder in `--history.dir`, if it keeps its events on disk: what the sinks read.
+    pub fn on_disk(&self) -> Option<OnDisk> {
+        self.disk.as_ref().map(|(d, dir)| OnDisk {
+            dir: dir.clone(),
+            dropped: d.dropped_segments(),
+            written: d.written(),
+        })
     }
 
     /// Keeps an event the pipeline applied: `line` as the engine sent it.

@@ -20,14 +20,13 @@ mod ship;
 pub mod spec;
 mod syslog;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use prometheus::{GaugeVec, IntCounterVec, Registry};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::history::disk::DroppedSegments;
+use crate::history::OnDisk;
 use crate::metrics::families as f;
 pub use record::Origin;
 pub use spec::{SinkSpec, SpecError};
@@ -66,15 +65,15 @@ impl Sinks {
         Ok(s)
     }
 
-    /// Starts shipping one engine's history folder `dir` to every sink.
+    /// Starts shipping one engine's history folder to every sink.
     pub fn start_engine(
         &self,
         origin: &Origin,
-        dir: PathBuf,
-        dropped: Arc<DroppedSegments>,
+        folder: &OnDisk,
         tasks: &TaskTracker,
         cancel: &CancellationToken,
     ) {
+        let dir = &folder.dir;
         for spec in &self.specs {
             let sink = spec.shown.as_str();
             let mut prefix = Vec::new();
@@ -90,7 +89,11 @@ impl Sinks {
                 lag: self.lag.with_label_values(&values),
                 prefix,
             };
-            let reader = match reader::Reader::open(&dir, &spec.cursor_name(), dropped.clone()) {
+            let reader = match reader::Reader::open(
+                dir,
+                &spec.cursor_name(),
+                folder.dropped.clone(),
+            ) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(sink, dir = %dir.display(), error = %e, "cannot open the sink's cursor; this sink does not run for this engine");
@@ -117,6 +120,7 @@ impl Sinks {
                 transport,
                 reader,
                 series,
+                written: folder.written.clone(),
             };
             tasks.spawn(shipper.run(cancel.clone()));
         }

@@ -121,16 +121,49 @@ impl Nats {
     }
 }
 
-/// `TYPE.VERB`, as tokens a subject may hold.
+/// `TYPE.VERB`, as tokens a subject may hold (no wildcard, no empty token).
 fn subject_tail(r: &Record) -> String {
     let name = r.name.strip_prefix("docker.").unwrap_or(&r.name);
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
-                c
-            } else {
-                '_'
-            }
+    name.split('.')
+        .map(|token| {
+            let t: String = token
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            if t.is_empty() { "_".to_owned() } else { t }
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_tail_is_always_valid_tokens() {
+        let record = |name: &str| Record {
+            line: Vec::new(),
+            time_nano: 0,
+            name: name.to_owned(),
+            level: super::super::record::Level::Info,
+            id: String::new(),
+            attributes: Vec::new(),
+        };
+        assert_eq!(
+            subject_tail(&record("docker.container.die")),
+            "container.die"
+        );
+        assert_eq!(subject_tail(&record("docker..die")), "_.die");
+        assert_eq!(
+            subject_tail(&record("docker.plug*in.a>b c")),
+            "plug_in.a_b_c"
+        );
+    }
 }

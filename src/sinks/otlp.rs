@@ -164,36 +164,103 @@ fn request(origin: &Origin, batch: &[Record], observed: u64) -> ExportLogsServic
     }
 }
 
-/// The same request in OTLP/JSON.
-fn request_json(origin: &Origin, batch: &[Record], observed: u64) -> serde_json::Value {
-    use serde_json::json;
-    let kvs = |it: &mut dyn Iterator<Item = (&str, &str)>| -> Vec<serde_json::Value> {
-        it.map(|(k, v)| json!({"key": k, "value": {"stringValue": v}}))
-            .collect()
-    };
-    let records: Vec<serde_json::Value> = batch
+/// The same request in OTLP/JSON: lowerCamelCase names, 64-bit integers as strings.
+fn request_json(origin: &Origin, batch: &[Record], observed: u64) -> Vec<u8> {
+    let observed = observed.to_string();
+    let records = batch
         .iter()
-        .map(|r| {
-            json!({
-                "timeUnixNano": r.time_nano.max(0).to_string(),
-                "observedTimeUnixNano": observed.to_string(),
-                "severityNumber": severity_number(r.level),
-                "severityText": r.level.as_str(),
-                "eventName": r.name,
-                "body": {"stringValue": r.text()},
-                "attributes": kvs(&mut attributes(r)),
-            })
+        .map(|r| JsonLogRecord {
+            time_unix_nano: r.time_nano.max(0).to_string(),
+            observed_time_unix_nano: observed.clone(),
+            severity_number: severity_number(r.level),
+            severity_text: r.level.as_str(),
+            event_name: &r.name,
+            body: JsonString {
+                string_value: r.text(),
+            },
+            attributes: json_kvs(attributes(r)),
         })
         .collect();
-    json!({
-        "resourceLogs": [{
-            "resource": {"attributes": kvs(&mut resource(origin).into_iter())},
-            "scopeLogs": [{
-                "scope": {"name": "docker-events-exporter", "version": env!("CARGO_PKG_VERSION")},
-                "logRecords": records,
+    let req = JsonRequest {
+        resource_logs: [JsonResourceLogs {
+            resource: JsonResource {
+                attributes: json_kvs(resource(origin).into_iter()),
+            },
+            scope_logs: [JsonScopeLogs {
+                scope: JsonScope {
+                    name: "docker-events-exporter",
+                    version: env!("CARGO_PKG_VERSION"),
+                },
+                log_records: records,
             }],
         }],
+    };
+    serde_json::to_vec(&req).unwrap_or_default()
+}
+
+fn json_kvs<'a>(it: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<JsonKv<'a>> {
+    it.map(|(k, v)| JsonKv {
+        key: k,
+        value: JsonString {
+            string_value: v.into(),
+        },
     })
+    .collect()
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonRequest<'a> {
+    resource_logs: [JsonResourceLogs<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonResourceLogs<'a> {
+    resource: JsonResource<'a>,
+    scope_logs: [JsonScopeLogs<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+struct JsonResource<'a> {
+    attributes: Vec<JsonKv<'a>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonScopeLogs<'a> {
+    scope: JsonScope,
+    log_records: Vec<JsonLogRecord<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonScope {
+    name: &'static str,
+    version: &'static str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonLogRecord<'a> {
+    time_unix_nano: String,
+    observed_time_unix_nano: String,
+    severity_number: i32,
+    severity_text: &'static str,
+    event_name: &'a str,
+    body: JsonString<'a>,
+    attributes: Vec<JsonKv<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonKv<'a> {
+    key: &'a str,
+    value: JsonString<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonString<'a> {
+    string_value: std::borrow::Cow<'a, str>,
 }
 
 fn int_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
@@ -261,8 +328,7 @@ impl Otlp {
         let observed = u64::try_from(crate::docker::now_nano()).unwrap_or(0);
         let (body, content_type) = if self.json {
             (
-                serde_json::to_vec(&request_json(&self.origin, batch, observed))
-                    .unwrap_or_default(),
+                request_json(&self.origin, batch, observed),
                 "application/json",
             )
         } else {
@@ -380,7 +446,8 @@ mod tests {
             rec.body.as_ref().map(|b| b.string_value.as_bytes()),
             Some(&line[..])
         );
-        let json = request_json(&origin, &batch, 9);
+        let json: serde_json::Value =
+            serde_json::from_slice(&request_json(&origin, &batch, 9)).expect("JSON");
         let jrec = &json["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
         assert_eq!(jrec["timeUnixNano"], "7000000001");
         assert_eq!(jrec["eventName"], "docker.container.die");

@@ -15,8 +15,9 @@ use super::spec::{Kind, MAX_BATCH_BYTES, SinkSpec};
 use super::{nats::Nats, otlp::Otlp, syslog::Syslog};
 use crate::docker::event::Event;
 
-/// How often a sink that has sent everything looks for new events.
-const POLL: Duration = Duration::from_millis(200);
+/// How often a sink that has sent everything looks at the folder even if the history's writer
+/// said nothing (it says so after each write; this is only a safety net).
+const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 /// Why a batch did not go.
 #[derive(Debug)]
@@ -147,6 +148,8 @@ pub struct Shipper {
     pub transport: Transport,
     pub reader: Reader,
     pub series: Series,
+    /// Changes after each write to the history folder.
+    pub written: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Shipper {
@@ -157,7 +160,9 @@ impl Shipper {
             mut transport,
             reader,
             series,
+            mut written,
         } = self;
+        written.mark_unchanged();
         let sink = spec.shown.as_str();
         let mut reader = Some(reader);
         let mut batch = Batch {
@@ -179,11 +184,13 @@ impl Shipper {
                     |l: Line| {
                         bytes += l.bytes.len();
                         lines.push(l);
-                        lines.len() < room && bytes < MAX_BATCH_BYTES
+                        lines.len() < room.max(1) && bytes < MAX_BATCH_BYTES
                     },
                     |l| lost.push(l),
                 );
-                (r, res.map(|()| (lines, lost)))
+                // Stopped for room, not at the end of what is written: read on at once.
+                let more = lines.len() >= room.max(1) || bytes >= MAX_BATCH_BYTES;
+                (r, res.map(|()| (lines, lost, more)))
             })
             .await
             {
@@ -194,8 +201,10 @@ impl Shipper {
                 }
             };
             reader = Some(r);
+            let mut more = false;
             match read {
-                Ok((lines, lost)) => {
+                Ok((lines, lost, stopped_for_room)) => {
+                    more = stopped_for_room;
                     for l in lost {
                         report_lost(sink, &series, &l);
                     }
@@ -224,15 +233,31 @@ impl Shipper {
                 None => series.lag.set(0.0),
             }
             if !(full || due) {
+                if more {
+                    continue;
+                }
                 // Everything read is filtered out: keep the place all the same.
                 if batch.records.is_empty() && batch.after != saved {
                     saved = save(&mut reader, sink, batch.after, 0)
                         .await
                         .unwrap_or(saved);
                 }
+                // Until the writer writes more, or the batch is due.
+                let wait = batch
+                    .since
+                    .map_or(IDLE_CHECK, |s| spec.flush.saturating_sub(s.elapsed()));
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(POLL) => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    changed = written.changed() => {
+                        // The history closed (shutdown is near): look again after the wait.
+                        if changed.is_err() {
+                            tokio::select! {
+                                _ = cancel.cancelled() => return,
+                                _ = tokio::time::sleep(wait) => {}
+                            }
+                        }
+                    }
                 }
                 continue;
             }
@@ -265,7 +290,11 @@ async fn send(
     let mut delays = crate::docker::stream::backoff();
     let mut failing = false;
     loop {
-        let wait = match transport.send(records).await {
+        let sent = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            sent = transport.send(records) => sent,
+        };
+        let wait = match sent {
             Ok(()) => {
                 if failing {
                     tracing::info!(sink, "the sink takes events again");

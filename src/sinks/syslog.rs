@@ -1,7 +1,8 @@
 //! Syslog: RFC 5424 messages over TCP with octet-counting framing (RFC 6587), or over TLS
 //! (RFC 5425). The protocol has no acknowledgement: a batch counts as sent once written, and
-//! before the next one the connection is checked; if the store closed it meanwhile, the last
-//! batch is written again on the new one (so a store may receive one batch twice, never none).
+//! before the next one the connection is checked. A new connection, after the store closed the
+//! last one or a write failed, begins with the batch written last on the one before (so a
+//! store may receive one batch twice, never none).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -118,18 +119,18 @@ enum Conn {
 }
 
 impl Conn {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Self::Tcp(t) => t,
-            Self::Tls(t) => t.get_ref().0,
-        }
-    }
-
-    /// Whether the store is still there: a syslog receiver never writes, so anything to read
-    /// (its close, or a TLS alert) means it has gone.
-    fn alive(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.tcp().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    /// Whether the store is still there: a syslog receiver sends nothing, so a read that
+    /// does not wait means it closed (or broke) the connection. Read through TLS, so that what
+    /// the TLS layer itself sends (TLS 1.3 session tickets) is taken by it, not taken for data.
+    fn alive(&mut self) -> bool {
+        use futures_util::FutureExt as _;
+        use tokio::io::AsyncReadExt as _;
+        let mut probe = [0u8; 64];
+        let read = match self {
+            Self::Tcp(t) => t.read(&mut probe).now_or_never(),
+            Self::Tls(t) => t.read(&mut probe).now_or_never(),
+        };
+        matches!(read, None | Some(Ok(1..)))
     }
 
     async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -205,19 +206,19 @@ impl Syslog {
         }
         let timeout = self.timeout;
         let result = tokio::time::timeout(timeout, async {
-            let mut again = Vec::new();
-            if self.conn.as_ref().is_some_and(|c| !c.alive()) {
-                // The store went away after the last batch: it may not have read it.
+            if self.conn.as_mut().is_some_and(|c| !c.alive()) {
                 self.conn = None;
-                again = std::mem::take(&mut self.last);
             }
             if self.conn.is_none() {
-                self.conn = Some(self.connect().await?);
+                let mut conn = self.connect().await?;
+                // The batch written last, on a connection that has since gone: the store may
+                // not have read it.
+                if !self.last.is_empty() {
+                    conn.write_all(&self.last).await?;
+                }
+                self.conn = Some(conn);
             }
             let conn = self.conn.as_mut().expect("set just above");
-            if !again.is_empty() {
-                conn.write_all(&again).await?;
-            }
             conn.write_all(&bytes).await
         })
         .await;

@@ -130,12 +130,12 @@ struct Held {
 }
 
 fn held(rotel: &Rotel, syslog: &Rsyslog, nats: &NatsServer, stream: &str) -> Held {
+    // rotel may print two requests in another order than they came; every record carries
+    // its batch's send time, by which (stably) the records are in the order sent.
+    let mut records = rotel.records();
+    records.sort_by_key(|r| r.observed_nano);
     Held {
-        otlp: rotel
-            .records()
-            .iter()
-            .filter_map(|r| key_of(&r.body))
-            .collect(),
+        otlp: records.iter().filter_map(|r| key_of(&r.body)).collect(),
         syslog: syslog
             .messages()
             .iter()
@@ -252,21 +252,24 @@ fn each_store_holds_exactly_the_engines_events_in_order() {
         docker(&["volume", "rm", &marker]);
     }));
     let h = wait_all_held(&rotel, &syslog, &nats, "DEE", &want, DEADLINE, &e);
+    // The engine publishes each event to each subscriber on a goroutine of its own (moby's
+    // pkg/pubsub), so two events of the same moment may reach two subscribers in two orders:
+    // the order to hold the stores to is the one the engine gave the exporter, which its
+    // history keeps. The events themselves are the engine's, exactly.
+    let kept = inside(history_keys(&dir.join("history")));
+    let sorted = |keys: &[Key]| {
+        let mut k = keys.to_vec();
+        k.sort();
+        k
+    };
     assert_eq!(
-        inside(h.otlp),
-        want,
-        "otlp: the engine's events, in order, once each"
+        sorted(&kept),
+        sorted(&want),
+        "the history holds the engine's events, once each"
     );
-    assert_eq!(
-        inside(h.syslog),
-        want,
-        "syslog: the engine's events, in order, once each"
-    );
-    assert_eq!(
-        inside(h.nats),
-        want,
-        "nats: the engine's events, in order, once each"
-    );
+    assert_same(&inside(h.otlp), &kept, "otlp");
+    assert_same(&inside(h.syslog), &kept, "syslog");
+    assert_same(&inside(h.nats), &kept, "nats");
     for (object, action) in [
         ("volume", "create"),
         ("network", "create"),
@@ -359,12 +362,18 @@ fn each_store_holds_exactly_the_engines_events_in_order() {
         )
         .unwrap_or(0.0);
     assert!(sent >= want.len() as f64, "{sent} sent");
-    assert_eq!(
-        e.value(
-            "docker_events_exporter_sink_lag_seconds",
-            &[("sink", &format!("otlp://127.0.0.1:{}", rotel.port))]
-        ),
-        Some(0.0)
+    // Caught up: nothing waits longer than a batch's flush (other tests' events keep coming
+    // through this unfiltered sink, so a batch may be on its way).
+    let lag = [("sink", format!("otlp://127.0.0.1:{}", rotel.port))];
+    let lag: Vec<(&str, &str)> = lag.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let caught_up = wait_until(DEADLINE, || {
+        e.value("docker_events_exporter_sink_lag_seconds", &lag)
+            .is_some_and(|v| v < 2.0)
+    });
+    assert!(
+        caught_up,
+        "the otlp sink's lag: {:?}",
+        e.value("docker_events_exporter_sink_lag_seconds", &lag)
     );
 }
 
@@ -664,6 +673,46 @@ fn a_bad_sink_or_one_without_history_is_refused_in_one_line() {
     assert_eq!(code, Some(1));
     assert!(!err.contains("hunter2"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// The events of a history folder's segments, in the order they were kept.
+fn history_keys(dir: &Path) -> Vec<Key> {
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .expect("the history folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    segments.sort();
+    segments
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(key_of)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The store's events are the engine's, in order, once each; else where they part.
+#[track_caller]
+fn assert_same(got: &[Key], want: &[Key], store: &str) {
+    if got == want {
+        return;
+    }
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(g, w)| g != w)
+        .unwrap_or(got.len().min(want.len()));
+    panic!(
+        "{store}: {} events where the engine has {}; they part at {at}: the store has {:?}, the engine {:?}",
+        got.len(),
+        want.len(),
+        got.get(at..(at + 3).min(got.len())),
+        want.get(at..(at + 3).min(want.len())),
+    );
 }
 
 /// The stream holds each event of `want` once, in order, and nothing twice after it.
