@@ -6,6 +6,7 @@ use std::io::BufRead as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::assert_same;
 use crate::support::chromium::Browser;
 use crate::support::engine::PrivateEngine;
 use crate::support::{
@@ -154,27 +155,6 @@ fn exits_with(code: i32, args: &[&str]) {
 /// The lines the exporter binary prints with `args`; it must succeed.
 fn exporter_says(args: &[&str]) -> Vec<String> {
     lines(&crate::support::exporter_stdout(args))
-}
-
-/// Two event lists alike, or a message that says where they part: their lengths, and the
-/// first line that differs.
-#[track_caller]
-fn assert_same(got: &[String], want: &[String], what: &str) {
-    if got == want {
-        return;
-    }
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(g, w)| g != w)
-        .unwrap_or(got.len().min(want.len()));
-    panic!(
-        "{what}: {} events, not {}; first difference at {at}:\n  got:  {:?}\n  want: {:?}",
-        got.len(),
-        want.len(),
-        got.get(at),
-        want.get(at)
-    );
 }
 
 fn strs(v: &[String]) -> Vec<&str> {

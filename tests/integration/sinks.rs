@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::support::assert_same;
 use crate::support::capture::Capture;
 use crate::support::stores::{NatsServer, Rotel, Rsyslog};
 use crate::support::{
@@ -397,21 +398,7 @@ fn stores_down_for_a_minute_receive_every_event_when_back() {
         &only(&label, &format!("&batch={BATCH}&flush=200ms")),
     );
     let e = exporter_with(&dir.join("history"), &dir.join("state.json"), &urls, &[]);
-    let since = now_secs();
-    let truth = Truth::from(&since, Some(&label));
-    let name = format!("{label}-c");
-    let _c = crate::support::Cleanup(vec![name.clone()]);
-    docker(&[
-        "run",
-        "-d",
-        "--label",
-        &label_args(&label),
-        "--name",
-        &name,
-        test_image(),
-        "sleep",
-        "300",
-    ]);
+    let (truth, name, _c) = sleeper(&label);
     let started = truth.until(nanos(&now_secs()), mark(&name));
     wait_all_held(&rotel, &syslog, &nats, "OUTAGE", &started, DEADLINE, &e);
 
@@ -487,21 +474,7 @@ fn a_sigkilled_exporter_resumes_every_sink_from_its_cursor() {
     syslog.down();
     nats.down();
     let e = exporter_with(&history, &state, &urls, &[]);
-    let since = now_secs();
-    let truth = Truth::from(&since, Some(&label));
-    let name = format!("{label}-c");
-    let _c = crate::support::Cleanup(vec![name.clone()]);
-    docker(&[
-        "run",
-        "-d",
-        "--label",
-        &label_args(&label),
-        "--name",
-        &name,
-        test_image(),
-        "sleep",
-        "300",
-    ]);
+    let (truth, name, _c) = sleeper(&label);
     pause_storm(&name, 100);
     let until = nanos(&now_secs());
     let want = truth.until(until, mark(&name));
@@ -695,24 +668,24 @@ fn history_keys(dir: &Path) -> Vec<Key> {
         .collect()
 }
 
-/// The store's events are the engine's, in order, once each; else where they part.
-#[track_caller]
-fn assert_same(got: &[Key], want: &[Key], store: &str) {
-    if got == want {
-        return;
-    }
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(g, w)| g != w)
-        .unwrap_or(got.len().min(want.len()));
-    panic!(
-        "{store}: {} events where the engine has {}; they part at {at}: the store has {:?}, the engine {:?}",
-        got.len(),
-        want.len(),
-        got.get(at..(at + 3).min(got.len())),
-        want.get(at..(at + 3).min(want.len())),
-    );
+/// From now on: the engine's account of the label's events, and a container of the label's
+/// that sleeps (removed when the guard returned drops).
+fn sleeper(label: &str) -> (Truth, String, crate::support::Cleanup) {
+    let truth = Truth::from(&now_secs(), Some(label));
+    let name = format!("{label}-c");
+    let cleanup = crate::support::Cleanup(vec![name.clone()]);
+    docker(&[
+        "run",
+        "-d",
+        "--label",
+        &label_args(label),
+        "--name",
+        &name,
+        test_image(),
+        "sleep",
+        "300",
+    ]);
+    (truth, name, cleanup)
 }
 
 /// The stream holds each event of `want` once, in order, and nothing twice after it.

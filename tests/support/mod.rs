@@ -604,6 +604,27 @@ pub fn engine_event_count(
         .count()
 }
 
+/// Two event lists alike, or a message that says where they part: their lengths, and the
+/// first place they differ.
+#[track_caller]
+pub fn assert_same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T], what: &str) {
+    if got == want {
+        return;
+    }
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(g, w)| g != w)
+        .unwrap_or(got.len().min(want.len()));
+    panic!(
+        "{what}: {} events, not {}; first difference at {at}:\n  got:  {:?}\n  want: {:?}",
+        got.len(),
+        want.len(),
+        got.get(at..(at + 3).min(got.len())),
+        want.get(at..(at + 3).min(want.len()))
+    );
+}
+
 /// The stdout of the exporter run as a command (`replay`, `events`, ...); panics with its
 /// stderr if it failed.
 pub fn exporter_stdout(args: &[&str]) -> String {
