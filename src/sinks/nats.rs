@@ -92,10 +92,6 @@ impl Nats {
                      --subjects '{subject}.>'), the exporter keeps trying"
                 ),
             },
-            PublishErrorKind::MaxPayloadExceeded => SendError::Reject {
-                reason: "rejected",
-                detail: e.to_string(),
-            },
             PublishErrorKind::TimedOut => SendError::Retry {
                 reason: "timeout",
                 after: None,
@@ -107,17 +103,31 @@ impl Nats {
                 detail: e.to_string(),
             },
         };
+        // An event over the server's max_payload is refused alone; the others go.
+        let mut too_big = Vec::new();
         for r in batch {
             let publish = async_nats::jetstream::message::PublishMessage::build()
                 .payload(bytes::Bytes::copy_from_slice(&r.line))
                 .message_id(&r.id);
             let to = format!("{subject}.{}", subject_tail(r));
-            acks.push(js.send_publish(to, publish).await.map_err(failed)?);
+            match js.send_publish(to, publish).await {
+                Ok(ack) => acks.push(ack),
+                Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    too_big.push(format!("{} ({} bytes)", r.id, r.line.len()));
+                }
+                Err(e) => return Err(failed(e)),
+            }
         }
         for ack in acks {
             ack.await.map_err(failed)?;
         }
-        Ok(())
+        match too_big.len() {
+            0 => Ok(()),
+            n => Err(SendError::Partial {
+                rejected: n as u64,
+                detail: format!("over the max_payload of the server: {}", too_big.join(", ")),
+            }),
+        }
     }
 }
 

@@ -289,7 +289,12 @@ fn each_store_holds_exactly_the_engines_events_in_order() {
     }
 
     // The fields, store by store, for the exec's end.
-    let is_exec_die = |line: &str| key_of(line).is_some_and(|k| k.2.starts_with("exec_die"));
+    // Other tests' events go through these unfiltered sinks too: this container's, by name.
+    let ours = |line: &str, action: &str| {
+        key_of(line).is_some_and(|k| k.2 == action)
+            && line.contains(&format!("\"name\":\"{name}\""))
+    };
+    let is_exec_die = |line: &str| ours(line, "exec_die");
     let records = rotel.records();
     let r = records
         .iter()
@@ -338,7 +343,7 @@ fn each_store_holds_exactly_the_engines_events_in_order() {
     );
     let kill = messages
         .iter()
-        .find(|m| key_of(&m.msg).is_some_and(|k| k.2 == "die"))
+        .find(|m| ours(&m.msg, "die"))
         .expect("the die");
     assert_eq!(kill.pri, "28", "a non-zero exit is daemon.warning");
 
@@ -608,6 +613,74 @@ fn a_store_that_refuses_every_batch_is_logged_counted_and_harms_nothing() {
     let labels = crate::support::container_labels(&name, &[("exit_code", "3")]);
     e.wait_for("docker_container_exits_total", &labels, 1.0);
     assert!(store.requests().iter().all(|r| r.path == "/v1/logs"));
+}
+
+/// An event over the NATS server's `max_payload` is refused alone, logged and counted; the
+/// events beside it in its batch are stored.
+#[test]
+fn an_event_over_the_nats_max_payload_is_skipped_alone() {
+    let label = unique("bignats");
+    let nats = NatsServer::start_with("max_payload: 4096\n");
+    nats.add_stream("BIG", &format!("dee.{label}"));
+    let dir = tempdir("bignats");
+    let url = format!(
+        "nats://127.0.0.1:{}/dee.{label}?{}",
+        nats.port,
+        only(&label, "&flush=2s")
+    );
+    let e = exporter_with(
+        &dir.join("history"),
+        &dir.join("state.json"),
+        std::slice::from_ref(&url),
+        &[],
+    );
+    let (truth, name, _c) = sleeper(&label);
+    let big = format!("{label}-big");
+    let _b = crate::support::Cleanup(vec![big.clone()]);
+    let huge = format!("huge={}", "x".repeat(5000));
+    docker(&[
+        "create",
+        "--label",
+        &label_args(&label),
+        "--label",
+        &huge,
+        "--name",
+        &big,
+        test_image(),
+        "true",
+    ]);
+    let until = nanos(&now_secs());
+    let want = truth.until(until, mark(&name));
+    let big_id = docker(&["inspect", "--format", "{{.Id}}", &big]);
+    let (too_big, fits): (Vec<Key>, Vec<Key>) = want.into_iter().partition(|k| k.3 == big_id);
+    assert_eq!(too_big.len(), 1, "the big container's create: {too_big:?}");
+    let shown = url.split('?').next().unwrap_or_default().to_owned();
+    e.wait_for(
+        "docker_events_exporter_sink_events_skipped_total",
+        &[("sink", &shown), ("reason", "rejected")],
+        1.0,
+    );
+    let ok = wait_until(DEADLINE, || {
+        let got: HashSet<Key> = nats
+            .messages("BIG")
+            .iter()
+            .filter_map(|m| key_of(&m.payload))
+            .collect();
+        fits.iter().all(|k| got.contains(k))
+    });
+    assert!(ok, "every event that fits is stored; log:\n{}", e.log());
+    let stored: Vec<Key> = nats
+        .messages("BIG")
+        .iter()
+        .filter_map(|m| key_of(&m.payload))
+        .collect();
+    assert!(!stored.contains(&too_big[0]), "the big one is not stored");
+    let log = e.log();
+    assert!(
+        log.contains("the store refused some events of a batch")
+            && log.contains("over the max_payload of the server"),
+        "{log}"
+    );
 }
 
 /// `--sink` is checked with the other flags: a bad one stops the exporter with one line.

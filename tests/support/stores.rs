@@ -300,9 +300,16 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// With more of nats-server's configuration (`max_payload: 4096`).
+    pub fn start_with(config: &str) -> Self {
+        let dir = tempdir("nats");
+        std::fs::write(dir.join("nats.conf"), config).expect("nats.conf");
         let mut n = Self {
             port: free_port(),
-            dir: tempdir("nats"),
+            dir,
             child: None,
         };
         n.up();
@@ -317,6 +324,8 @@ impl NatsServer {
         let log = self.dir.join("nats.log");
         let child = spawn(
             Command::new("nats-server")
+                .arg("-c")
+                .arg(self.dir.join("nats.conf"))
                 .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
                 .arg("-sd")
                 .arg(self.dir.join("store")),
