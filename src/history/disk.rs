@@ -177,21 +177,15 @@ fn summarize(path: &Path) -> std::io::Result<SegmentSummary> {
         first_nano: 0,
         last_nano: 0,
     };
-    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(summary);
+    read_segment(File::open(path)?, &mut Vec::new(), &mut |ev, _| {
+        if summary.lines == 0 {
+            summary.first_nano = ev.time_nano;
         }
-        if let Ok(ev) = Event::decode(crate::docker::lines::record(&line)) {
-            if summary.lines == 0 {
-                summary.first_nano = ev.time_nano;
-            }
-            summary.last_nano = ev.time_nano;
-            summary.lines += 1;
-        }
-    }
+        summary.last_nano = ev.time_nano;
+        summary.lines += 1;
+        true
+    })?;
+    Ok(summary)
 }
 
 /// A segment last written this long before `since` holds no event from `since` on, even with
@@ -230,24 +224,33 @@ pub fn read(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(err("opening a segment", e)),
         };
-        let mut reader = BufReader::with_capacity(1 << 16, file);
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| err("reading a segment", e))?;
-            if n == 0 {
-                break;
-            }
-            let text = crate::docker::lines::record(&line);
-            if let Ok(ev) = Event::decode(text)
-                && !each(&ev, text)
-            {
-                return Ok(());
-            }
+        if !read_segment(file, &mut line, &mut each).map_err(|e| err("reading a segment", e))? {
+            return Ok(());
         }
     }
     Ok(())
+}
+
+/// Each event of one segment, decoded and as its line, until `each` returns false (then
+/// `false`); lines that are not events are skipped. `line` is the buffer to read into.
+fn read_segment(
+    file: File,
+    line: &mut Vec<u8>,
+    each: &mut impl FnMut(&Event, &[u8]) -> bool,
+) -> std::io::Result<bool> {
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', line)? == 0 {
+            return Ok(true);
+        }
+        let text = crate::docker::lines::record(line);
+        if let Ok(ev) = Event::decode(text)
+            && !each(&ev, text)
+        {
+            return Ok(false);
+        }
+    }
 }
 
 /// What the stream and the writer share.
@@ -529,6 +532,30 @@ impl Files {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dropped_segment_is_summarized_by_its_events_and_their_times() {
+        let dir = std::env::temp_dir().join(format!("dee-summary-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("dir");
+        let path = segment_path(&dir, 7);
+        let ev = |t: i64| {
+            format!(
+                r#"{{"Type":"container","Action":"start","Actor":{{"ID":"c","Attributes":{{}}}},"timeNano":{t}}}"#
+            )
+        };
+        // A line cut short by a crash is not an event.
+        let text = format!("{}\n{}\n{{\"Type\":\"cont\n{}\n", ev(5), ev(7), ev(9));
+        fs::write(&path, text).expect("segment");
+        assert_eq!(
+            summarize(&path).expect("summary"),
+            SegmentSummary {
+                lines: 3,
+                first_nano: 5,
+                last_nano: 9
+            }
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn retention_takes_an_age_a_size_or_both() {

@@ -361,12 +361,11 @@ impl SinkSpec {
     /// The name of the sink's cursor file: stable for the same store and path.
     pub fn cursor_name(&self) -> String {
         let digest = ring::digest::digest(&ring::digest::SHA256, self.shown.as_bytes());
-        let hex: String = digest.as_ref()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         let scheme = self.shown.split(':').next().unwrap_or("sink");
-        format!("{scheme}-{hex}.cursor")
+        format!(
+            "{scheme}-{}.cursor",
+            super::record::hex(&digest.as_ref()[..8])
+        )
     }
 }
 

@@ -72,19 +72,9 @@ pub fn frame(out: &mut Vec<u8>, r: &Record, origin: &Origin, app_name: &str, fac
     }
     msg.push_str("] ");
     msg.push_str(&r.text());
-    let _ = write!(out_text(out), "{} ", msg.len());
+    // RFC 6587 octet counting: the message's length in bytes, a space, the message.
+    out.extend_from_slice(format!("{} ", msg.len()).as_bytes());
     out.extend_from_slice(msg.as_bytes());
-}
-
-fn out_text(out: &mut Vec<u8>) -> impl std::fmt::Write + '_ {
-    struct W<'a>(&'a mut Vec<u8>);
-    impl std::fmt::Write for W<'_> {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            self.0.extend_from_slice(s.as_bytes());
-            Ok(())
-        }
-    }
-    W(out)
 }
 
 /// An RFC 5424 TIMESTAMP: UTC, at most 6 fraction digits.
