@@ -235,6 +235,49 @@ fn the_readme_alerts_table_and_the_runbook_agree_with_the_mixin() {
     }
 }
 
+/// The status page's "Crashing now" counts what `DockerContainerCrashLooping` counts: as many
+/// exits on their own with an error, in as long a window (the page reads its constants, the
+/// alert the mixin's `crashLoopingExits` and its 10-minute records).
+#[test]
+fn the_pages_crash_threshold_is_the_alerts() {
+    use docker_events_exporter::status::{CRASH_EXITS, CRASH_WINDOW_NANOS};
+    let minutes = CRASH_WINDOW_NANOS / 60_000_000_000;
+    assert_eq!(
+        minutes * 60_000_000_000,
+        CRASH_WINDOW_NANOS,
+        "whole minutes"
+    );
+    let rules = rule_file(&read(
+        &repo_root().join("alerts/docker-events-exporter.rules.yml"),
+    ));
+    let all: Vec<&Rule> = rules.groups.iter().flat_map(|g| &g.rules).collect();
+    let alert = all
+        .iter()
+        .find(|r| r.alert.as_deref() == Some("DockerContainerCrashLooping"))
+        .expect("the crash-loop alert");
+    let exits = format!("docker_container:crash_exits:increase{minutes}m >= {CRASH_EXITS}");
+    let restarts = format!("[{minutes}m]) >= {CRASH_EXITS}");
+    assert!(
+        alert.expr.contains(&exits) && alert.expr.contains(&restarts),
+        "the alert counts {CRASH_EXITS} exits in {minutes}m, as the page does: {}",
+        alert.expr
+    );
+    for record in [
+        format!("docker_container:exits_nonzero:increase{minutes}m"),
+        format!("docker_container:kills:increase{minutes}m"),
+    ] {
+        let rule = all
+            .iter()
+            .find(|r| r.record.as_deref() == Some(record.as_str()))
+            .unwrap_or_else(|| panic!("the record {record}"));
+        assert!(
+            rule.expr.contains(&format!("[{minutes}m]")),
+            "{record}: {}",
+            rule.expr
+        );
+    }
+}
+
 #[test]
 fn shipped_configs_validate() {
     run_ok(
