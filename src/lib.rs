@@ -23,8 +23,9 @@
 //!                          naming, resume), the shared action queue, signals, SIGHUP reloads,
 //!                          drain
 //! src/docker/              the source: endpoint (unix/tcp/TLS transport, kept connections),
-//!                          paced (reading the stream in batches), event (our decoded type), scan
-//!                          (its fast decoding path), lines (splitting a byte stream), stream
+//!                          paced (reading the stream in batches), event (our decoded type), decode
+//!                          (a line to an event: scan, its fast path, then serde), lines
+//!                          (splitting a byte stream), stream
 //!                          (subscription, backoff, dedupe, ping, gaps; yields lines and signals
 //!                          to a Consumer), state (--docker.state-file), mod (version, info,
 //!                          list, inspect, snapshot)

@@ -5,6 +5,7 @@
 //! We negotiate the API version ourselves (an unversioned `GET /version`), because bollard's
 //! own negotiation asks with its newest version first, which engines before 25 refuse.
 
+mod decode;
 pub mod endpoint;
 pub mod event;
 pub mod lines;
