@@ -64,6 +64,7 @@
 //! src/events.rs            `events`: the history, from a running exporter or --history.dir
 //! src/generate.rs          `generate-events`
 //! src/json.rs              JSON strings, fast: a string's end, writing one escaped
+//! src/secret.rs            a value kept out of logs, metrics and pages (the actions' and sinks')
 //! src/logging.rs           tracing set-up: logfmt or JSON on standard error
 //! src/fuzzing.rs           the fuzz targets' bodies, shared with the corpus replay in the tests
 //! benches/                 criterion benches of the pipeline's stages
@@ -100,6 +101,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod replay;
 pub mod rules;
+pub mod secret;
 pub mod server;
 pub mod settings;
 pub mod sinks;

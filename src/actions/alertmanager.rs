@@ -17,7 +17,8 @@ use super::notify::{DEFAULT_MESSAGE, DEFAULT_TITLE};
 use super::{Action, ActionResult, BoxedAction, MAX_FIELD_BYTES, Outcome, Runtime};
 use crate::docker::event::Event;
 use crate::rules::template::{Context, Template};
-use crate::rules::{ActionConfig, ActionKind, Checker, Resolver, Secret};
+use crate::rules::{ActionConfig, ActionKind, Checker, Resolver};
+use crate::secret::Secret;
 
 /// The rule key that asks for this action, and its `action` label.
 const NAME: &str = "alertmanager";

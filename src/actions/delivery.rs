@@ -12,7 +12,8 @@ use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 
 use super::Outcome;
 use crate::rules::config::{Named, Place};
-use crate::rules::{Checker, Resolver, Secret};
+use crate::rules::{Checker, Resolver};
+use crate::secret::Secret;
 
 /// First wait before a retry; it doubles.
 const FIRST_RETRY: Duration = Duration::from_millis(200);

@@ -10,7 +10,8 @@ use super::delivery::{DEFAULT_RETRY, Retry, deliver};
 use super::{Action, ActionResult, BoxedAction, MAX_BODY_BYTES, MAX_FIELD_BYTES, Outcome, Runtime};
 use crate::rules::config::Named;
 use crate::rules::template::{Context, Template, payload};
-use crate::rules::{ActionConfig, ActionKind, Checker, Resolver, Secret};
+use crate::rules::{ActionConfig, ActionKind, Checker, Resolver};
+use crate::secret::Secret;
 
 /// The rule key that asks for this action, and its `action` label.
 const NAME: &str = "webhook";

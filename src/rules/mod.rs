@@ -167,26 +167,6 @@ pub trait ActionKind<A>: Sync {
     ) -> Option<A>;
 }
 
-/// A value that must never reach a log line or a metric.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: String) -> Self {
-        Self(s)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<secret>")
-    }
-}
-
 /// Reads and checks a rules file: compiles it with `kinds`, then resolves what its actions
 /// take from outside it; every problem at once. `check-config`, start-up and SIGHUP reloads
 /// all call it.

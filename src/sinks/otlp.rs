@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::record::{Level, Origin, Record};
 use super::ship::SendError;
-use crate::rules::Secret;
+use crate::secret::Secret;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct ExportLogsServiceRequest {

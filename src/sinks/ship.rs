@@ -60,10 +60,7 @@ impl Transport {
                     super::spec::bracketed(&spec.host),
                     spec.port
                 );
-                let headers = headers
-                    .iter()
-                    .map(|(n, v)| (n.clone(), crate::rules::Secret::new(v.expose().to_owned())))
-                    .collect();
+                let headers = headers.clone();
                 Self::Otlp(Otlp::new(
                     url,
                     *json,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::history::Filters;
-use crate::rules::Secret;
+use crate::secret::Secret;
 
 /// Events in one batch, unless `?batch=` says otherwise.
 pub const DEFAULT_BATCH_EVENTS: usize = 1000;

@@ -8,7 +8,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 
 use super::super::delivery::{decoded, take_credentials};
-use crate::rules::Secret;
+use crate::secret::Secret;
 use crate::rules::template::{Escape, escaped};
 
 /// The URL forms, for error messages.
