@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use docker_events_exporter::actions::{Loaded, Origin, Reactor};
+use docker_events_exporter::cmd::generate::{Shape, Spec, generate};
 use docker_events_exporter::docker::event::Event;
-use docker_events_exporter::generate::{Shape, Spec, generate};
 use docker_events_exporter::metrics::{Metrics, Tracker};
 use docker_events_exporter::rules::template::{Context, Escape, Template};
 

@@ -290,7 +290,7 @@ pub enum Command {
         containers: usize,
         /// Engine event shape.
         #[arg(long, value_name = "VERSION", default_value = "29")]
-        engine: crate::generate::Shape,
+        engine: crate::cmd::generate::Shape,
         /// Seed: the same seed writes the same file.
         #[arg(long, value_name = "N", default_value_t = 1)]
         seed: u64,

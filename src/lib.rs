@@ -60,9 +60,9 @@
 //! src/server.rs            the HTTP start-up, axum router (metrics, the page, the history's
 //!                          API and live stream), scrape limits, TLS serving
 //! src/web.rs               --web.config.file: TLS and basic auth
-//! src/replay.rs            `replay FILE...`
-//! src/events.rs            `events`: the history, from a running exporter or --history.dir
-//! src/generate.rs          `generate-events`
+//! src/cmd/                 the subcommands, apart from the daemon: replay (`replay FILE...`),
+//!                          events (the history, from a running exporter or --history.dir),
+//!                          generate (`generate-events`), check_config; mod (their error line)
 //! src/json.rs              JSON strings, fast: a string's end, writing one escaped
 //! src/secret.rs            a value kept out of logs, metrics and pages (the actions' and sinks')
 //! src/logging.rs           tracing set-up: logfmt or JSON on standard error
@@ -89,17 +89,15 @@
 pub mod actions;
 pub mod app;
 pub mod cli;
+pub mod cmd;
 pub mod docker;
-pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod generate;
 pub mod history;
 pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;
-pub mod replay;
 pub mod rules;
 pub mod secret;
 pub mod server;

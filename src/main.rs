@@ -2,9 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use docker_events_exporter::cli::{Cli, Command};
+use docker_events_exporter::cmd::{self, check_config, events, generate, replay};
 use docker_events_exporter::settings::{EngineSettings, Settings};
-use docker_events_exporter::web::WebConfigErrors;
-use docker_events_exporter::{actions, app, events, generate, logging, replay};
+use docker_events_exporter::{app, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,11 +36,11 @@ fn main() -> ExitCode {
     // Every command's flags are checked alike, before anything starts.
     let settings = Settings::new(&cli);
     if let Some(Command::CheckConfig { file }) = &cli.command {
-        return check_config(file, &cli, settings);
+        return check_config::run(file, cli.web_config_file.as_deref(), settings);
     }
     let settings = match settings {
         Ok(s) => s,
-        Err(e) => return fail(&e),
+        Err(e) => return cmd::fail(&e),
     };
     logging::init(cli.log_level, cli.log_format);
     // One TLS provider for the process (ring): reqwest and lettre use the process default.
@@ -81,51 +81,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
-    }
-}
-
-/// Prints the error once, with its causes, and exits 1.
-fn fail(e: &anyhow::Error) -> ExitCode {
-    // Multi-line errors (every problem of a config file) end in a newline of their own.
-    let message = format!("{e:#}");
-    eprintln!("docker-events-exporter: error: {}", message.trim_end());
-    ExitCode::FAILURE
-}
-
-/// `check-config FILE`: the flags' checks, then the rules file's. Lists of problems are
-/// printed as they are, one problem a line.
-fn check_config(file: &std::path::Path, cli: &Cli, settings: anyhow::Result<Settings>) -> ExitCode {
-    let settings = match settings {
-        Ok(s) => s,
-        Err(e) => match e.downcast_ref::<WebConfigErrors>() {
-            Some(problems) => {
-                eprint!("{problems}");
-                return ExitCode::FAILURE;
-            }
-            None => return fail(&e),
-        },
-    };
-    if let Some(web) = &cli.web_config_file {
-        println!("{}: ok, {}", web.display(), settings.web.summary());
-    }
-    for sink in &settings.sinks {
-        println!("--sink {}: ok", sink.shown);
-    }
-    match actions::load(file) {
-        Ok(r) => {
-            let names: Vec<&str> = r.rules.iter().map(|r| r.name.as_str()).collect();
-            println!(
-                "{}: ok, {} rule(s): {}",
-                file.display(),
-                names.len(),
-                names.join(", ")
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprint!("{errors}");
-            ExitCode::FAILURE
-        }
+        Err(e) => cmd::fail(&e),
     }
 }
