@@ -64,6 +64,8 @@
 //!                          events (the history, from a running exporter or --history.dir),
 //!                          generate (`generate-events`), check_config; mod (their error line)
 //! src/json.rs              JSON strings, fast: a string's end, writing one escaped
+//! src/config_error.rs      a problem in a config file with its place, and how a file's problems
+//!                          are shown (the rules config's and the web config's alike)
 //! src/secret.rs            a value kept out of logs, metrics and pages (the actions' and sinks')
 //! src/logging.rs           tracing set-up: logfmt or JSON on standard error
 //! src/fuzzing.rs           the fuzz targets' bodies, shared with the corpus replay in the tests
@@ -90,6 +92,7 @@ pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod cmd;
+pub mod config_error;
 pub mod docker;
 #[doc(hidden)]
 pub mod fuzzing;

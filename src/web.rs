@@ -31,7 +31,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::rules::ConfigError;
+use crate::config_error::{ConfigError, write_problems};
 
 /// Successful logins remembered, so that a scrape every few seconds does not pay bcrypt's
 /// cost (tens of milliseconds, on purpose) each time. Cleared when full.
@@ -43,7 +43,7 @@ pub struct WebConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for WebConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::rules::write_problems(f, "the web config", &self.0)
+        write_problems(f, "the web config", &self.0)
     }
 }
 

@@ -22,7 +22,8 @@ use marked_yaml::{Node, Span};
 
 use super::matcher::{EventMatcher, ValueMatcher};
 use super::template::{Key, Template};
-use super::{ActionConfig, ActionKind, ConfigError, ConfigErrors, Rule, Rules, Throttle};
+use super::{ActionConfig, ActionKind, ConfigErrors, Rule, Rules, Throttle};
+use crate::config_error::ConfigError;
 use crate::secret::Secret;
 
 const TOP_KEYS: &[&str] = &["events_reactor"];

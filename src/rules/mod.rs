@@ -16,29 +16,8 @@ use std::time::Duration;
 pub use self::config::{Checker, Resolver};
 use self::matcher::EventMatcher;
 use self::template::Template;
+use crate::config_error::{ConfigError, write_problems};
 use crate::docker::event::Event;
-
-/// One problem in a config file, with its place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            return write!(f, "{}: {}", self.file, self.message);
-        }
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
-    }
-}
 
 /// Every problem found in one file.
 #[derive(Debug, Clone)]
@@ -48,21 +27,6 @@ impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_problems(f, "the rules config", &self.0)
     }
-}
-
-/// `N problem(s) in WHAT:` and then each problem on its own line: how every config file's
-/// problems are shown.
-pub fn write_problems(
-    f: &mut fmt::Formatter<'_>,
-    what: &str,
-    errors: &[ConfigError],
-) -> fmt::Result {
-    let n = errors.len();
-    writeln!(f, "{n} problem{} in {what}:", if n == 1 { "" } else { "s" })?;
-    for e in errors {
-        writeln!(f, "{e}")?;
-    }
-    Ok(())
 }
 
 impl std::error::Error for ConfigErrors {}
