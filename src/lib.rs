@@ -5,7 +5,7 @@
 //! such pipeline runs for each, into one registry); [`pipeline`] takes each line,
 //! decodes it, applies it to the [`metrics::Tracker`] (the one place where an event changes a
 //! metric), keeps it in the [`history`] and hands it to the rules ([`actions::Reactor`]);
-//! [`server`] lets Prometheus scrape the result, and people look at it ([`status`]).
+//! [`server`] lets Prometheus scrape the result, and people look at it ([`server::status`]).
 //!
 //! # Layout
 //! ```text
@@ -54,12 +54,12 @@
 //!                          record (what a store receives of an event), reader (a cursor in a
 //!                          history folder), ship (batches, retries, skips, the cursor saved),
 //!                          otlp, syslog, nats (the protocols)
-//! src/status/              the status page at /: mod (its data: crashing now, unhealthy, every
-//!                          container, from the metrics' cells; its HTML, escaped), page.css
-//!                          and page.js (served from the binary)
-//! src/server.rs            the HTTP start-up, axum router (metrics, the page, the history's
-//!                          API and live stream), scrape limits, TLS serving
-//! src/web.rs               --web.config.file: TLS and basic auth
+//! src/server/              the HTTP side, all of it: mod (router, state, basic auth, start-up,
+//!                          the page's handler, WebSettings), listen (binding, the TLS accept
+//!                          loop, the drain), scrape (/metrics and its limits), api (the
+//!                          history's API and live stream), web_config (--web.config.file: TLS
+//!                          and basic auth), status (the status page at /: its data from the
+//!                          metrics' cells, its HTML escaped, page.css and page.js), tests
 //! src/cmd/                 the subcommands, apart from the daemon: replay (`replay FILE...`),
 //!                          events (the history, from a running exporter or --history.dir),
 //!                          generate (`generate-events`), check_config; mod (their error line)
@@ -106,8 +106,6 @@ pub mod secret;
 pub mod server;
 pub mod settings;
 pub mod sinks;
-pub mod status;
-pub mod web;
 
 /// The Layout above is the README's, line for line, and names every source file and folder.
 #[cfg(test)]

@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::cli::Cli;
 use crate::docker::endpoint::Endpoint;
 pub use crate::history::HistorySettings;
-use crate::web::WebConfig;
+use crate::server::WebSettings;
+use crate::server::web_config::WebConfig;
 
 /// Paths the server answers itself, which the metrics cannot take.
 const RESERVED_PATHS: [&str; 3] = ["/", "/-/healthy", "/-/ready"];
@@ -25,22 +26,6 @@ pub struct Settings {
     pub history: HistorySettings,
     /// `--sink`, checked; only with `--history.dir`, which they read.
     pub sinks: Vec<crate::sinks::SinkSpec>,
-}
-
-/// The HTTP side.
-pub struct WebSettings {
-    pub listen_address: String,
-    /// Starts with `/` and is none of the paths the server answers itself.
-    pub telemetry_path: String,
-    /// TLS and basic auth from `--web.config.file`, checked; plain HTTP without one.
-    pub config: WebConfig,
-}
-
-impl WebSettings {
-    /// One line for the start-up log.
-    pub fn summary(&self) -> String {
-        self.config.summary()
-    }
 }
 
 /// The metrics and their labels.
@@ -94,7 +79,7 @@ impl Settings {
         let retention = crate::history::Retention::parse(&cli.history_retention)
             .map_err(|e| anyhow::anyhow!("--history.retention {:?}: {e}", cli.history_retention))?;
         let config = match &cli.web_config_file {
-            Some(file) => crate::web::load(file)?,
+            Some(file) => crate::server::web_config::load(file)?,
             None => WebConfig {
                 tls: None,
                 auth: None,

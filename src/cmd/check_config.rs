@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use super::fail;
 use crate::actions;
+use crate::server::web_config::WebConfigErrors;
 use crate::settings::Settings;
-use crate::web::WebConfigErrors;
 
 /// `check-config FILE`: the flags' checks, then the rules file's. Lists of problems are
 /// printed as they are, one problem a line.

@@ -240,7 +240,7 @@ fn the_readme_alerts_table_and_the_runbook_agree_with_the_mixin() {
 /// alert the mixin's `crashLoopingExits` and its 10-minute records).
 #[test]
 fn the_pages_crash_threshold_is_the_alerts() {
-    use docker_events_exporter::status::{CRASH_EXITS, CRASH_WINDOW_NANOS};
+    use docker_events_exporter::server::status::{CRASH_EXITS, CRASH_WINDOW_NANOS};
     let minutes = CRASH_WINDOW_NANOS / 60_000_000_000;
     assert_eq!(
         minutes * 60_000_000_000,
