@@ -413,17 +413,14 @@ fn podman_log(podman: &Podman) -> std::path::PathBuf {
     let socket = podman.host();
     let socket = socket.trim_start_matches("unix://");
     let path = crate::support::tempdir("podman-log").join("events.jsonl");
-    // Podman reads a `since` of 0 as none, and takes whole seconds only: up to the next one.
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
-        + 1;
-    let url = format!("http://podman/events?since=1&until={until}");
+    // Podman reads a `since` of 0 as none. `stream=false` ends the answer with the log's end;
+    // an `until` would not do: Podman's reader stops when the clock reaches it, wherever its
+    // reading has got to (libpod/events/logfile.go), which cut the log short under load.
+    let url = "http://podman/events?since=1&stream=false";
     let out = std::process::Command::new("curl")
         .args(["-sS", "--fail", "--unix-socket", socket, "-o"])
         .arg(&path)
-        .arg(&url)
+        .arg(url)
         .output()
         .expect("curl runs (apt-get install curl)");
     assert!(
