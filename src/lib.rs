@@ -34,8 +34,9 @@
 //! src/metrics/             families (every family declared once: name, help, type, labels,
 //!                          buckets), mod (the registry), tracker (the event -> metric rules;
 //!                          series lifetime and expiry in tracker/series, seed, inspects and
-//!                          reconcile in tracker/reconcile), containers (the compact container
-//!                          series and their text)
+//!                          reconcile in tracker/reconcile, Podman's execs without an ID in
+//!                          tracker/unnamed_execs, its tests in tracker/tests), containers (the
+//!                          compact container series and their text)
 //! src/rules/               the rules config as plain data: compiling and resolving it (config),
 //!                          matchers (event and resolve), templates (placeholders, filters); the
 //!                          rules an event matches or resolves
