@@ -27,8 +27,10 @@
 //!                          (a line to an event: scan, its fast path, then serde), lines
 //!                          (splitting a byte stream), stream
 //!                          (subscription, backoff, dedupe, ping, gaps; yields lines and signals
-//!                          to a Consumer), state (--docker.state-file), mod (version, info,
-//!                          list, inspect, snapshot)
+//!                          to a Consumer), state (--docker.state-file), mod (the engine client:
+//!                          version, info, list, inspect, snapshot), container (the container
+//!                          model, read from an inspect), held (what the engine's held events
+//!                          say of exits)
 //! src/pipeline.rs          what happens to one line: decode, the tracker, the history, the
 //!                          rules; the live stream, replay and the fuzz targets all enter here
 //! src/metrics/             families (every family declared once: name, help, type, labels,
