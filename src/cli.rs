@@ -357,6 +357,64 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
+    /// docs/flags.md's table is `--help`'s: every flag the command takes, with its value's
+    /// name and its environment variable, and no flag it does not take.
+    #[test]
+    fn the_flags_page_is_the_help() {
+        use clap::CommandFactory;
+        let page = include_str!("../docs/flags.md");
+        // | `--flag VALUE` | `ENV` ... | default | meaning |
+        let mut rows: Vec<(String, String, Option<String>)> = page
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let flag = cells.get(1)?.strip_prefix("`--")?.strip_suffix('`')?;
+                let (long, value) = flag.split_once(' ').unwrap_or((flag, ""));
+                let env = cells
+                    .get(2)
+                    .and_then(|c| c.split('`').nth(1))
+                    .map(str::to_owned);
+                Some((long.to_owned(), value.to_owned(), env))
+            })
+            .collect();
+        rows.sort();
+        let mut help: Vec<(String, String, Option<String>)> = Cli::command()
+            .get_arguments()
+            .filter_map(|a| {
+                let long = a.get_long()?;
+                let value = a
+                    .get_value_names()
+                    .map(|v| v.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(" "))
+                    .unwrap_or_default();
+                let takes_value = a.get_action().takes_values();
+                let env = a.get_env().map(|e| e.to_string_lossy().into_owned());
+                Some((
+                    long.to_owned(),
+                    if takes_value { value } else { String::new() },
+                    env,
+                ))
+            })
+            .filter(|(long, _, _)| long != "help" && long != "version")
+            .collect();
+        help.sort();
+        let names = |v: &[(String, String, Option<String>)]| -> Vec<String> {
+            v.iter().map(|r| r.0.clone()).collect()
+        };
+        assert_eq!(
+            names(&rows),
+            names(&help),
+            "the flags of docs/flags.md and of --help"
+        );
+        for ((long, value, env), (_, help_value, help_env)) in rows.iter().zip(&help) {
+            assert_eq!(value, help_value, "--{long}: its value's name");
+            // A flag may also read a variable of its own accord (--docker.tls-verify reads
+            // DOCKER_TLS_VERIFY as the docker CLI does); where clap reads one, the page names it.
+            if help_env.is_some() {
+                assert_eq!(env, help_env, "--{long}: its environment variable");
+            }
+        }
+    }
+
     #[test]
     fn defaults_match_the_readme() {
         let cli = Cli::try_parse_from(["docker-events-exporter"]).expect("defaults parse");

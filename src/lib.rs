@@ -82,8 +82,9 @@
 //!                          render.sh renders it into alerts/ and dashboards/
 //! alerts/                  Prometheus rules (recording rules and alerts), rendered from mixin/
 //! dashboards/              Grafana dashboard JSON, rendered from mixin/
-//! docs/                    runbook.md: what to check first, per alert; sinks.md: the sinks, what
-//!                          each store receives, recipes
+//! docs/                    the manual, a page a subject: metrics, flags, engines, history, sinks,
+//!                          rules, alerts, reliability, security, performance, development, and
+//!                          runbook.md (what to check first, per alert); the README links them
 //! deploy/                  Prometheus, Alertmanager and Grafana provisioning for the compose stack
 //! docker-compose.yml       the stack: exporter, Prometheus, Alertmanager, Grafana
 //! Dockerfile               the exporter image
@@ -110,7 +111,7 @@ pub mod server;
 pub mod settings;
 pub mod sinks;
 
-/// The Layout above is the README's, line for line, and names every source file and folder.
+/// The Layout above is docs/development.md's, line for line, and names every source file and folder.
 #[cfg(test)]
 mod layout {
     fn block<'a>(text: &'a str, heading: &str) -> Vec<&'a str> {
@@ -129,9 +130,12 @@ mod layout {
     #[test]
     fn the_layout_is_the_readmes_and_names_every_module() {
         let here = block(include_str!("lib.rs"), "# Layout");
-        let readme = block(include_str!("../README.md"), "## Layout");
+        let readme = block(include_str!("../docs/development.md"), "## Layout");
         assert!(here.len() > 10, "{here:?}");
-        assert_eq!(here, readme, "src/lib.rs and the README's Layout differ");
+        assert_eq!(
+            here, readme,
+            "src/lib.rs and the Layout of docs/development.md differ"
+        );
         let text = here.join("\n");
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         for entry in std::fs::read_dir(&src).expect("src/ lists") {

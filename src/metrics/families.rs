@@ -1,6 +1,6 @@
 //! Every metric family we export, declared once: name, help, type, labels, buckets. The
 //! registry ([`super::Metrics`], the rules layer's metrics in `actions`), the container series'
-//! text encoder ([`super::containers`]) and the test that holds the README's metrics reference
+//! text encoder ([`super::containers`]) and the test that holds docs/metrics.md
 //! to this table all read it.
 
 /// A family's Prometheus type.
@@ -12,7 +12,7 @@ pub enum Type {
 }
 
 impl Type {
-    /// The name the text format and the README use.
+    /// The name the text format and docs/metrics.md use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Counter => "counter",
@@ -343,7 +343,7 @@ pub const CONFIG_RELOAD_TIME: Family = Family::new(
     "When the rules config last loaded successfully.",
 );
 
-/// Every family, in the order the README lists them.
+/// Every family, in the order docs/metrics.md lists them.
 pub const ALL: &[&Family] = &[
     &CONTAINER_STARTS,
     &CONTAINER_EXITS,
@@ -459,12 +459,16 @@ impl Family {
 mod tests {
     use super::*;
 
-    /// A row of a README metrics table: name, type and labels (the backticked words of the
+    /// A row of a metrics table of docs/metrics.md or docs/rules.md: name, type and labels (the backticked words of the
     /// labels column, outside parentheses, which list a label's values).
     fn readme_rows() -> Vec<(String, String, Vec<String>)> {
-        let readme = include_str!("../../README.md");
+        // The metrics reference, and the rules page's table of the rules layer's metrics.
+        let pages = [
+            include_str!("../../docs/metrics.md"),
+            include_str!("../../docs/rules.md"),
+        ];
         let mut rows = Vec::new();
-        for line in readme.lines() {
+        for line in pages.iter().flat_map(|p| p.lines()) {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             // | `name` | type | labels | meaning |
             if cells.len() < 5 || !cells[1].starts_with("`docker_") {
@@ -508,16 +512,20 @@ mod tests {
         for row in &rows {
             assert!(
                 table.contains(row),
-                "README row {row:?} is not in the family table"
+                "docs/metrics.md row {row:?} is not in the family table"
             );
         }
         for family in &table {
             assert!(
                 rows.contains(family),
-                "family {family:?} is not in the README's metrics reference"
+                "family {family:?} is not in docs/metrics.md or docs/rules.md"
             );
         }
-        assert_eq!(rows.len(), ALL.len(), "a family listed twice in the README");
+        assert_eq!(
+            rows.len(),
+            ALL.len(),
+            "a family listed twice in docs/metrics.md"
+        );
     }
 
     #[test]

@@ -215,15 +215,19 @@ impl Checker<'_> {
             LoadError::ScanError(m, se) => (*m, format!("invalid YAML: {}", se.info())),
             LoadError::TopLevelMustBeMapping(m) => (
                 *m,
-                "the file must be a mapping with an events_reactor key; see the README's rules reference".to_owned(),
+                "the file must be a mapping with an events_reactor key; see docs/rules.md"
+                    .to_owned(),
             ),
             LoadError::DuplicateKey(d) => (
                 d.key.span().start().copied().unwrap_or(marker_at_start()),
-                format!("duplicate key {:?}; each rule name and key may appear once", d.key.as_str()),
+                format!(
+                    "duplicate key {:?}; each rule name and key may appear once",
+                    d.key.as_str()
+                ),
             ),
-            LoadError::UnexpectedAnchor(m) | LoadError::MappingKeyMustBeScalar(m) | LoadError::UnexpectedTag(m) => {
-                (*m, format!("unsupported YAML: {e}"))
-            }
+            LoadError::UnexpectedAnchor(m)
+            | LoadError::MappingKeyMustBeScalar(m)
+            | LoadError::UnexpectedTag(m) => (*m, format!("unsupported YAML: {e}")),
             other => (marker_at_start(), format!("invalid YAML: {other}")),
         };
         self.errors.push(ConfigError {

@@ -219,11 +219,7 @@ pub fn load(path: &Path) -> Result<WebConfig, WebConfigErrors> {
         if let Some(i) = msg.find(" at ") {
             msg.truncate(i);
         }
-        one(
-            line,
-            column,
-            format!("{msg}; see the README's web config reference"),
-        )
+        one(line, column, format!("{msg}; see docs/security.md"))
     })?;
     let mut c = Checker {
         file: file.clone(),

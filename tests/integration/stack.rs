@@ -190,7 +190,7 @@ fn a_custom_job_selector_reaches_every_expression() {
     );
 }
 
-/// The README's alerts table (name and `for`) and docs/runbook.md (a section per alert, where
+/// The alerts table of docs/alerts.md (name and `for`) and docs/runbook.md (a section per alert, where
 /// its `runbook_url` points) say what the mixin does.
 #[test]
 fn the_readme_alerts_table_and_the_runbook_agree_with_the_mixin() {
@@ -202,7 +202,7 @@ fn the_readme_alerts_table_and_the_runbook_agree_with_the_mixin() {
         .flat_map(|g| &g.rules)
         .filter(|r| r.alert.is_some())
         .collect();
-    let readme = read(&root.join("README.md"));
+    let readme = read(&root.join("docs/alerts.md"));
     let table: Vec<(String, String)> = readme
         .lines()
         .filter_map(|l| {
@@ -218,7 +218,10 @@ fn the_readme_alerts_table_and_the_runbook_agree_with_the_mixin() {
             (name, r.for_.clone().unwrap_or_else(|| "-".to_owned()))
         })
         .collect();
-    assert_eq!(table, shipped, "README alerts table vs the rule file");
+    assert_eq!(
+        table, shipped,
+        "docs/alerts.md's alerts table vs the rule file"
+    );
     let runbook = read(&root.join("docs/runbook.md"));
     for r in &alerts {
         let name = r.alert.as_deref().unwrap_or_default();
