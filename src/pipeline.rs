@@ -51,7 +51,12 @@ impl Pipeline {
 
     /// Decodes and applies one line: metrics first, then the history, then the rules.
     pub fn line(&mut self, line: &[u8]) -> LineOutcome {
-        let line = crate::docker::lines::record(line);
+        self.record(crate::docker::lines::record(line))
+    }
+
+    /// The same for a record: a line already trimmed, without its record separator (as the
+    /// stream hands lines over), so that a live line is trimmed once.
+    fn record(&mut self, line: &[u8]) -> LineOutcome {
         if line.is_empty() {
             return LineOutcome::Blank;
         }
@@ -95,7 +100,7 @@ impl Pipeline {
 
 impl Consumer for Pipeline {
     fn line(&mut self, line: &[u8]) -> Option<i64> {
-        match Pipeline::line(self, line) {
+        match self.record(line) {
             LineOutcome::Applied { time_nano } => Some(time_nano),
             LineOutcome::DecodeError | LineOutcome::Blank => None,
         }

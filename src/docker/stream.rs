@@ -88,7 +88,8 @@ pub enum Signal {
 /// Whoever takes the stream's lines: the pipeline. Called from the stream's own task, between
 /// reads: everything here must be quick.
 pub trait Consumer {
-    /// One new line (trimmed, not blank, not a replay of one handed over before). Returns the
+    /// One new line, as [`super::lines::record`] leaves it (trimmed, without a record
+    /// separator), not blank, not a replay of one handed over before. Returns the
     /// event's `timeNano` if the line was an event, `None` if it could not be read.
     fn line(&mut self, line: &[u8]) -> Option<i64>;
     /// Something happened to the subscription.
