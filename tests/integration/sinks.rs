@@ -190,6 +190,58 @@ fn label_args(label: &str) -> String {
     format!("dee.test={label}")
 }
 
+/// The three stores, for the tests that stop and start them together; the NATS stream `stream`
+/// takes `dee.LABEL.>`.
+struct Stores {
+    rotel: Rotel,
+    syslog: Rsyslog,
+    nats: NatsServer,
+    stream: &'static str,
+}
+
+impl Stores {
+    fn start(stream: &'static str, label: &str) -> Self {
+        let nats = NatsServer::start();
+        nats.add_stream(stream, &format!("dee.{label}"));
+        Self {
+            rotel: Rotel::start(),
+            syslog: Rsyslog::start(None),
+            nats,
+            stream,
+        }
+    }
+
+    /// A sink for each (syslog in plain TCP), taking only the label's events, with `more`.
+    fn urls(&self, label: &str, more: &str) -> Vec<String> {
+        let plain = format!("syslog://127.0.0.1:{}", self.syslog.port);
+        sinks(&self.rotel, &plain, &self.nats, label, &only(label, more))
+    }
+
+    fn down(&mut self) {
+        self.rotel.down();
+        self.syslog.down();
+        self.nats.down();
+    }
+
+    fn up(&mut self) {
+        self.rotel.up();
+        self.syslog.up();
+        self.nats.up();
+    }
+
+    fn wait_all_held(&self, want: &[Key], deadline: std::time::Duration, e: &Exporter) -> Held {
+        wait_all_held(
+            &self.rotel,
+            &self.syslog,
+            &self.nats,
+            self.stream,
+            want,
+            deadline,
+            e,
+        )
+    }
+}
+
 /// Containers, a volume and a network made, run, exec'd into, killed and removed: each store
 /// holds exactly the engine's events, in the engine's order, with the fields the docs list.
 #[test]
@@ -389,28 +441,16 @@ fn each_store_holds_exactly_the_engines_events_in_order() {
 fn stores_down_for_a_minute_receive_every_event_when_back() {
     const BATCH: usize = 50;
     let label = unique("outage");
-    let mut rotel = Rotel::start();
-    let mut syslog = Rsyslog::start(None);
-    let mut nats = NatsServer::start();
-    nats.add_stream("OUTAGE", &format!("dee.{label}"));
+    let mut stores = Stores::start("OUTAGE", &label);
     let dir = tempdir("outage");
-    let plain = format!("syslog://127.0.0.1:{}", syslog.port);
-    let urls = sinks(
-        &rotel,
-        &plain,
-        &nats,
-        &label,
-        &only(&label, &format!("&batch={BATCH}&flush=200ms")),
-    );
+    let urls = stores.urls(&label, &format!("&batch={BATCH}&flush=200ms"));
     let e = exporter_with(&dir.join("history"), &dir.join("state.json"), &urls, &[]);
     let (truth, name, _c) = sleeper(&label);
     let started = truth.until(nanos(&now_secs()), mark(&name));
-    wait_all_held(&rotel, &syslog, &nats, "OUTAGE", &started, DEADLINE, &e);
+    stores.wait_all_held(&started, DEADLINE, &e);
 
     let down_at = std::time::Instant::now();
-    rotel.down();
-    syslog.down();
-    nats.down();
+    stores.down();
     pause_storm(&name, 250);
     let failing = wait_until(DEADLINE, || {
         ["otlp", "syslog", "nats"].iter().all(|s| {
@@ -430,21 +470,11 @@ fn stores_down_for_a_minute_receive_every_event_when_back() {
         lag.iter().all(|(_, v)| *v >= 30.0),
         "the sinks are behind: {lag:?}"
     );
-    rotel.up();
-    syslog.up();
-    nats.up();
+    stores.up();
     let until = nanos(&now_secs());
     let want = truth.until(until, mark(&name));
     assert!(want.len() >= 502, "the engine's events: {}", want.len());
-    let h = wait_all_held(
-        &rotel,
-        &syslog,
-        &nats,
-        "OUTAGE",
-        &want,
-        std::time::Duration::from_secs(90),
-        &e,
-    );
+    let h = stores.wait_all_held(&want, std::time::Duration::from_secs(90), &e);
     assert_exactly_once(&h.nats, &want, until);
     for (store, got) in [("otlp", &h.otlp), ("syslog", &h.syslog)] {
         let again = got.len() - got.iter().collect::<HashSet<_>>().len();
@@ -460,24 +490,12 @@ fn stores_down_for_a_minute_receive_every_event_when_back() {
 #[test]
 fn a_sigkilled_exporter_resumes_every_sink_from_its_cursor() {
     let label = unique("killed");
-    let mut rotel = Rotel::start();
-    let mut syslog = Rsyslog::start(None);
-    let mut nats = NatsServer::start();
-    nats.add_stream("KILLED", &format!("dee.{label}"));
+    let mut stores = Stores::start("KILLED", &label);
     let dir = tempdir("killed");
-    let plain = format!("syslog://127.0.0.1:{}", syslog.port);
-    let urls = sinks(
-        &rotel,
-        &plain,
-        &nats,
-        &label,
-        &only(&label, "&batch=5&flush=100ms"),
-    );
+    let urls = stores.urls(&label, "&batch=5&flush=100ms");
     let (history, state) = (dir.join("history"), dir.join("state.json"));
     // The stores are down while the events happen: they wait on disk.
-    rotel.down();
-    syslog.down();
-    nats.down();
+    stores.down();
     let e = exporter_with(&history, &state, &urls, &[]);
     let (truth, name, _c) = sleeper(&label);
     pause_storm(&name, 100);
@@ -491,9 +509,7 @@ fn a_sigkilled_exporter_resumes_every_sink_from_its_cursor() {
         .is_some_and(|v| v >= 100.0)
     });
     assert!(on_disk, "the storm reached the exporter");
-    rotel.up();
-    syslog.up();
-    nats.up();
+    stores.up();
     let sent = |e: &Exporter| -> f64 {
         e.scrape()
             .matching("docker_events_exporter_sink_events_sent_total", &[])
@@ -516,15 +532,7 @@ fn a_sigkilled_exporter_resumes_every_sink_from_its_cursor() {
     );
     drop(e);
     let again = exporter_with(&history, &state, &urls, &[]);
-    let h = wait_all_held(
-        &rotel,
-        &syslog,
-        &nats,
-        "KILLED",
-        &want,
-        std::time::Duration::from_secs(60),
-        &again,
-    );
+    let h = stores.wait_all_held(&want, std::time::Duration::from_secs(60), &again);
     assert_exactly_once(&h.nats, &want, until);
     for (store, got) in [("otlp", &h.otlp), ("syslog", &h.syslog)] {
         let unique: HashSet<_> = got.iter().filter(|k| k.0 <= until).collect();
