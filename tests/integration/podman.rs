@@ -417,16 +417,10 @@ fn podman_log(podman: &Podman) -> std::path::PathBuf {
     // an `until` would not do: Podman's reader stops when the clock reaches it, wherever its
     // reading has got to (libpod/events/logfile.go), which cut the log short under load.
     let url = "http://podman/events?since=1&stream=false";
-    let out = std::process::Command::new("curl")
-        .args(["-sS", "--fail", "--unix-socket", socket, "-o"])
-        .arg(&path)
-        .arg(url)
-        .output()
-        .expect("curl runs (apt-get install curl)");
-    assert!(
-        out.status.success(),
-        "saving the log: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let to = path.to_str().expect("utf-8");
+    crate::support::run_ok(
+        "curl",
+        &["-sS", "--fail", "--unix-socket", socket, "-o", to, url],
     );
     path
 }

@@ -11,26 +11,26 @@ use std::time::Duration;
 
 use super::{DEADLINE, free_port, tempdir, wait_until};
 
-fn spawn(cmd: &mut Command, what: &str, log: &Path) -> Child {
+/// Starts `cmd` with its output in `log`, and waits until it listens on `port`.
+fn start(cmd: &mut Command, what: &str, log: &Path, port: u16) -> Child {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("log file");
-    cmd.stdin(Stdio::null())
+    let child = cmd
+        .stdin(Stdio::null())
         .stdout(out.try_clone().expect("log file"))
         .stderr(out)
         .spawn()
-        .unwrap_or_else(|e| panic!("{what} runs ({e}); .ci/run installs it"))
-}
-
-fn wait_port(port: u16, what: &str, log: &Path) {
+        .unwrap_or_else(|e| panic!("{what} runs ({e}); .ci/run installs it"));
     let ok = wait_until(DEADLINE, || TcpStream::connect(("127.0.0.1", port)).is_ok());
     assert!(
         ok,
         "{what} did not listen on {port}; its log:\n{}",
         std::fs::read_to_string(log).unwrap_or_default()
     );
+    child
 }
 
 fn stop(child: &mut Option<Child>) {
@@ -90,7 +90,7 @@ impl Rotel {
 
     pub fn up(&mut self) {
         let log = self.dir.join("rotel.log");
-        let child = spawn(
+        self.child = Some(start(
             Command::new(Self::binary()).args([
                 "start",
                 "--otlp-http-endpoint",
@@ -106,9 +106,8 @@ impl Rotel {
             ]),
             "rotel-agent",
             &log,
-        );
-        self.child = Some(child);
-        wait_port(self.port, "rotel-agent", &log);
+            self.port,
+        ));
     }
 
     pub fn down(&mut self) {
@@ -230,7 +229,7 @@ impl Rsyslog {
 
     pub fn up(&mut self) {
         let log = self.dir.join("rsyslogd.log");
-        let child = spawn(
+        self.child = Some(start(
             Command::new("rsyslogd")
                 .arg("-n")
                 .arg("-f")
@@ -239,9 +238,8 @@ impl Rsyslog {
                 .arg(self.dir.join("rsyslogd.pid")),
             "rsyslogd",
             &log,
-        );
-        self.child = Some(child);
-        wait_port(self.port, "rsyslogd", &log);
+            self.port,
+        ));
     }
 
     pub fn down(&mut self) {
@@ -322,7 +320,7 @@ impl NatsServer {
 
     pub fn up(&mut self) {
         let log = self.dir.join("nats.log");
-        let child = spawn(
+        self.child = Some(start(
             Command::new("nats-server")
                 .arg("-c")
                 .arg(self.dir.join("nats.conf"))
@@ -331,9 +329,8 @@ impl NatsServer {
                 .arg(self.dir.join("store")),
             "nats-server",
             &log,
-        );
-        self.child = Some(child);
-        wait_port(self.port, "nats-server", &log);
+            self.port,
+        ));
     }
 
     pub fn down(&mut self) {
