@@ -297,6 +297,9 @@ pub enum Command {
         /// Every container lives once (create, start, die, destroy) under a new name.
         #[arg(long)]
         churn: bool,
+        /// The keys of each object in a random order (the same events otherwise).
+        #[arg(long)]
+        chaotic: bool,
     },
 }
 

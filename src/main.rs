@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         engine,
         seed,
         churn,
+        chaotic,
     }) = &cli.command
     {
         let spec = generate::Spec {
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
             shape: *engine,
             seed: *seed,
             churn: *churn,
+            chaotic: *chaotic,
             ..generate::Spec::default()
         };
         let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());

@@ -3,7 +3,8 @@
 //! kills, restarts, pauses, deaths, removal) over many containers, with network, volume and
 //! image events between them, in the shape of Engine 20.10 (with the legacy `status`, `id`,
 //! `from`) or Engine 29 (without). Deterministic for a seed: benchmarks and tests replay the
-//! same input.
+//! same input. With `chaotic`, each object's keys come in a random order, as a log that went
+//! through another tool has them: the same events, none of them in the engine's own form.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -31,6 +32,8 @@ pub struct Spec {
     /// Every container is created, started, dies and is removed, under a name never used
     /// again: the worst case for series memory.
     pub churn: bool,
+    /// Each object's keys in a random order (the events are those of the same spec without).
+    pub chaotic: bool,
     /// Event time of the first event, nanoseconds since the epoch.
     pub start_nano: i64,
 }
@@ -43,6 +46,7 @@ impl Default for Spec {
             shape: Shape::Engine29,
             seed: 1,
             churn: false,
+            chaotic: false,
             start_nano: 1_767_225_600_000_000_000,
         }
     }
@@ -133,6 +137,8 @@ struct Writer<'w, W: Write> {
     shape: Shape,
     time_nano: i64,
     rng: Rng,
+    /// Shuffles keys when chaotic: a generator of its own, so that the events are the same.
+    shuffle: Option<Rng>,
     written: u64,
 }
 
@@ -161,11 +167,41 @@ impl<W: Write> Writer<'_, W> {
             time: self.time_nano / 1_000_000_000,
             time_nano: self.time_nano,
         };
-        serde_json::to_writer(&mut *self.out, &line)?;
+        match &mut self.shuffle {
+            None => serde_json::to_writer(&mut *self.out, &line)?,
+            Some(rng) => write_shuffled(&mut *self.out, &serde_json::to_value(&line)?, rng)?,
+        }
         self.out.write_all(b"\n")?;
         self.written += 1;
         Ok(())
     }
+}
+
+/// `value` as compact JSON, the keys of each object in a random order.
+fn write_shuffled<W: Write>(
+    out: &mut W,
+    value: &serde_json::Value,
+    rng: &mut Rng,
+) -> io::Result<()> {
+    let serde_json::Value::Object(map) = value else {
+        return serde_json::to_writer(out, value).map_err(io::Error::from);
+    };
+    let mut entries: Vec<_> = map.iter().collect();
+    // Fisher-Yates.
+    for i in (1..entries.len()).rev() {
+        let j = usize::try_from(rng.below(i as u64 + 1)).unwrap_or(0);
+        entries.swap(i, j);
+    }
+    out.write_all(b"{")?;
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, k)?;
+        out.write_all(b":")?;
+        write_shuffled(out, v, rng)?;
+    }
+    out.write_all(b"}")
 }
 
 fn hex_id(rng: &mut Rng) -> String {
@@ -210,6 +246,7 @@ pub fn generate<W: Write>(spec: &Spec, out: &mut W) -> io::Result<u64> {
         shape: spec.shape,
         time_nano: spec.start_nano,
         rng: Rng(spec.seed.wrapping_add(7)),
+        shuffle: spec.chaotic.then(|| Rng(spec.seed.wrapping_add(11))),
         written: 0,
     };
     let mut exec_n: u64 = 0;
@@ -396,5 +433,60 @@ mod tests {
                 .count();
             assert_eq!(legacy > 0, shape == Shape::Engine20);
         }
+    }
+
+    #[test]
+    fn a_chaotic_file_holds_the_same_events_with_their_keys_shuffled() {
+        let plain = Spec {
+            events: 500,
+            containers: 20,
+            ..Spec::default()
+        };
+        let chaotic = Spec {
+            chaotic: true,
+            ..plain.clone()
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        generate(&plain, &mut a).expect("generate");
+        generate(&chaotic, &mut b).expect("generate");
+        let events = |text: &[u8]| -> Vec<Event> {
+            text.split(|c| *c == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| Event::decode(l).expect("decodes"))
+                .collect()
+        };
+        let (a_events, b_events) = (events(&a), events(&b));
+        assert_eq!(a_events.len(), b_events.len());
+        for (x, y) in a_events.iter().zip(&b_events) {
+            let sorted = |e: &Event| {
+                let mut attrs: Vec<(String, String)> = e
+                    .attributes()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                attrs.sort();
+                (
+                    e.type_name().to_owned(),
+                    e.action().to_owned(),
+                    e.actor_id().to_owned(),
+                    e.time_nano,
+                    attrs,
+                )
+            };
+            assert_eq!(sorted(x), sorted(y));
+        }
+        let first = |text: &[u8]| {
+            text.split(|c| *c == b'\n')
+                .take(50)
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        };
+        let in_engine_order = first(&b)
+            .iter()
+            .filter(|l| l.starts_with(b"{\"Type\":"))
+            .count();
+        assert!(
+            in_engine_order < 25,
+            "{in_engine_order} of 50 lines start as the engine writes them"
+        );
     }
 }
