@@ -34,11 +34,12 @@
 //! src/pipeline.rs          what happens to one line: decode, the tracker, the history, the
 //!                          rules; the live stream, replay and the fuzz targets all enter here
 //! src/metrics/             families (every family declared once: name, help, type, labels,
-//!                          buckets), mod (the registry), tracker (the event -> metric rules;
-//!                          series lifetime and expiry in tracker/series, seed, inspects and
-//!                          reconcile in tracker/reconcile, Podman's execs without an ID in
-//!                          tracker/unnamed_execs, its tests in tracker/tests), containers (the
-//!                          compact container series and their text)
+//!                          buckets), mod (the registry), tracker (an event looks its container
+//!                          up once and writes its series' cell once; a container's verbs in
+//!                          tracker/container, the series table in tracker/series, seed,
+//!                          inspects and reconcile in tracker/reconcile, Podman's execs without
+//!                          an ID in tracker/unnamed_execs, its tests in tracker/tests),
+//!                          containers (the compact container series and their text)
 //! src/rules/               the rules config as plain data: compiling and resolving it (config),
 //!                          matchers (event and resolve), templates (placeholders, filters); the
 //!                          rules an event matches or resolves

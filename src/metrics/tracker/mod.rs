@@ -1,7 +1,9 @@
-//! Container state and the rules by which an event changes a metric. Split by concern: applying
-//! events (here), series lifetime and expiry (`series`), and what comes from the engine
+//! Container state and the rules by which an event changes a metric. Split by concern: what an
+//! event does to a container, a method a verb that says what changed (`container`); the series
+//! table and how a change is written into a cell (`series`); finding the container and its
+//! series, taking new ones in and letting them go (here); and what comes from the engine
 //! instead of events: the start-up seed, inspect answers, the reconcile after a gap
-//! (`reconcile`).
+//! (`reconcile`). An event looks its container up once and writes its cell at most once.
 //!
 //! The tracker is owned by the event-stream task and changes only through `&mut self`: no locks
 //! on the container table, no channels, no I/O. Anything slow (an inspect) is handed back to the
@@ -12,6 +14,7 @@
 //! labels), not by container ID: a container recreated under the same name continues its
 //! counters. When no container holds a key any more, its series are dropped after the TTL.
 
+mod container;
 mod reconcile;
 mod series;
 mod unnamed_execs;
@@ -22,15 +25,13 @@ use std::time::Duration;
 
 use prometheus::IntCounter;
 
-use super::containers::{Cell, Code, Info, Lifecycle, Termination, bump};
-use super::families::{
-    self, CONTAINER_EXEC_DURATION, CONTAINER_HEALTHCHECK_DURATION, CONTAINER_RUN_DURATION,
-};
+use super::families;
 use super::{EngineMetrics, Metrics};
 use crate::docker::event::{Event, ObjectType, Verb};
 use crate::docker::stream::InspectRequest;
-use crate::docker::{AfterExit, ContainerSnapshot, ContainerState, Health, kill_ends_run};
-use unnamed_execs::{Died, UnnamedExecs};
+use crate::docker::{ContainerSnapshot, ContainerState, Health};
+use container::{Change, Container};
+use series::{SeriesKey, SeriesTable, SlotId};
 
 /// Label values longer than this are cut (at a character boundary): a label is
 /// attacker-controlled and must not grow memory or scrapes without bound.
@@ -56,51 +57,6 @@ const SWARM_TASK_NAME: &str = "com.docker.swarm.task.name";
 const SWARM_TASK_ID: &str = "com.docker.swarm.task.id";
 const SWARM_STACK: &str = "com.docker.stack.namespace";
 
-/// A series' label values, with their hash computed once: the tracker looks series up on
-/// every container event, and hashing five strings each time showed in the profile.
-#[derive(Clone)]
-struct SeriesKey {
-    hash: u64,
-    values: Arc<[String]>,
-}
-
-impl SeriesKey {
-    fn new(values: Vec<String>) -> Self {
-        use std::hash::BuildHasher;
-        // Seeded once per process: label values are chosen by whoever runs containers, and a
-        // fixed seed would let them precompute colliding keys.
-        static SEED: std::sync::LazyLock<foldhash::fast::RandomState> =
-            std::sync::LazyLock::new(Default::default);
-        let hash = SEED.hash_one(&values);
-        Self {
-            hash,
-            values: values.into(),
-        }
-    }
-}
-
-impl std::ops::Deref for SeriesKey {
-    type Target = [String];
-    fn deref(&self) -> &[String] {
-        &self.values
-    }
-}
-
-impl PartialEq for SeriesKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash
-            && (Arc::ptr_eq(&self.values, &other.values) || self.values == other.values)
-    }
-}
-
-impl Eq for SeriesKey {}
-
-impl std::hash::Hash for SeriesKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
 /// Maps keyed by engine-made IDs and our own keys: foldhash, seeded per process.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -121,7 +77,9 @@ pub struct Tracker {
     /// The counters of [`families::EVENTS`] by (object, action) index; see `count_event`.
     event_counters: Vec<Option<IntCounter>>,
     containers: FastMap<String, Container>,
-    series: FastMap<SeriesKey, Series>,
+    series: SeriesTable,
+    /// Containers ever taken in: the next one's serial.
+    serials: u64,
     /// Whether anyone answers inspects (a live stream does; a replay does not).
     asks_inspects: bool,
     /// Inspects asked for since the caller last took them.
@@ -131,72 +89,6 @@ pub struct Tracker {
     /// Containers destroyed lately, with the `seq` of their destroy: a reconcile whose
     /// snapshot predates the destroy must not bring them back.
     destroyed: VecDeque<(u64, String)>,
-}
-
-struct Container {
-    key: SeriesKey,
-    state: Option<ContainerState>,
-    health: Option<Health>,
-    healthcheck_command: Option<String>,
-    started_nano: Option<i64>,
-    has_run: bool,
-    /// What its lifecycle gauges show. Its start and finish times are the newest we know of,
-    /// from events or the engine (a reconcile counts only what is newer); its restart count is
-    /// the engine's, when last asked.
-    life: Lifecycle,
-    /// The engine time of the newest start or exit behind `life.restart_count`: inspects are
-    /// answered out of order, and an older answer must not undo a newer one.
-    count_as_of: i64,
-    /// Since its last start: a kill that ends a run, an OOM kill.
-    killed: bool,
-    oom_killed: bool,
-    /// Since when it is `restarting` (or last asked about it), in the tracker's clock.
-    restarting_since: Option<i64>,
-    /// What the engine does when its process ends, once an inspect told.
-    after_exit: AfterExit,
-    execs: FastMap<String, OpenExec>,
-    /// Execs and probes whose events carry no ID (Podman's).
-    unnamed_execs: UnnamedExecs,
-    /// When it died with 137, no OOM event and no kill seen: Podman sends no `oom` event, and
-    /// only its inspect tells an OOM kill.
-    oom_unknown_since: Option<i64>,
-    /// A Swarm task: a new one in a slot whose last task ended on its own is a restart.
-    swarm_task: bool,
-    /// `seq` of the last event that set `state` or `health`.
-    seq: u64,
-}
-
-#[derive(Default)]
-struct OpenExec {
-    command: Option<String>,
-    started_nano: Option<i64>,
-}
-
-/// One label set's place in the container series. Counters that alerts use with `increase()`
-/// exist from the start at 0, so that their first increment is seen; the rest appear on first
-/// use (see [`super::containers::CellData`]).
-struct Series {
-    /// Containers currently holding this label set: 0 or 1 but for Swarm, whose slot keeps
-    /// its last few tasks' exited containers beside the running one.
-    live: u32,
-    /// The container whose state, health and lifecycle the gauges show: the newest to be
-    /// created or started under this label set.
-    owner: Option<String>,
-    /// Whether the owner's last run ended on its own (no kill): a Swarm task that replaces it
-    /// is then a restart of the slot, where one after a kill (a service update, a scale-down)
-    /// is not.
-    ended_on_own: bool,
-    /// When the series go, in the tracker's clock (nanoseconds since the epoch).
-    expires_at: Option<i64>,
-    id: u64,
-    cell: Arc<Cell>,
-}
-
-impl Series {
-    /// Whether the container's gauges are what these series show (see `Tracker::own`).
-    fn owned_by(&self, id: &str) -> bool {
-        self.owner.as_deref() == Some(id)
-    }
 }
 
 impl Tracker {
@@ -214,7 +106,8 @@ impl Tracker {
             newest_nano: 0,
             event_counters: vec![None; ObjectType::COUNT * Verb::COUNT],
             containers: FastMap::default(),
-            series: FastMap::default(),
+            series: SeriesTable::default(),
+            serials: 0,
             asks_inspects: false,
             inspects: Vec::new(),
             seq: 0,
@@ -272,6 +165,8 @@ impl Tracker {
         }
     }
 
+    /// A container's event: the container looked up once, its verb applied, its series'
+    /// cell written once.
     fn apply_container(&mut self, ev: &Event) {
         self.seq += 1;
         let seq = self.seq;
@@ -279,303 +174,189 @@ impl Tracker {
         if id.is_empty() {
             return;
         }
-        let verb = ev.verb;
-        if !self.containers.contains_key(id) {
-            if verb == Verb::Destroy {
-                return;
-            }
-            // A container we have not seen: created while we were not looking (or the create
-            // itself). The event's attributes carry its name, image and labels.
-            let name = ev.attr("name").unwrap_or_default();
-            let image = ev.attr("image").unwrap_or_default();
-            let key = self.key_for(name, image, |k| ev.attr(k));
-            let created = verb == Verb::Create;
-            let swarm_task = ev.attr(SWARM_SERVICE).is_some();
-            // Of the engine's restart count only inspects tell (a replay has none).
-            let count_known = created && self.asks_inspects;
-            self.insert_container(
-                id.to_owned(),
-                Container {
-                    key,
-                    state: None,
-                    health: None,
-                    healthcheck_command: None,
-                    started_nano: None,
-                    has_run: false,
-                    // A new container: created now, never restarted. Of one created unseen,
-                    // the inspect asked for below tells.
-                    life: Lifecycle {
-                        created_nano: created.then_some(ev.time_nano),
-                        restart_count: count_known.then_some(0),
-                        ..Lifecycle::default()
-                    },
-                    count_as_of: 0,
-                    killed: false,
-                    oom_killed: false,
-                    restarting_since: None,
-                    after_exit: AfterExit::Unknown,
-                    execs: FastMap::default(),
-                    unnamed_execs: UnnamedExecs::default(),
-                    oom_unknown_since: None,
-                    swarm_task,
-                    seq,
-                },
-            );
-            self.own(id);
-            self.publish_life(id);
-            self.request_inspect(id, seq);
-            if verb != Verb::Create {
-                tracing::debug!(
-                    container = name,
-                    action = verb.as_str(),
-                    "event for a container not seen before"
-                );
-            }
-        }
-        match verb {
-            Verb::Create => self.set_state(id, Some(ContainerState::Created)),
-            Verb::Start => {
-                let (has_run, has_healthcheck, by_hand, swarm_task) =
-                    match self.containers.get_mut(id) {
-                        Some(c) => {
-                            let has_run = std::mem::replace(&mut c.has_run, true);
-                            c.started_nano = Some(ev.time_nano);
-                            c.life.started_nano = c.life.started_nano.max(Some(ev.time_nano));
-                            c.killed = false;
-                            c.oom_killed = false;
-                            c.unnamed_execs.run_ended();
-                            c.oom_unknown_since = None;
-                            // A start not out of `restarting` may be a person's `docker start` or
-                            // `docker restart`, which sets the engine's restart count back to 0.
-                            let by_hand = has_run
-                                && c.state != Some(ContainerState::Restarting)
-                                && c.after_exit.may_restart(None);
-                            (
-                                has_run,
-                                c.healthcheck_command.is_some(),
-                                by_hand,
-                                c.swarm_task,
-                            )
-                        }
-                        None => return,
-                    };
-                // A Swarm task's first start replaces the slot's last task: a restart if that
-                // one ended on its own.
-                let replaces =
-                    !has_run && swarm_task && self.series_of(id).is_some_and(|s| s.ended_on_own);
-                self.own(id);
-                if let Some(s) = self.series_mut(id) {
-                    s.ended_on_own = false;
-                    let mut d = s.cell.lock();
-                    d.starts += 1;
-                    if has_run || replaces {
-                        d.restarts += 1;
-                    }
-                }
-                self.publish_life(id);
-                if by_hand {
-                    self.request_inspect(id, seq);
-                }
-                self.set_state(id, Some(ContainerState::Running));
-                if has_healthcheck {
-                    self.set_health(id, Some(Health::Starting));
-                }
-            }
-            Verb::Die => {
-                // An engine that names an OOM kill on the die rather than in an `oom` event
-                // before it.
-                if ev.attr("oomKilled") == Some("true")
-                    && self.containers.get(id).is_some_and(|c| !c.oom_killed)
-                {
-                    self.oom_killed(id);
-                }
-                let exit_attr = ev.attr("exitCode");
-                let code = Code::exit(exit_attr);
-                let Some(c) = self.containers.get_mut(id) else {
-                    return;
-                };
-                c.life.finished_nano = c.life.finished_nano.max(Some(ev.time_nano));
-                c.unnamed_execs.run_ended();
-                // -1, as the engine writes an exit code it could not tell.
-                let exit_code = exit_attr.and_then(|c| c.parse().ok()).unwrap_or(-1);
-                let reason = Termination::of(exit_code, c.oom_killed, c.killed);
-                c.life.last_exit = Some((exit_code, reason));
-                let started = c.started_nano.take();
-                let on_own = !c.killed;
-                // Whether the kernel killed it, where no event said so: the engine's inspect
-                // tells (see `oom_unknown_since`).
-                let oom_unknown = exit_attr == Some("137") && !c.oom_killed && !c.killed;
-                c.oom_unknown_since = oom_unknown.then_some(ev.time_nano);
-                // The engine knows whether it will restart the container; ask it, unless its
-                // policy (or `--rm`) says it will not.
-                let ask = c.after_exit.may_restart(exit_attr) || oom_unknown;
-                self.publish_life(id);
-                let run_seconds = match (started, ev.attr("execDuration")) {
-                    // Our own start and die times are nanosecond-precise; the engine's
-                    // execDuration (newer engines) is whole seconds, so it is the fallback.
-                    (Some(start), _) if ev.time_nano >= start => {
-                        Some((ev.time_nano - start) as f64 / 1e9)
-                    }
-                    (_, Some(d)) => d.parse::<f64>().ok().filter(|d| *d >= 0.0),
-                    _ => None,
-                };
-                if let Some(s) = self.series_mut(id) {
-                    if s.owned_by(id) {
-                        s.ended_on_own = on_own;
-                    }
-                    let mut d = s.cell.lock();
-                    bump(&mut d.exits, code);
-                    if on_own && exit_code != 0 {
-                        d.crash_exits.push(ev.time_nano);
-                    }
-                    if let Some(secs) = run_seconds {
-                        d.run_duration
-                            .get_or_insert_default()
-                            .observe(CONTAINER_RUN_DURATION.buckets, secs);
-                    }
-                }
-                self.set_state(id, Some(ContainerState::Exited));
-                self.set_health(id, None);
-                if ask {
-                    self.request_inspect(id, seq);
-                }
-            }
-            Verb::Oom => self.oom_killed(id),
-            // Podman stops a container with a `stop` before its die (Docker sends its `stop`
-            // after the die, and a kill before it).
-            Verb::Stop => {
-                if let Some(c) = self.containers.get_mut(id)
-                    && c.state == Some(ContainerState::Running)
-                {
-                    c.killed = true;
-                }
-            }
-            Verb::Kill => {
-                if let Some(c) = self.containers.get_mut(id) {
-                    c.killed |= kill_ends_run(ev.attr("signal"));
-                }
-                let signal = Code::signal(ev.attr("signal"));
-                if let Some(s) = self.series_of(id) {
-                    bump(&mut s.cell.lock().kills, signal);
-                }
-            }
-            Verb::Pause => self.set_state(id, Some(ContainerState::Paused)),
-            Verb::Unpause => self.set_state(id, Some(ContainerState::Running)),
-            Verb::Destroy => self.remove_container(id),
-            Verb::Rename => self.rename(id, ev),
-            Verb::HealthStatus => {
-                // Podman's (a bare `health_status`) comes as a probe begins; Docker's after
-                // it, and its probe's exec events carry their ID.
-                if ev.action_detail().is_none()
-                    && let Some(c) = self.containers.get_mut(id)
-                {
-                    c.unnamed_execs.probe_began(ev.time_nano);
-                }
-                if let Some(h) = ev.health_status().and_then(Health::parse) {
-                    self.set_health(id, Some(h));
-                }
-            }
-            Verb::ExecCreate | Verb::ExecStart => {
-                let Some(c) = self.containers.get_mut(id) else {
-                    return;
-                };
-                let Some(exec_id) = ev.attr("execID") else {
-                    if verb == Verb::ExecStart {
-                        c.unnamed_execs.exec_began(ev.time_nano);
-                    }
-                    return;
-                };
-                if !c.execs.contains_key(exec_id) && c.execs.len() >= MAX_OPEN_EXECS_PER_CONTAINER {
-                    tracing::debug!(
-                        container = ev.attr("name"),
-                        "too many open execs; forgetting them"
-                    );
-                    c.execs.clear();
-                }
-                let exec = c.execs.entry(exec_id.to_owned()).or_default();
-                if exec.command.is_none() {
-                    exec.command = ev.action_detail().map(str::to_owned);
-                }
-                if verb == Verb::ExecStart {
-                    exec.started_nano = Some(ev.time_nano);
-                }
-            }
-            Verb::ExecDie => self.exec_died(id, ev),
+        match ev.verb {
+            Verb::Destroy => return self.remove_container(id),
+            // One not seen before is taken in under its new name, as by any other event.
+            Verb::Rename if self.containers.contains_key(id) => return self.rename(id, ev),
             _ => {}
+        }
+        let inspect = match self.containers.get_mut(id) {
+            Some(c) => {
+                let change = c.apply(ev, seq);
+                self.series.get_mut(c.slot).write(c, &change);
+                change.inspect
+            }
+            None => self.first_seen(id, ev, seq),
+        };
+        if inspect {
+            self.request_inspect(id, seq);
         }
     }
 
-    fn exec_died(&mut self, id: &str, ev: &Event) {
+    /// A container we have not seen: created while we were not looking (or the create itself).
+    /// The event's attributes carry its name, image and labels; its inspect is asked for.
+    #[cold]
+    fn first_seen(&mut self, id: &str, ev: &Event, seq: u64) -> bool {
+        let name = ev.attr("name").unwrap_or_default();
+        let key = SeriesKey::of(
+            name,
+            ev.attr("image").unwrap_or_default(),
+            &self.m.all.label_keys,
+            |k| ev.attr(k),
+        );
+        let created = ev.verb == Verb::Create;
+        if !created {
+            tracing::debug!(
+                container = name,
+                action = ev.verb.as_str(),
+                "event for a container not seen before"
+            );
+        }
+        let mut c = self.new_container(&key, ev.attr(SWARM_SERVICE).is_some(), seq);
+        // A new container: created now, never restarted. Of one created unseen, the inspect
+        // tells; of the engine's restart count only inspects tell (a replay has none).
+        c.life.created_nano = created.then_some(ev.time_nano);
+        c.life.restart_count = (created && self.asks_inspects).then_some(0);
+        let mut change = c.apply(ev, seq);
+        change.own = true;
+        self.series.get_mut(c.slot).write(&c, &change);
+        self.insert_container(id.to_owned(), c);
+        true
+    }
+
+    /// A container holding the series of `key`, not yet in the table.
+    fn new_container(&mut self, key: &SeriesKey, swarm_task: bool, seq: u64) -> Container {
+        self.serials += 1;
+        let slot = self.series.hold(&self.m, key);
+        Container::new(self.serials, slot, swarm_task, seq)
+    }
+
+    fn insert_container(&mut self, id: String, c: Container) {
+        if let Some(old) = self.containers.insert(id, c) {
+            let expires_at = self.expiry();
+            self.series.release(old.slot, &old, expires_at);
+        }
+    }
+
+    /// When series let go now expire, in the tracker's clock.
+    fn expiry(&self) -> i64 {
+        let ttl = i64::try_from(self.ttl.as_nanos()).unwrap_or(i64::MAX);
+        self.now_nano().saturating_add(ttl)
+    }
+
+    pub(super) fn now_nano(&self) -> i64 {
+        now_nano(self.clock, self.newest_nano)
+    }
+
+    /// Applies `f`'s change to the container `id` and writes it into its series; whether there
+    /// is such a container. For what comes from the engine rather than events.
+    fn change(&mut self, id: &str, f: impl FnOnce(&mut Container) -> Change) -> bool {
+        let Some(c) = self.containers.get_mut(id) else {
+            return false;
+        };
+        let change = f(c);
+        self.series.get_mut(c.slot).write(c, &change);
+        true
+    }
+
+    fn set_state(&mut self, id: &str, state: Option<ContainerState>) {
+        let (seq, clock, newest) = (self.seq, self.clock, self.newest_nano);
+        self.change(id, |c| c.set_state(state, seq, || now_nano(clock, newest)));
+    }
+
+    fn set_health(&mut self, id: &str, health: Option<Health>) {
+        let seq = self.seq;
+        self.change(id, |c| c.set_health(health, seq));
+    }
+
+    /// The container's gauges are from now on what its series show.
+    fn own(&mut self, id: &str) {
+        self.change(id, |_| Change {
+            own: true,
+            ..Change::default()
+        });
+    }
+
+    /// Its healthcheck, and (if it has one) health series from now on.
+    fn set_healthcheck(&mut self, id: &str, command: Option<String>) {
         let Some(c) = self.containers.get_mut(id) else {
             return;
         };
-        let (probe, started_nano) = match ev.attr("execID") {
-            Some(exec_id) => {
-                let exec = c.execs.remove(exec_id).unwrap_or_default();
-                let probe = exec.command.is_some() && exec.command == c.healthcheck_command;
-                (probe, exec.started_nano)
-            }
-            None => match c.unnamed_execs.died(ev.exit_code(), ev.time_nano) {
-                Died::Probe { since } => (true, Some(since)),
-                Died::Exec { since } => (false, since),
-                Died::SecondWrite => return,
-            },
-        };
-        // Podman's `health_status` comes as a probe starts, with the status before it: what
-        // the probe made of it, only an inspect tells.
-        let ask_health = probe && ev.attr("execID").is_none();
-        let seconds = started_nano
-            .filter(|s| ev.time_nano >= *s)
-            .map(|s| (ev.time_nano - s) as f64 / 1e9);
-        let Some(s) = self.series.get(&c.key) else {
-            return;
-        };
-        let exit_code = ev.exit_code();
-        let mut d = s.cell.lock();
-        if probe {
-            let h = d.health.get_or_insert_default();
-            if exit_code == Some("0") {
-                h.success += 1;
-            } else {
-                h.failure += 1;
-            }
-            if let Some(secs) = seconds {
-                h.duration
-                    .observe(CONTAINER_HEALTHCHECK_DURATION.buckets, secs);
-            }
-        } else {
-            bump(&mut d.execs, Code::exit(exit_code));
-            if let Some(secs) = seconds {
-                d.exec_duration
-                    .get_or_insert_default()
-                    .observe(CONTAINER_EXEC_DURATION.buckets, secs);
-            }
-        }
-        drop(d);
-        if ask_health {
-            let seq = self.seq;
-            self.request_inspect(id, seq);
+        c.healthcheck_command = command;
+        if c.healthcheck_command.is_some() {
+            let s = self.series.get(c.slot);
+            s.cell.lock().health.get_or_insert_default();
         }
     }
 
-    /// The kernel's OOM killer ended the container's run: an `oom` event, an `oomKilled` on
-    /// the die, or (for Podman) an inspect after it.
+    fn remove_container(&mut self, id: &str) {
+        let Some(mut c) = self.containers.remove(id) else {
+            return;
+        };
+        let seq = self.seq;
+        let mut change = c.set_state(None, seq, || 0);
+        change.gauges |= c.set_health(None, seq).gauges;
+        self.series.get_mut(c.slot).write(&c, &change);
+        let expires_at = self.expiry();
+        self.series.release(c.slot, &c, expires_at);
+        if self.destroyed.len() == MAX_DESTROYED_REMEMBERED {
+            self.destroyed.pop_front();
+        }
+        self.destroyed.push_back((seq, id.to_owned()));
+    }
+
+    /// A new name: new series (the label set changed), the old ones left to expire.
+    fn rename(&mut self, id: &str, ev: &Event) {
+        let Some(new_name) = ev.attr("name") else {
+            return;
+        };
+        let expires_at = self.expiry();
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        let old = c.slot;
+        let key = &self.series.get(old).key;
+        if key.name() == cap(new_name) {
+            return;
+        }
+        let key = key.renamed(new_name);
+        // The old series stop showing it.
+        let (state, health) = (c.state, c.health);
+        c.state = None;
+        c.health = None;
+        self.series.get_mut(old).write(c, &Change::gauges());
+        c.state = state;
+        c.health = health;
+        c.seq = self.seq;
+        c.slot = self.series.hold(&self.m, &key);
+        self.series.release(old, c, expires_at);
+        let s = self.series.get_mut(c.slot);
+        if c.healthcheck_command.is_some() {
+            s.cell.lock().health.get_or_insert_default();
+        }
+        s.write(
+            c,
+            &Change {
+                own: true,
+                ..Change::default()
+            },
+        );
+    }
+
+    /// Drops the series of label sets that no container has held for the TTL.
+    pub fn sweep(&mut self) {
+        let now = self.now_nano();
+        self.series.sweep(&self.m, now);
+    }
+
+    /// How many label sets have series now (live or waiting to expire).
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// The kernel's OOM killer ended the container's run, as an inspect told.
     fn oom_killed(&mut self, id: &str) {
-        if let Some(c) = self.containers.get_mut(id) {
-            c.oom_killed = true;
-            c.oom_unknown_since = None;
-            // The engine sends it before the `die`; should one come after, it is still this
-            // run's.
-            if c.state == Some(ContainerState::Exited)
-                && let Some((_, reason)) = &mut c.life.last_exit
-            {
-                *reason = Termination::OomKilled;
-            }
-        }
-        self.publish_life(id);
-        if let Some(s) = self.series_of(id) {
-            s.cell.lock().oom_kills += 1;
-        }
+        self.change(id, Container::oom_killed);
     }
 
     /// [`families::EVENTS`], from a table of counters by (object, action): no label hashing
@@ -622,52 +403,18 @@ impl Tracker {
         }
         let seq = self.seq;
         for id in due {
-            tracing::debug!(container = %self.containers[&id].key[0], "restarting for long; asking the engine");
+            let name = self
+                .containers
+                .get(&id)
+                .map(|c| self.series.get(c.slot).key.name());
+            tracing::debug!(container = name, "restarting for long; asking the engine");
             self.request_inspect(&id, seq);
         }
     }
 
-    /// Shows the container's lifecycle in its series.
-    fn publish_life(&self, id: &str) {
-        let Some(c) = self.containers.get(id) else {
-            return;
-        };
-        if let Some(s) = self.series.get(&c.key)
-            && s.owned_by(id)
-        {
-            s.cell.lock().life.clone_from(&c.life);
-        }
-    }
-
-    /// Learns the lifecycle from what the engine says of the container: its times, its
-    /// restart count and policy, and an exit newer than any we saw (its reason as the inspect
-    /// and the engine's held events tell it).
+    /// Learns the lifecycle from what the engine says of the container.
     fn learn_life(&mut self, id: &str, snap: &ContainerSnapshot) {
-        let Some(c) = self.containers.get_mut(id) else {
-            return;
-        };
-        let life = &mut c.life;
-        if snap.created_at_nano.is_some() {
-            life.created_nano = snap.created_at_nano;
-        }
-        if let (Some(finished), Some(code)) = (snap.finished_at_nano, snap.exit_code)
-            && life.finished_nano.is_none_or(|known| finished > known)
-        {
-            let reason = Termination::from_inspect(code, snap.oom_killed, snap.last_exit_killed);
-            life.last_exit = Some((code, reason));
-        }
-        life.started_nano = life.started_nano.max(snap.started_at_nano);
-        life.finished_nano = life.finished_nano.max(snap.finished_at_nano);
-        let as_of = snap.started_at_nano.max(snap.finished_at_nano).unwrap_or(0);
-        if as_of >= c.count_as_of {
-            c.count_as_of = as_of;
-            life.restart_count = Some(snap.restart_count);
-        }
-        life.info = Some(Info {
-            image_id: cap(&snap.image_id).into(),
-            restart_policy: snap.restart_policy,
-        });
-        self.publish_life(id);
+        self.change(id, |c| c.learn_life(snap));
     }
 
     fn request_inspect(&mut self, id: &str, seq: u64) {
@@ -677,6 +424,14 @@ impl Tracker {
                 seq,
             });
         }
+    }
+}
+
+/// "Now" in `clock`, the newest event's time being `newest_nano`.
+fn now_nano(clock: Clock, newest_nano: i64) -> i64 {
+    match clock {
+        Clock::Events => newest_nano,
+        Clock::Wall => crate::docker::now_nano(),
     }
 }
 

@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use super::{Container, FastMap, Lifecycle, Tracker};
+use super::series::SeriesKey;
+use super::{SWARM_SERVICE, Tracker};
 use crate::docker::stream::InspectRequest;
 use crate::docker::{ContainerSnapshot, ContainerState};
 use crate::metrics::containers::{Code, bump};
@@ -12,41 +13,26 @@ impl Tracker {
     /// Seeds a container found at start-up. `since_nano` is where the subscription starts: a
     /// start at or after it will be replayed as an event, so it does not count as "has run".
     pub fn seed(&mut self, snap: &ContainerSnapshot, since_nano: i64) {
-        let key = self.key_for(&snap.name, &snap.image, |k| {
+        let key = SeriesKey::of(&snap.name, &snap.image, &self.m.all.label_keys, |k| {
             snap.labels.get(k).map(String::as_str)
         });
         let before = |t: Option<i64>| t.is_some_and(|t| t < since_nano);
-        let has_run = before(snap.started_at_nano) || before(snap.finished_at_nano);
         let running = matches!(
             snap.state,
             Some(ContainerState::Running | ContainerState::Paused)
         );
-        let c = Container {
-            key,
-            state: None,
-            health: None,
-            healthcheck_command: None,
-            started_nano: if running { snap.started_at_nano } else { None },
-            has_run,
-            life: Lifecycle::default(),
-            count_as_of: 0,
-            killed: false,
-            oom_killed: false,
-            restarting_since: None,
-            after_exit: snap.after_exit,
-            execs: FastMap::default(),
-            unnamed_execs: Default::default(),
-            oom_unknown_since: None,
-            swarm_task: snap.labels.contains_key(super::SWARM_SERVICE),
-            seq: 0,
-        };
+        let mut c = self.new_container(&key, snap.labels.contains_key(SWARM_SERVICE), 0);
+        c.started_nano = if running { snap.started_at_nano } else { None };
+        c.has_run = before(snap.started_at_nano) || before(snap.finished_at_nano);
+        c.after_exit = snap.after_exit;
+        let unowned = self.series.get(c.slot).owner.is_none();
         self.insert_container(snap.id.clone(), c);
         // Of a Swarm slot's containers, the running task's are the gauges.
         let current = matches!(
             snap.state,
             Some(ContainerState::Running | ContainerState::Paused | ContainerState::Restarting)
         );
-        if current || self.series_of(&snap.id).is_some_and(|s| s.owner.is_none()) {
+        if current || unowned {
             self.own(&snap.id);
         }
         self.learn_life(&snap.id, snap);
@@ -126,7 +112,7 @@ impl Tracker {
             .filter(|s| !destroyed_since.contains(s.id.as_str()))
             .collect();
         for id in gone {
-            let name = self.containers[&id].key[0].clone();
+            let name = self.name_of(&id);
             tracing::info!(container = %name, "reconciled: removed while the events were lost");
             self.remove_container(&id);
             changes += 1;
@@ -165,8 +151,9 @@ impl Tracker {
                 c.has_run = true;
                 c.started_nano = Some(t);
             }
-            let name = c.key[0].clone();
-            if let Some(s) = self.series.get(&c.key) {
+            let s = self.series.get(c.slot);
+            let name = s.key.name().to_owned();
+            {
                 let mut d = s.cell.lock();
                 if missed_start.is_some() {
                     let restarts = starts - first_run;
@@ -208,6 +195,14 @@ impl Tracker {
             self.set_healthcheck(&snap.id, snap.healthcheck_command.clone());
         }
         changes
+    }
+
+    /// The name in the container's series, for logs.
+    fn name_of(&self, id: &str) -> String {
+        self.containers
+            .get(id)
+            .map(|c| self.series.get(c.slot).key.name().to_owned())
+            .unwrap_or_default()
     }
 
     /// The tracker's count of container events, for [`Self::reconcile`]'s `seq`.

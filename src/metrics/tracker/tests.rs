@@ -1,7 +1,8 @@
 //! The tracker's rules, event by event: what each sequence of events does to the metrics.
 
 use super::*;
-use crate::docker::ContainerSnapshot;
+use crate::docker::{AfterExit, ContainerSnapshot};
+use crate::metrics::containers::{Code, Termination};
 use crate::metrics::families::{
     CONTAINER_CREATED_TIMESTAMP, CONTAINER_EXECS, CONTAINER_EXITS, CONTAINER_FINISHED_TIMESTAMP,
     CONTAINER_HEALTH_STATUS, CONTAINER_HEALTHCHECK_DURATION, CONTAINER_HEALTHCHECKS,
@@ -816,4 +817,54 @@ fn a_swarm_slot_is_one_series_and_a_replaced_task_is_a_restart() {
     ));
     let updates = format!("{}{{service=\"web\"}} 2", SERVICE_UPDATES.name);
     assert!(m.encode().contains(&updates), "{}", m.encode());
+}
+
+/// A container's verbs say what changed without touching any series: the tracker writes it.
+#[test]
+fn a_containers_verbs_say_what_changed() {
+    let mut c = Container::new(1, SlotId::first(), false, 0);
+    let start = |c: &mut Container, at| c.apply(&event("start", "c", at, &[]), 1);
+    let first = start(&mut c, 1_000);
+    assert_eq!(
+        (first.own, first.gauges, first.start),
+        (
+            true,
+            true,
+            Some(container::Start {
+                again: false,
+                first: true
+            })
+        )
+    );
+    assert_eq!(c.state, Some(ContainerState::Running));
+    // A SIGTERM ends the run: not a crash, whatever the code.
+    let kill = c.apply(&event("kill", "c", 2_000, &[("signal", "15")]), 2);
+    assert_eq!(kill.kill, Some(Code::signal(Some("15"))));
+    assert!(!kill.gauges, "a kill changes no gauge");
+    let die = c.apply(&event("die", "c", 1_000_001_000, &[("exitCode", "143")]), 3);
+    let exit = die.exit.expect("an exit");
+    assert_eq!(
+        (exit.code, exit.on_own, exit.crashed_at, exit.run_seconds),
+        (Code::exit(Some("143")), false, None, Some(1.0))
+    );
+    assert_eq!(
+        c.life.last_exit,
+        Some((143, Termination::Killed)),
+        "its lifecycle"
+    );
+    // The next start is a restart; a crash after it is one.
+    assert!(start(&mut c, 2_000_000_000).start.is_some_and(|s| s.again));
+    let crash = c.apply(&event("die", "c", 3_000_000_000, &[("exitCode", "1")]), 5);
+    assert_eq!(crash.exit.and_then(|e| e.crashed_at), Some(3_000_000_000));
+    // An exec's events: nothing to show until it dies.
+    let exec = [("execID", "e1")];
+    assert!(!c.apply(&event("exec_start: ls", "c", 4, &exec), 6).counts());
+    let ended = c.apply(
+        &event("exec_die", "c", 5, &[("execID", "e1"), ("exitCode", "2")]),
+        7,
+    );
+    assert_eq!(
+        ended.exec.map(|e| (e.probe, e.code, e.seconds)),
+        Some((false, Code::exit(Some("2")), Some(1e-9)))
+    );
 }
