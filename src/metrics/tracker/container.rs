@@ -5,7 +5,7 @@
 
 use super::cap;
 use super::unnamed_execs::{Died, UnnamedExecs};
-use super::{FastMap, MAX_OPEN_EXECS_PER_CONTAINER, SlotId};
+use super::{FastMap, MAX_OPEN_EXECS_PER_CONTAINER, SlotId, digest};
 use crate::docker::event::{Event, Verb};
 use crate::docker::{AfterExit, ContainerSnapshot, ContainerState, Health, kill_ends_run};
 use crate::metrics::containers::{Code, Info, Lifecycle, Termination};
@@ -35,7 +35,8 @@ pub(super) struct Container {
     pub restarting_since: Option<i64>,
     /// What the engine does when its process ends, once an inspect told.
     pub after_exit: AfterExit,
-    pub execs: FastMap<String, OpenExec>,
+    /// Open execs by their ID's digest.
+    pub execs: FastMap<u64, OpenExec>,
     /// Execs and probes whose events carry no ID (Podman's).
     pub unnamed_execs: UnnamedExecs,
     /// When it died with 137, no OOM event and no kill seen: Podman sends no `oom` event, and
@@ -47,9 +48,11 @@ pub(super) struct Container {
     pub seq: u64,
 }
 
+/// An exec between its create or start and its die. Its ID and command are kept as digests
+/// (see [`digest`]): an exec's events allocate nothing.
 #[derive(Default)]
 pub(super) struct OpenExec {
-    command: Option<String>,
+    command: Option<u64>,
     started_nano: Option<i64>,
 }
 
@@ -326,16 +329,17 @@ impl Container {
             }
             return Change::default();
         };
-        if !self.execs.contains_key(exec_id) && self.execs.len() >= MAX_OPEN_EXECS_PER_CONTAINER {
+        let exec_id = digest(exec_id);
+        if !self.execs.contains_key(&exec_id) && self.execs.len() >= MAX_OPEN_EXECS_PER_CONTAINER {
             tracing::debug!(
                 container = ev.attr("name"),
                 "too many open execs; forgetting them"
             );
             self.execs.clear();
         }
-        let exec = self.execs.entry(exec_id.to_owned()).or_default();
+        let exec = self.execs.entry(exec_id).or_default();
         if exec.command.is_none() {
-            exec.command = ev.action_detail().map(str::to_owned);
+            exec.command = ev.action_detail().map(digest);
         }
         if started {
             exec.started_nano = Some(ev.time_nano);
@@ -346,8 +350,9 @@ impl Container {
     pub fn exec_died(&mut self, ev: &Event) -> Change {
         let (probe, started_nano) = match ev.attr("execID") {
             Some(exec_id) => {
-                let exec = self.execs.remove(exec_id).unwrap_or_default();
-                let probe = exec.command.is_some() && exec.command == self.healthcheck_command;
+                let exec = self.execs.remove(&digest(exec_id)).unwrap_or_default();
+                let probe = exec.command.is_some()
+                    && exec.command == self.healthcheck_command.as_deref().map(digest);
                 (probe, exec.started_nano)
             }
             None => match self.unnamed_execs.died(ev.exit_code(), ev.time_nano) {

@@ -60,6 +60,15 @@ const SWARM_STACK: &str = "com.docker.stack.namespace";
 /// Maps keyed by engine-made IDs and our own keys: foldhash, seeded per process.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// A 64-bit digest of label values, an exec ID or a command, seeded once per process: they are
+/// chosen by whoever runs containers, and a fixed seed would let them aim for a collision.
+fn digest<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
+    use std::hash::BuildHasher;
+    static SEED: std::sync::LazyLock<foldhash::fast::RandomState> =
+        std::sync::LazyLock::new(Default::default);
+    SEED.hash_one(value)
+}
+
 /// What "now" is for series expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {

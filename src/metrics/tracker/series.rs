@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::container::{Change, Container};
 use super::{
     COMPOSE_PROJECT, COMPOSE_SERVICE, FastMap, SWARM_SERVICE, SWARM_STACK, SWARM_TASK_ID,
-    SWARM_TASK_NAME, cap,
+    SWARM_TASK_NAME, cap, digest,
 };
 use crate::metrics::EngineMetrics;
 use crate::metrics::containers::{Cell, CellData, bump};
@@ -25,14 +25,8 @@ pub(super) struct SeriesKey {
 
 impl SeriesKey {
     pub fn new(values: Vec<String>) -> Self {
-        use std::hash::BuildHasher;
-        // Seeded once per process: label values are chosen by whoever runs containers, and a
-        // fixed seed would let them precompute colliding keys.
-        static SEED: std::sync::LazyLock<foldhash::fast::RandomState> =
-            std::sync::LazyLock::new(Default::default);
-        let hash = SEED.hash_one(&values);
         Self {
-            hash,
+            hash: digest(&values),
             values: values.into(),
         }
     }
