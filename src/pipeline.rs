@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::actions::Reactor;
 use crate::docker::ContainerSnapshot;
-use crate::docker::event::Event;
+use crate::docker::event::{Buffers, Event};
 use crate::docker::stream::{Consumer, InspectRequest, Signal, Snapshot};
 use crate::history::History;
 use crate::metrics::Tracker;
@@ -31,6 +31,8 @@ pub struct Pipeline {
     tracker: Tracker,
     history: Option<Arc<History>>,
     rules: Option<Reactor>,
+    /// The last event's memory, when the rules did not keep it.
+    spare: Buffers,
 }
 
 impl Pipeline {
@@ -40,6 +42,7 @@ impl Pipeline {
             tracker,
             history: None,
             rules,
+            spare: Buffers::default(),
         }
     }
 
@@ -60,15 +63,16 @@ impl Pipeline {
         if line.is_empty() {
             return LineOutcome::Blank;
         }
-        match Event::decode(line) {
+        match Event::decode_reusing(line, &mut self.spare) {
             Ok(ev) => {
                 let time_nano = ev.time_nano;
                 self.tracker.apply(&ev);
                 if let Some(h) = &self.history {
                     h.record(&ev, line);
                 }
-                if let Some(r) = &mut self.rules {
-                    r.on_event(ev);
+                match &mut self.rules {
+                    Some(r) => r.on_event(ev),
+                    None => self.spare = ev.into_buffers(),
                 }
                 LineOutcome::Applied { time_nano }
             }

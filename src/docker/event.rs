@@ -315,6 +315,16 @@ impl Span {
     }
 }
 
+/// An event's memory, empty, for the next one (see [`Event::decode_reusing`]).
+#[derive(Default)]
+pub struct Buffers {
+    pub(crate) text: String,
+    pub(crate) attributes: Vec<(Span, Span)>,
+}
+
+/// A text this large (a line of many labels) is let go rather than kept for the next event.
+const MAX_KEPT_TEXT_BYTES: usize = 64 * 1024;
+
 /// Appends `s` to an event's text, returning its place.
 pub(crate) fn push_span(text: &mut String, s: &str) -> Span {
     let start = text.len();
@@ -451,6 +461,17 @@ impl Event {
         out.push('}');
     }
 
+    /// Its memory, for the next event's decoding.
+    pub fn into_buffers(self) -> Buffers {
+        let (mut text, mut attributes) = (self.text, self.attributes);
+        if text.capacity() > MAX_KEPT_TEXT_BYTES {
+            return Buffers::default();
+        }
+        text.clear();
+        attributes.clear();
+        Buffers { text, attributes }
+    }
+
     fn get(&self, s: Span) -> &str {
         self.text
             .get(s.start as usize..s.end as usize)
@@ -498,7 +519,12 @@ impl Event {
 
     /// The part after `": "`, if any: the exec command or the health status.
     pub fn action_detail(&self) -> Option<&str> {
-        self.action().split_once(": ").map(|(_, rest)| rest)
+        // `split_once(": ")` built a substring searcher each time: this runs several times an
+        // exec's event.
+        let action = self.action();
+        let b = action.as_bytes();
+        let colon = memchr::memchr_iter(b':', b).find(|i| b.get(i + 1) == Some(&b' '))?;
+        action.get(colon + 2..)
     }
 
     /// A `health_status` event's status: Docker's in the action (`health_status: healthy`),

@@ -10,10 +10,10 @@
 //! sure of and words every error. A line the scanner accepts is valid JSON that decodes to the
 //! same event both ways: the `decode_and_apply` fuzz target checks exactly that.
 
-use super::event::{Event, Parts, Span};
+use super::event::{Buffers, Event, Parts, Span};
 
 /// The event on `line`, or `None` if the line is not in the compact form this scanner knows.
-pub(super) fn scan(line: &str) -> Option<Event> {
+pub(super) fn scan(line: &str, spare: &mut Buffers) -> Option<Event> {
     let mut on_stack = [0; INDEX_WORDS];
     let mut on_heap = Vec::new();
     let specials = if line.len() <= INDEXED_BYTES {
@@ -30,12 +30,17 @@ pub(super) fn scan(line: &str) -> Option<Event> {
         specials,
     };
     // One copy of the line, not one per field: spans of strings without escapes point into it.
-    let mut text = String::with_capacity(line.len() + line.len() / 4);
+    let Buffers {
+        mut text,
+        mut attributes,
+    } = std::mem::take(spare);
+    text.reserve(line.len() + line.len() / 4);
     text.push_str(line);
+    attributes.reserve(ATTRIBUTES_CAPACITY);
     let mut f = Fields {
         canonical: true,
         // Room for a compose container's labels without growing the list on the way.
-        attributes: Vec::with_capacity(ATTRIBUTES_CAPACITY),
+        attributes,
         ..Fields::default()
     };
     sc.eat(b'{')?;
@@ -432,7 +437,10 @@ mod tests {
         Option<Event>,
         Result<Event, crate::docker::event::DecodeError>,
     ) {
-        (scan(line), Event::decode_general(line))
+        (
+            scan(line, &mut Buffers::default()),
+            Event::decode_general(line),
+        )
     }
 
     /// Lines the scanner takes: the same event as the general path.
@@ -465,11 +473,17 @@ mod tests {
     fn a_line_in_the_payload_form_is_its_own_json() {
         let json = |line: &str| {
             let mut out = String::new();
-            scan(line).expect(line).write_json(&mut out);
+            scan(line, &mut Buffers::default())
+                .expect(line)
+                .write_json(&mut out);
             out
         };
         let canonical = r#"{"Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{"exitCode":"1","name":"web"}},"scope":"local","time":1700000000,"timeNano":1700000000123456789}"#;
-        assert!(scan(canonical).expect("scans").verbatim);
+        assert!(
+            scan(canonical, &mut Buffers::default())
+                .expect("scans")
+                .verbatim
+        );
         assert_eq!(json(canonical), canonical);
         for line in [
             // Legacy fields, another order, a `time` that is not timeNano's, an escape.
@@ -478,7 +492,10 @@ mod tests {
             r#"{"Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{}},"scope":"local","time":1,"timeNano":1700000000123456789}"#,
             r#"{"Type":"container","Action":"d\u0069e","Actor":{"ID":"abc","Attributes":{}},"scope":"local","time":1700000000,"timeNano":1700000000123456789}"#,
         ] {
-            assert!(!scan(line).expect(line).verbatim, "{line}");
+            assert!(
+                !scan(line, &mut Buffers::default()).expect(line).verbatim,
+                "{line}"
+            );
             assert_eq!(
                 json(line),
                 canonical
@@ -515,7 +532,7 @@ mod tests {
             r#"["container","start"]"#,
             r#"{"Type":"container","Action":"start","time":1"#,
         ] {
-            assert_eq!(scan(line), None, "{line}");
+            assert_eq!(scan(line, &mut Buffers::default()), None, "{line}");
         }
     }
 }
