@@ -3,16 +3,17 @@
 # storm against the local engine. Not part of CI (it takes minutes and loads the machine).
 #
 #   bash scripts/bench.sh            # everything
-#   bash scripts/bench.sh pipeline   # one part: pipeline | scrape | churn | idle | live |
-#                                    # syscalls | startup | engines | history | resolve |
-#                                    # sinks
-#   BASE=/path/to/old/binary bash scripts/bench.sh live   # this build beside another one
+#   bash scripts/bench.sh pipeline   # one part: pipeline | replay | instructions | scrape |
+#                                    # churn | idle | live | syscalls | startup | engines |
+#                                    # history | resolve | sinks
+#   BASE=/path/to/old/binary bash scripts/bench.sh replay   # this build beside another one
+#                                    # (replay, instructions, scrape and live take BASE)
 #
 # Needs a running Docker Engine (live, idle) and the test image (built by the tests, or by
 # `cargo test --test integration cli::`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=${1:-"pipeline scrape churn idle live syscalls startup engines history resolve sinks"}
+parts=${1:-"pipeline replay instructions scrape churn idle live syscalls startup engines history resolve sinks"}
 BIN=${BIN:-target/release/docker-events-exporter}
 W=$(mktemp -d)
 PIDS=""
@@ -43,7 +44,7 @@ wait_http() { for _ in $(seq 1 300); do curl -sf -o /dev/null "$1" && return 0; 
 # sets port and pid (the cleanup kills it), and returns once /metrics answers.
 serve_replay() {
     port=$(free_port)
-    $BIN replay "$@" --serve --web.listen-address "127.0.0.1:$port" --log.level warn 2>"$W/serve.log" >/dev/null &
+    ${SERVE_BIN:-$BIN} replay "$@" --serve --web.listen-address "127.0.0.1:$port" --log.level warn 2>"$W/serve.log" >/dev/null &
     pid=$!; PIDS="$PIDS $pid"
     wait_http "http://127.0.0.1:$port/metrics"
 }
@@ -79,17 +80,56 @@ if [[ $parts == *pipeline* ]]; then
     rm -f "$W/e29.jsonl" "$W/e20.jsonl"
 fi
 
+# The shape issue 27 measures the pipeline on: 1,000,000 events of 5,000 containers, in random
+# order, each object's keys shuffled, compact JSON.
+chaotic() { [ -f "$W/chaotic.jsonl" ] || $BIN generate-events --events 1000000 --containers 5000 --chaotic > "$W/chaotic.jsonl"; }
+# The events/s a replay of $2 by $1 printed.
+replay_rate() { taskset -c 0 $1 replay "$2" --log.level warn "${@:3}" 2>&1 >/dev/null | sed -E 's/.*: ([0-9]+) events\/s.*/\1/'; }
+
+if [[ $parts == *replay* ]]; then
+    echo; echo "== replay: the chaotic file (1,000,000 events, 5,000 containers, keys shuffled) on one core, builds alternating, 7 rounds"
+    chaotic
+    # This build with every feature at its default (the history on), the same without the
+    # history (its share), and BASE.
+    : > "$W/rates"
+    for round in $(seq 1 7); do
+        echo "this $(replay_rate "$BIN" "$W/chaotic.jsonl")" >> "$W/rates"
+        echo "this-without-history $(replay_rate "$BIN" "$W/chaotic.jsonl" --history.size 0)" >> "$W/rates"
+        [ -n "${BASE:-}" ] && echo "base $(replay_rate "$BASE" "$W/chaotic.jsonl")" >> "$W/rates"
+    done
+    for b in this this-without-history ${BASE:+base}; do
+        awk -v b="$b" '$1 == b {print $2}' "$W/rates" | sort -n > "$W/r"
+        echo "$b: median $(sed -n 4p "$W/r") events/s (lowest $(head -1 "$W/r"), highest $(tail -1 "$W/r"))"
+    done
+    med() { awk -v b="$1" '$1 == b {print $2}' "$W/rates" | sort -n | sed -n 4p; }
+    echo "the history's share of a replay: $(echo "scale=1; 100 - 100 * $(med this) / $(med this-without-history)" | bc) %"
+    [ -n "${BASE:-}" ] && echo "this build / BASE: $(echo "scale=2; $(med this) / $(med base)" | bc)x"
+fi
+
+if [[ $parts == *instructions* ]]; then
+    echo; echo "== instructions an event (callgrind): replays of the first 100,000 and 200,000 events of the chaotic file; the difference over 100,000"
+    chaotic
+    head -100000 "$W/chaotic.jsonl" > "$W/c100k.jsonl"; head -200000 "$W/chaotic.jsonl" > "$W/c200k.jsonl"
+    refs() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null | awk '/refs:/ {gsub(",", "", $4); print $4}'; }
+    for b in "$BIN" ${BASE:+"$BASE"}; do
+        i1=$(refs $b replay "$W/c100k.jsonl" --log.level warn); i2=$(refs $b replay "$W/c200k.jsonl" --log.level warn)
+        echo "$b: $(( (i2 - i1) / 100000 )) instructions an event"
+    done
+fi
+
 if [[ $parts == *scrape* ]]; then
     echo; echo "== scrape: 10,000 containers' series, served by replay --serve"
     ten_thousand
-    serve_replay "$W/10k.jsonl"
-    containers=$(curl -s "http://127.0.0.1:$port/metrics" | grep '^docker_container_starts_total{' | wc -l)
-    series=$(curl -s "http://127.0.0.1:$port/metrics" | grep -vc '^#')
-    for _ in $(seq 1 30); do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/metrics"; done | sort -n > "$W/times"
-    echo "containers: $containers, series: $series, /metrics size: $(curl -s "http://127.0.0.1:$port/metrics" | wc -c) bytes"
-    echo "scrape time over 30 scrapes: median $(sed -n 15p "$W/times") s, max $(tail -1 "$W/times") s"
-    echo "resident memory after the scrapes: $(( $(rss_kib $pid) / 1024 )) MiB"
-    kill $pid; wait $pid 2>/dev/null || true
+    for b in "$BIN" ${BASE:+"$BASE"}; do
+        SERVE_BIN=$b serve_replay "$W/10k.jsonl"
+        containers=$(curl -s "http://127.0.0.1:$port/metrics" | grep '^docker_container_starts_total{' | wc -l)
+        series=$(curl -s "http://127.0.0.1:$port/metrics" | grep -vc '^#')
+        for _ in $(seq 1 30); do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/metrics"; done | sort -n > "$W/times"
+        echo "$b: containers: $containers, series: $series, /metrics size: $(curl -s "http://127.0.0.1:$port/metrics" | wc -c) bytes"
+        echo "  scrape time over 30 scrapes: median $(sed -n 15p "$W/times") s, max $(tail -1 "$W/times") s"
+        echo "  resident memory after the scrapes: $(( $(rss_kib $pid) / 1024 )) MiB"
+        kill $pid; wait $pid 2>/dev/null || true
+    done
 fi
 
 if [[ $parts == *churn* ]]; then
