@@ -468,6 +468,27 @@ mod tests {
         }
     }
 
+    /// Wherever a string's end, an escape or a control character falls against the 64-byte
+    /// blocks of the map (and past the stack's, in a line of many kilobytes), the scanner reads
+    /// the line as serde does, or leaves it to serde.
+    #[test]
+    fn the_specials_map_finds_ends_escapes_and_control_characters_anywhere() {
+        for pad in (0..140).chain([2040, 2100, 5000]) {
+            let value = "v".repeat(pad);
+            for tail in ["", r#"\""#, r"\\x", r"\u00e9", r"\u0001", r"\t", "\u{1}"] {
+                let line = format!(
+                    r#"{{"Type":"container","Action":"start","Actor":{{"ID":"c","Attributes":{{"k":"{value}{tail}","name":"{value}"}}}},"time":1}}"#
+                );
+                let (fast, general) = both(&line);
+                match fast {
+                    Some(fast) => assert_eq!(Ok(fast), general, "{pad} {tail:?}"),
+                    // A raw control character: not JSON; serde says so.
+                    None => assert!(general.is_err(), "{pad} {tail:?}"),
+                }
+            }
+        }
+    }
+
     /// An Engine 29 line is its own payload; anything else is written field by field.
     #[test]
     fn a_line_in_the_payload_form_is_its_own_json() {
