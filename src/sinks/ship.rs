@@ -330,12 +330,21 @@ async fn send(
                 wait
             }
         };
-        if let Some(first) = records.first() {
-            series.lag.set(seconds_since(first.time_nano));
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return None,
-            _ = tokio::time::sleep(wait) => {}
+        // The lag grows while the batch waits: shown anew each second, not only at each try
+        // (the tries are up to a backoff's longest wait apart).
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(first) = records.first() {
+                series.lag.set(seconds_since(first.time_nano));
+            }
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = tokio::time::sleep(left.min(LAG_REFRESH)) => {}
+            }
         }
     }
 }
@@ -377,6 +386,9 @@ fn report_lost(sink: &str, series: &Series, l: &Lost) {
         }
     }
 }
+
+/// How often the lag of a batch waiting to be sent again is shown anew.
+const LAG_REFRESH: Duration = Duration::from_secs(1);
 
 fn seconds_since(nano: i64) -> f64 {
     (crate::docker::now_nano().saturating_sub(nano)).max(0) as f64 / 1e9
