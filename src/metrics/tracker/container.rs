@@ -76,11 +76,9 @@ pub(super) struct Change {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Start {
-    /// A start after a run: a restart.
+    /// A start after a run: a restart. Without one, its first start: a Swarm task's is a
+    /// restart of its slot if the last task ended on its own (the series tell).
     pub again: bool,
-    /// Its first start: a Swarm task's is a restart of its slot if the last task ended on its
-    /// own (the series tell).
-    pub first: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -218,10 +216,7 @@ impl Container {
         Change {
             own: true,
             gauges: true,
-            start: Some(Start {
-                again: has_run,
-                first: !has_run,
-            }),
+            start: Some(Start { again: has_run }),
             inspect: by_hand,
             ..Change::default()
         }
@@ -348,20 +343,21 @@ impl Container {
     }
 
     pub fn exec_died(&mut self, ev: &Event) -> Change {
-        let (probe, started_nano) = match ev.attr("execID") {
+        let exec_id = ev.attr("execID");
+        let exit_code = ev.exit_code();
+        let (probe, started_nano) = match exec_id {
             Some(exec_id) => {
                 let exec = self.execs.remove(&digest(exec_id)).unwrap_or_default();
                 let probe = exec.command.is_some()
                     && exec.command == self.healthcheck_command.as_deref().map(digest);
                 (probe, exec.started_nano)
             }
-            None => match self.unnamed_execs.died(ev.exit_code(), ev.time_nano) {
+            None => match self.unnamed_execs.died(exit_code, ev.time_nano) {
                 Died::Probe { since } => (true, Some(since)),
                 Died::Exec { since } => (false, since),
                 Died::SecondWrite => return Change::default(),
             },
         };
-        let exit_code = ev.exit_code();
         Change {
             exec: Some(ExecEnd {
                 probe,
@@ -373,7 +369,7 @@ impl Container {
             }),
             // Podman's `health_status` comes as a probe starts, with the status before it:
             // what the probe made of it, only an inspect tells.
-            inspect: probe && ev.attr("execID").is_none(),
+            inspect: probe && exec_id.is_none(),
             ..Change::default()
         }
     }

@@ -303,9 +303,9 @@ impl Tracker {
             return;
         };
         let seq = self.seq;
-        let mut change = c.set_state(None, seq, || 0);
-        change.gauges |= c.set_health(None, seq).gauges;
-        self.series.get_mut(c.slot).write(&c, &change);
+        c.set_state(None, seq, || 0);
+        c.set_health(None, seq);
+        self.series.get_mut(c.slot).write(&c, &Change::gauges());
         let expires_at = self.expiry();
         self.series.release(c.slot, &c, expires_at);
         if self.destroyed.len() == MAX_DESTROYED_REMEMBERED {

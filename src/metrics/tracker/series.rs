@@ -136,7 +136,7 @@ impl Series {
         if let Some(start) = change.start {
             // A Swarm task's first start replaces the slot's last task: a restart if that one
             // ended on its own.
-            let replaces = start.first && c.swarm_task && self.ended_on_own;
+            let replaces = !start.again && c.swarm_task && self.ended_on_own;
             self.ended_on_own = false;
             d.starts += 1;
             if start.again || replaces {
