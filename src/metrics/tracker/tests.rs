@@ -96,6 +96,17 @@ fn value(m: &Metrics, metric: &str, extra: Option<(&str, &str)>) -> Option<f64> 
     line[prefix.len()..].parse().ok()
 }
 
+/// The healthcheck probes: successes, failures, and their durations' sum.
+fn probes(m: &Metrics) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let result = |r| Some(("result", r));
+    let sum = format!("{}_sum", CONTAINER_HEALTHCHECK_DURATION.name);
+    (
+        value(m, CONTAINER_HEALTHCHECKS.name, result("success")),
+        value(m, CONTAINER_HEALTHCHECKS.name, result("failure")),
+        value(m, &sum, None),
+    )
+}
+
 #[test]
 fn second_start_is_a_restart() {
     let (mut t, m) = tracker();
@@ -170,17 +181,11 @@ fn probe_execs_count_as_healthchecks_not_execs() {
         &[("execID", "u1"), ("exitCode", "3")],
     ));
     t.apply(&event("health_status: healthy", "c1", 90, WEB));
-    let result = |r| Some(("result", r));
     assert_eq!(
-        value(&m, CONTAINER_HEALTHCHECKS.name, result("success")),
-        Some(1.0)
+        probes(&m),
+        (Some(1.0), Some(0.0), Some(0.05)),
+        "successes, failures, seconds"
     );
-    assert_eq!(
-        value(&m, CONTAINER_HEALTHCHECKS.name, result("failure")),
-        Some(0.0)
-    );
-    let probe_sum = format!("{}_sum", CONTAINER_HEALTHCHECK_DURATION.name);
-    assert_eq!(value(&m, &probe_sum, None), Some(0.05));
     assert_eq!(
         value(&m, CONTAINER_EXECS.name, Some(("exit_code", "3"))),
         Some(1.0)
@@ -636,17 +641,11 @@ fn podman_events_give_the_same_metrics_as_dockers() {
     t.apply(&ev("health_status", 7 * s, &[]).with_health_status("unhealthy"));
     t.apply(&ev("exec_died", 7 * s + s / 2, &[]));
     let _ = asked(&mut t);
-    let result = |r| Some(("result", r));
     assert_eq!(
-        value(&m, CONTAINER_HEALTHCHECKS.name, result("success")),
-        Some(1.0)
+        probes(&m),
+        (Some(1.0), Some(1.0), Some(0.75)),
+        "successes, failures, seconds"
     );
-    assert_eq!(
-        value(&m, CONTAINER_HEALTHCHECKS.name, result("failure")),
-        Some(1.0)
-    );
-    let probe_sum = format!("{}_sum", CONTAINER_HEALTHCHECK_DURATION.name);
-    assert_eq!(value(&m, &probe_sum, None), Some(0.75));
     assert_eq!(
         value(&m, CONTAINER_EXECS.name, Some(("exit_code", "5"))),
         Some(1.0)
@@ -827,14 +826,7 @@ fn a_containers_verbs_say_what_changed() {
     let first = start(&mut c, 1_000);
     assert_eq!(
         (first.own, first.gauges, first.start),
-        (
-            true,
-            true,
-            Some(container::Start {
-                again: false,
-                first: true
-            })
-        )
+        (true, true, Some(container::Start { again: false }))
     );
     assert_eq!(c.state, Some(ContainerState::Running));
     // A SIGTERM ends the run: not a crash, whatever the code.
