@@ -77,7 +77,8 @@
 //! scripts/                 bench.sh (the Performance figures), fuzz.sh (runs the fuzzers)
 //! fuzz/                    cargo-fuzz targets and their corpora
 //! tests/                   one integration test binary against the real engine; helpers in
-//!                          tests/support/; promtool unit tests of the alerts in tests/alerts/
+//!                          tests/support/; promtool unit tests of the alerts in tests/alerts/;
+//!                          engines' recorded logs in tests/fixtures/
 //! examples/                rules configs, each checked by the tests
 //! mixin/                   the monitoring mixin (jsonnet): config, rules, alerts, dashboards;
 //!                          render.sh renders it into alerts/ and dashboards/

@@ -264,11 +264,15 @@ fn a_podman_resubscription_is_not_a_gap() {
     );
 }
 
-/// Podman 3.3 and later write an attached `podman exec`'s `exec_died` twice about two times in
-/// three, the same but for their time and with no exec ID (see the tracker's `unnamed_execs`).
-/// Each exec is counted once, with its exit code, whichever way it was run: attached, detached,
-/// through the Docker API, two at once, and probes; `podman events` is the truth, and the
-/// replay of the engine's saved log counts the same as the live stream did.
+/// Podman 3.3 and later may write an attached `podman exec`'s `exec_died` twice, the same but
+/// for their time and with no exec ID (see the tracker's `unnamed_execs`): a race between the
+/// `podman exec` process and conmon's cleanup process, won by the cleanup about two times in
+/// three on an idle machine, and seen lost twelve times in twelve under CI's load. Each exec is
+/// counted once, with its exit code, whichever way it was run: attached, detached, through the
+/// Docker API, two at once, and probes; `podman events` is the truth, and the replay of the
+/// engine's saved log counts the same as the live stream did. Since this run may have no
+/// second write, `a_recorded_podman_log_with_second_writes_replays_exactly` replays a log that
+/// has them.
 #[test]
 fn a_podman_exec_written_twice_is_counted_once() {
     const NAME: &str = "pm-execs";
@@ -347,9 +351,12 @@ fn a_podman_exec_written_twice_is_counted_once() {
     let probes = 2;
     assert_eq!(execs, REPEATS + 5, "the execs Podman began");
     assert!(
-        exec_dieds > execs + probes,
-        "{exec_dieds} exec_died for {execs} execs and {probes} probes: Podman wrote none twice, \
-         and this test would not show the defect it guards"
+        exec_dieds >= execs + probes,
+        "{exec_dieds} exec_died for {execs} execs and {probes} probes"
+    );
+    eprintln!(
+        "Podman wrote {} exec_died twice",
+        exec_dieds - execs - probes
     );
     // Every `exec_died` has been read before the counts are read.
     e.wait_for(
@@ -357,55 +364,86 @@ fn a_podman_exec_written_twice_is_counted_once() {
         &[("object", "container"), ("action", "exec_die")],
         exec_dieds as f64,
     );
-    let want = [
-        ("5", 1.0),
-        ("0", REPEATS as f64),
-        ("7", 1.0),
-        ("4", 1.0),
-        ("3", 1.0),
-        ("6", 1.0),
-    ];
-    let check = |s: &crate::support::Scrape, what: &str| {
-        for (code, n) in want {
-            assert_eq!(
-                s.value(
-                    "docker_container_execs_total",
-                    &with(NAME, &[("exit_code", code)])
-                ),
-                Some(n),
-                "{what}: execs with exit code {code}"
-            );
-        }
-        let counted: f64 = s
-            .matching("docker_container_execs_total", &labels(NAME))
-            .iter()
-            .map(|(_, v)| v)
-            .sum();
-        assert_eq!(counted, execs as f64, "{what}: one count an exec");
-        assert_eq!(
-            s.value(
-                "docker_container_exec_duration_seconds_count",
-                &labels(NAME)
-            ),
-            Some(execs as f64),
-            "{what}: one duration an exec"
-        );
-        assert_eq!(
-            s.value(
-                "docker_container_healthchecks_total",
-                &with(NAME, &[("result", "success")])
-            ),
-            Some(probes as f64),
-            "{what}: probes"
-        );
-    };
-    check(&e.scrape(), "live");
+    assert_exec_counts(&e.scrape(), "live", NAME, REPEATS, probes);
 
     // The engine's log as its Docker API sends it, saved and replayed.
     let path = podman_log(&podman);
     let replayed = crate::support::exporter_stdout(&["replay", path.to_str().expect("utf-8")]);
     let replayed = crate::support::Scrape::parse(&replayed);
-    check(&replayed, "replay");
+    assert_exec_counts(&replayed, "replay", NAME, REPEATS, probes);
+}
+
+/// A log Podman 4.3.1 wrote here (`tests/fixtures/podman-4.3.1-execs.jsonl`, saved as
+/// `podman_log` saves one) of the scenario above, in which six of the twelve attached execs
+/// have their `exec_died` twice: replayed, every exec is counted once.
+#[test]
+fn a_recorded_podman_log_with_second_writes_replays_exactly() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/podman-4.3.1-execs.jsonl"
+    );
+    let log = std::fs::read_to_string(path).expect("the recorded log");
+    let count = |action: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("\"Action\":\"{action}\"")))
+            .count()
+    };
+    let (execs, probes) = (count("exec"), count("health_status"));
+    assert_eq!((execs, probes, count("exec_died")), (15, 2, 23), "the log");
+    let replayed = crate::support::exporter_stdout(&["replay", path]);
+    let replayed = crate::support::Scrape::parse(&replayed);
+    assert_exec_counts(&replayed, "recorded", "pm-execs", 10, probes);
+}
+
+/// The scenario's counts: one exec a code (ten of them `true`), `probes` successful probes.
+fn assert_exec_counts(
+    s: &crate::support::Scrape,
+    what: &str,
+    name: &str,
+    repeats: usize,
+    probes: usize,
+) {
+    let want = [
+        ("5", 1.0),
+        ("0", repeats as f64),
+        ("7", 1.0),
+        ("4", 1.0),
+        ("3", 1.0),
+        ("6", 1.0),
+    ];
+    for (code, n) in want {
+        assert_eq!(
+            s.value(
+                "docker_container_execs_total",
+                &with(name, &[("exit_code", code)])
+            ),
+            Some(n),
+            "{what}: execs with exit code {code}"
+        );
+    }
+    let execs = repeats + 5;
+    let counted: f64 = s
+        .matching("docker_container_execs_total", &labels(name))
+        .iter()
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(counted, execs as f64, "{what}: one count an exec");
+    assert_eq!(
+        s.value(
+            "docker_container_exec_duration_seconds_count",
+            &labels(name)
+        ),
+        Some(execs as f64),
+        "{what}: one duration an exec"
+    );
+    assert_eq!(
+        s.value(
+            "docker_container_healthchecks_total",
+            &with(name, &[("result", "success")])
+        ),
+        Some(probes as f64),
+        "{what}: probes"
+    );
 }
 
 /// The engine's whole log as its Docker API sends it, in a file.
