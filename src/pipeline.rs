@@ -1,6 +1,8 @@
 //! What happens to one line of the event stream: decode it, apply it to the tracker (the
 //! metrics), keep it in the history, then hand it to the rules. The live stream (as its
 //! [`Consumer`]), `replay` and the fuzz targets all enter here, through [`Pipeline::line`].
+//! The history takes the events of each read from the engine together, at its end
+//! ([`Pipeline::publish`]): keeping an event then takes no lock.
 
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use crate::actions::Reactor;
 use crate::docker::ContainerSnapshot;
 use crate::docker::event::{Buffers, Event};
 use crate::docker::stream::{Consumer, InspectRequest, Signal, Snapshot};
-use crate::history::History;
+use crate::history::{History, Staged};
 use crate::metrics::Tracker;
 
 /// How many characters of a bad line a log line shows.
@@ -29,7 +31,8 @@ pub enum LineOutcome {
 /// Decode, metrics, history, rules.
 pub struct Pipeline {
     tracker: Tracker,
-    history: Option<Arc<History>>,
+    /// The history, and the events applied and not yet handed to it.
+    history: Option<(Arc<History>, Staged)>,
     rules: Option<Reactor>,
     /// The last event's memory, when the rules did not keep it.
     spare: Buffers,
@@ -48,7 +51,7 @@ impl Pipeline {
 
     /// Keeps every event it applies in `history` too.
     pub fn with_history(mut self, history: Option<Arc<History>>) -> Self {
-        self.history = history;
+        self.history = history.map(|h| (h, Staged::default()));
         self
     }
 
@@ -67,8 +70,10 @@ impl Pipeline {
             Ok(ev) => {
                 let time_nano = ev.time_nano;
                 self.tracker.apply(&ev);
-                if let Some(h) = &self.history {
-                    h.record(&ev, line);
+                if let Some((h, staged)) = &mut self.history
+                    && staged.push(time_nano, line)
+                {
+                    h.take(staged);
                 }
                 match &mut self.rules {
                     Some(r) => r.on_event(ev),
@@ -81,6 +86,16 @@ impl Pipeline {
                 tracing::warn!(error = %e, line = %preview(line), "skipping an event line that cannot be read");
                 LineOutcome::DecodeError
             }
+        }
+    }
+
+    /// Hands the events applied since the last call to the history: at the end of each read
+    /// from the engine, so that what the stream has read is there before it reads again.
+    pub fn publish(&mut self) {
+        if let Some((h, staged)) = &mut self.history
+            && !staged.is_empty()
+        {
+            h.take(staged);
         }
     }
 
@@ -102,12 +117,22 @@ impl Pipeline {
     }
 }
 
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.publish();
+    }
+}
+
 impl Consumer for Pipeline {
     fn line(&mut self, line: &[u8]) -> Option<i64> {
         match self.record(line) {
             LineOutcome::Applied { time_nano } => Some(time_nano),
             LineOutcome::DecodeError | LineOutcome::Blank => None,
         }
+    }
+
+    fn read_done(&mut self) {
+        self.publish();
     }
 
     fn signal(&mut self, signal: Signal) {

@@ -125,6 +125,7 @@ fn replay_from(
         } else {
             lines.feed(chunk, each);
         }
+        pipeline.publish();
         reader.consume(read);
         if read == 0 {
             break;

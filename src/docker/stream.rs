@@ -92,6 +92,9 @@ pub trait Consumer {
     /// separator), not blank, not a replay of one handed over before. Returns the
     /// event's `timeNano` if the line was an event, `None` if it could not be read.
     fn line(&mut self, line: &[u8]) -> Option<i64>;
+    /// The lines of one read from the engine have all been handed over: what the consumer
+    /// keeps of them is to be seen by others now, before the stream waits for more.
+    fn read_done(&mut self);
     /// Something happened to the subscription.
     fn signal(&mut self, signal: Signal);
     /// Moves the inspects asked for since the last call into `out`.
@@ -283,6 +286,7 @@ impl<C: Consumer> Watch<C> {
                                         consumer.signal(Signal::Replayed);
                                     }
                                 });
+                                self.consumer.read_done();
                                 ask_inspects(&mut self.consumer, &mut inspects, &inspect_tx);
                                 if good {
                                     retry.succeeded();

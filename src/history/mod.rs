@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use prometheus::{IntCounter, IntGauge, Registry};
 use tokio::sync::broadcast;
 
+#[cfg(test)]
 use crate::docker::event::Event;
 use crate::metrics::families as f;
 
@@ -372,24 +373,93 @@ impl History {
         })
     }
 
-    /// Keeps an event the pipeline applied: `line` as the engine sent it.
-    pub fn record(&self, ev: &Event, line: &[u8]) {
+    /// Keeps the events the pipeline applied and staged, oldest first, and empties `staged`:
+    /// one lock for them all.
+    pub fn take(&self, staged: &mut Staged) {
+        // Those on disk already (a resumed stream sends them again): their indices, in order;
+        // no allocation unless there are some.
+        let mut known = Vec::new();
         {
             let mut kept = self.kept();
-            if kept.seen(ev.time_nano, line) {
-                return;
-            }
             let before = kept.ring.len();
-            kept.ring.push(ev.time_nano, line);
+            if kept.on_disk.is_none() {
+                kept.ring.push_all(&staged.lines, &staged.events);
+            } else {
+                for (i, (t, line)) in staged.iter().enumerate() {
+                    if kept.seen(t, line) {
+                        known.push(i);
+                    } else {
+                        kept.ring.push(t, line);
+                    }
+                }
+            }
             let grown = kept.ring.len() as i64 - before as i64;
             if grown != 0 {
                 self.held.add(grown);
             }
         }
-        if let Some((disk, _)) = &self.disk {
-            disk.push(line);
+        let mut known = known.into_iter().peekable();
+        for (i, (_, line)) in staged.iter().enumerate() {
+            if known.next_if_eq(&i).is_some() {
+                continue;
+            }
+            if let Some((disk, _)) = &self.disk {
+                disk.push(line);
+            }
+            self.live.send(&self.name, line);
         }
-        self.live.send(&self.name, line);
+        staged.clear();
+    }
+
+    /// Keeps one event: `line` as the engine sent it.
+    #[cfg(test)]
+    pub fn record(&self, ev: &Event, line: &[u8]) {
+        let mut staged = Staged::default();
+        staged.push(ev.time_nano, line);
+        self.take(&mut staged);
+    }
+}
+
+/// Events applied and not yet handed to their [`History`]: the pipeline's own, so that
+/// keeping an event takes no lock and its copy stays in the cache; [`History::take`] moves
+/// them in at the end of each read from the engine, or when there are [`Staged::FULL_BYTES`].
+#[derive(Debug, Default)]
+pub struct Staged {
+    lines: Vec<u8>,
+    /// Each event's time and where its line ends in `lines`.
+    events: Vec<(i64, usize)>,
+}
+
+impl Staged {
+    /// Staged bytes past which the pipeline hands them over: few enough to stay in the
+    /// processor's first cache (a stage of 64 KiB did not, and missed it three times as often
+    /// as the ring's own copy does), enough for a score of events to one lock.
+    pub const FULL_BYTES: usize = 8 * 1024;
+
+    /// Stages an event; whether the stage is now full.
+    #[inline]
+    pub fn push(&mut self, time_nano: i64, line: &[u8]) -> bool {
+        self.lines.extend_from_slice(line);
+        self.events.push((time_nano, self.lines.len()));
+        self.lines.len() >= Self::FULL_BYTES
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.lines.clear();
+        self.events.clear();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> + '_ {
+        let mut start = 0;
+        self.events.iter().map(move |&(t, end)| {
+            let line = &self.lines[start..end];
+            start = end;
+            (t, line)
+        })
     }
 }
 
@@ -532,9 +602,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The events after a restart given one at a time, and all in one read.
     #[test]
     fn a_restart_neither_loses_nor_doubles_what_is_on_disk() {
-        let dir = std::env::temp_dir().join(format!("dee-history-{}", std::process::id()));
+        a_restart_keeps_each_event_once(false);
+        a_restart_keeps_each_event_once(true);
+    }
+
+    fn a_restart_keeps_each_event_once(together: bool) {
+        let dir =
+            std::env::temp_dir().join(format!("dee-history-{}-{together}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let s = 1_000_000_000;
         let lines: Vec<String> = (0..6)
@@ -555,13 +632,23 @@ mod tests {
             .expect("history");
         // A resumed stream sends the events at its position again (2 and 3, at the same
         // time), then the new ones.
-        for l in &lines[2..] {
-            record(&h, l);
-        }
         // An event from before that position is not one of them (an engine whose clock went
         // back): it is kept.
         let back = line("start", "back", 10_000 * s - 2 * 3600 * s, "");
-        record(&h, &back);
+        let after: Vec<&String> = lines[2..].iter().chain([&back]).collect();
+        if together {
+            let mut staged = Staged::default();
+            for l in after {
+                let t = Event::decode(l.as_bytes()).expect("event").time_nano;
+                staged.push(t, l.as_bytes());
+            }
+            h.take(&mut staged);
+            assert!(staged.is_empty());
+        } else {
+            for l in after {
+                record(&h, l);
+            }
+        }
         all.close();
         let answer = all.query(&Query::default());
         let got: Vec<&str> = answer.lines.iter().map(|(_, l)| l.as_str()).collect();
