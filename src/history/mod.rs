@@ -344,7 +344,7 @@ fn folder_name(key: &str) -> String {
 /// One engine's history.
 pub struct History {
     name: Arc<str>,
-    /// One lock for what an event changes: the stream takes it once an event.
+    /// One lock for what a batch of events changes ([`Staged`]): taken once a read, or 8 KiB.
     kept: Mutex<Kept>,
     disk: Option<(disk::Disk, PathBuf)>,
     live: Arc<LiveSender>,
