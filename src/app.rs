@@ -432,8 +432,9 @@ async fn follow(
         position: Position::new(resume),
         state_file,
         ping_interval: shared.ping_interval,
-        // Expired series go within a quarter of their TTL.
-        tick_interval: (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)),
+        // Expired series go within a quarter of their TTL, and open alerts are sent again
+        // within a second of their resend interval.
+        tick_interval: (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)),
     }
     .run(&tasks, cancel)
     .await;

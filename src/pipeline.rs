@@ -178,6 +178,9 @@ impl Consumer for Pipeline {
     fn tick(&mut self) {
         self.tracker.sweep();
         self.tracker.ask_overdue_restarts();
+        if let Some(r) = &mut self.rules {
+            r.resend_due(std::time::Instant::now());
+        }
     }
 }
 

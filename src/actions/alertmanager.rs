@@ -2,6 +2,9 @@
 //! routes, receivers, grouping and silences apply. An alert starts at its event's time and
 //! ends after `resolve_after`, or at the rule's resolving event (posted with the labels and
 //! start of the event that opened it, which is how Alertmanager knows it is the same alert).
+//! An alert waiting for its resolving event is posted again every `resend_interval` with an
+//! `endsAt` four intervals on, as Prometheus does: Alertmanager holds it while the exporter
+//! lives, and resolves it by itself if the exporter is gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,13 +26,18 @@ use crate::secret::Secret;
 /// The rule key that asks for this action, and its `action` label.
 const NAME: &str = "alertmanager";
 
-/// How long an alert of a rule with `resolve` and no `resolve_after` lasts if its resolving
-/// event never comes: the longest duration the config takes.
-pub const UNTIL_RESOLVED: Duration = Duration::from_secs(7 * 24 * 3600);
+/// `resend_interval`'s default: Prometheus's `--rules.alert.resend-delay`.
+pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest `resend_interval`: the exporter looks for open alerts due once a second.
+const MIN_RESEND_INTERVAL: Duration = Duration::from_secs(1);
+/// An open alert's `endsAt` is this many resend intervals after it is posted (Prometheus's
+/// own factor): three posts may fail before Alertmanager lets it go.
+const RESENDS_HELD: u32 = 4;
 const OTHER_KEYS: &[&str] = &[
     "labels",
     "annotations",
     "resolve_after",
+    "resend_interval",
     "timeout",
     "retries",
 ];
@@ -53,9 +61,10 @@ pub struct AlertmanagerAction {
     /// `endsAt` is the event's time plus this.
     pub resolve_after: Option<Duration>,
     /// The rule has `resolve`: without `resolve_after`, an alert lasts until its resolving
-    /// event ([`UNTIL_RESOLVED`] at most). Without either, Alertmanager's `resolve_timeout`
-    /// ends it.
+    /// event, posted again every `resend_interval` until then. Without either, Alertmanager's
+    /// `resolve_timeout` ends it.
     pub resolvable: bool,
+    pub resend_interval: Duration,
     pub retry: Retry,
 }
 
@@ -125,6 +134,19 @@ impl ActionKind<BoxedAction> for Kind {
                 .map(Some),
             None => Some(None),
         };
+        let resend_interval = match map.get_node("resend_interval") {
+            None => Some(DEFAULT_RESEND_INTERVAL),
+            Some(n) => {
+                let what = format!("resend_interval of {place}");
+                match c.duration(n, &what) {
+                    Some(d) if d < MIN_RESEND_INTERVAL => {
+                        c.err(n.span(), format!("{what} must be at least 1s; got {d:?}"));
+                        None
+                    }
+                    d => d,
+                }
+            }
+        };
         let retry = Retry::compile(c, map, &place, DEFAULT_RETRY);
         Some(Box::new(AlertmanagerAction {
             url_from,
@@ -133,6 +155,7 @@ impl ActionKind<BoxedAction> for Kind {
             annotations: annotations?,
             resolve_after: resolve_after?,
             resolvable: rule.get_node("resolve").is_some(),
+            resend_interval: resend_interval?,
             retry: retry?,
         }))
     }
@@ -214,17 +237,27 @@ impl ActionConfig for AlertmanagerAction {
 }
 
 impl AlertmanagerAction {
-    /// The alerts of this firing: one per event; for a resolving event, the alert its opening
-    /// event posted, ended at the resolving event's time.
-    fn alerts(&self, ctx: &Context<'_>) -> Value {
+    /// The alerts of this firing, posted at `now_nano`: one per event; for a resolving event,
+    /// the alert its opening event posted, ended at the resolving event's time.
+    fn alerts(&self, ctx: &Context<'_>, now_nano: i64) -> Value {
         let alerts = ctx.events.iter().map(|ev| match ctx.opened_by {
             Some(opened) => self.alert(ctx, opened, Some(ev.time_nano)),
-            None => self.alert(ctx, ev, None),
+            None => self.alert(ctx, ev, self.ends(ev, now_nano)),
         });
         Value::Array(alerts.collect())
     }
 
-    fn alert(&self, ctx: &Context<'_>, ev: &Arc<Event>, ended: Option<i64>) -> Value {
+    /// When an alert opened by `ev` and posted at `now_nano` ends, if the exporter says.
+    fn ends(&self, ev: &Event, now_nano: i64) -> Option<i64> {
+        let (from, after) = match (self.resolve_after, self.resolvable) {
+            (Some(after), _) => (ev.time_nano, after),
+            (None, true) => (now_nano, self.resend_interval * RESENDS_HELD),
+            (None, false) => return None,
+        };
+        Some(from.saturating_add(i64::try_from(after.as_nanos()).unwrap_or(i64::MAX)))
+    }
+
+    fn alert(&self, ctx: &Context<'_>, ev: &Arc<Event>, ends: Option<i64>) -> Value {
         let one = Context {
             events: std::slice::from_ref(ev),
             opened_by: None,
@@ -239,12 +272,6 @@ impl AlertmanagerAction {
                 .map(|(k, v)| (k, Value::String(v)))
                 .collect()
         };
-        let ends = ended.or_else(|| {
-            let after = self
-                .resolve_after
-                .or(self.resolvable.then_some(UNTIL_RESOLVED))?;
-            Some(ev.time_nano.saturating_add(i64::try_from(after.as_nanos()).unwrap_or(i64::MAX)))
-        });
         let time = |nano: i64| crate::docker::format_rfc3339_nano(nano).map(Value::String);
         let mut alert = json!({
             "labels": render(&self.labels),
@@ -260,13 +287,24 @@ impl AlertmanagerAction {
     }
 }
 
+/// The wall clock, in nanoseconds since the epoch.
+fn now_nano() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
 impl Action for AlertmanagerAction {
     fn kind(&self) -> &'static str {
         NAME
     }
 
+    fn resend_interval(&self) -> Option<Duration> {
+        (self.resolvable && self.resolve_after.is_none()).then_some(self.resend_interval)
+    }
+
     fn dry_run(&self, ctx: &Context<'_>, log: bool) {
-        let alerts = self.alerts(ctx);
+        let alerts = self.alerts(ctx, now_nano());
         if log {
             let url = self.endpoint.as_ref().map(|e| e.masked.as_str());
             tracing::info!(rule = ctx.rule, url, alerts = %alerts, "dry run: would post alerts");
@@ -279,7 +317,7 @@ impl Action for AlertmanagerAction {
             let Some(e) = &self.endpoint else {
                 return Err((Outcome::Failure, "the Alertmanager URL was not loaded".to_owned()));
             };
-            let body = self.alerts(ctx).to_string();
+            let body = self.alerts(ctx, now_nano()).to_string();
             deliver(&e.masked, self.retry, || {
                 let mut req = rt
                     .http
@@ -316,16 +354,21 @@ mod tests {
             annotations: t(&[("summary", "%%actor.name%% %%status%%")]),
             resolve_after,
             resolvable,
+            resend_interval: Duration::from_secs(30),
             retry: Retry { retries: 0, ..DEFAULT_RETRY },
         }
     }
 
+    /// Posted two minutes after 2023-11-14T22:13:20Z.
+    const NOW: i64 = 1_700_000_120_000_000_000;
+
     fn alerts(a: &AlertmanagerAction, events: &[Arc<Event>], opened: Option<&Arc<Event>>) -> Value {
-        a.alerts(&Context { events, rule: "r", host: "h1", engine: "e1", ip: None, opened_by: opened })
+        a.alerts(&Context { events, rule: "r", host: "h1", engine: "e1", ip: None, opened_by: opened }, NOW)
     }
 
-    /// An alert starts at its event, ends after resolve_after, and a resolving event ends the
-    /// alert its opening event posted: the same labels, the same start.
+    /// An alert starts at its event; it ends after resolve_after, or, waiting for its resolving
+    /// event, four resend intervals after it is posted (and posted again each interval); a
+    /// resolving event ends the alert its opening event posted: the same labels, the same start.
     #[test]
     fn alerts_start_at_the_event_and_resolve_with_the_opening_labels() {
         let ev = |action: &str, secs: i64| Arc::new(Event::new("container", action, "id1", [("name", "web")], "local", secs * 1_000_000_000));
@@ -336,8 +379,8 @@ mod tests {
             "labels": {"alertname": "r", "host": "h1", "engine": "e1", "name": "web", "severity": "warning", "action": "health_status: unhealthy"},
             "annotations": {"summary": "web firing"},
             "startsAt": "2023-11-14T22:13:20Z",
-            // Until its resolving event, 7 days at most.
-            "endsAt": "2023-11-21T22:13:20Z",
+            // Four resend intervals of 30 s after it was posted, at 22:15:20.
+            "endsAt": "2023-11-14T22:17:20Z",
         }]));
         let resolved = alerts(&a, &[healthy], Some(&unhealthy));
         assert_eq!(resolved[0]["labels"], firing[0]["labels"]);
@@ -345,7 +388,11 @@ mod tests {
         assert_eq!(resolved[0]["endsAt"], "2023-11-14T22:14:20Z");
         let after = action(&[], Some(Duration::from_secs(300)), false);
         assert_eq!(alerts(&after, std::slice::from_ref(&unhealthy), None)[0]["endsAt"], "2023-11-14T22:18:20Z");
-        let plain = alerts(&action(&[], None, false), &[unhealthy], None);
+        assert_eq!(a.resend_interval(), Some(Duration::from_secs(30)));
+        assert_eq!(after.resend_interval(), None, "it ends by itself");
+        let plain = action(&[], None, false);
+        assert_eq!(plain.resend_interval(), None);
+        let plain = alerts(&plain, &[unhealthy], None);
         assert!(plain[0].get("endsAt").is_none(), "Alertmanager's resolve_timeout ends it: {plain}");
     }
 

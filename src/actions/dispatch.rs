@@ -56,7 +56,7 @@ pub async fn dispatch(
                     }
                     // A digest goes out and opens the next window.
                     let events = std::mem::take(&mut b.pending);
-                    let fire = Fire { set: b.set, index: b.index, events, origin: b.origin, opened_by: None };
+                    let fire = Fire { set: b.set, index: b.index, events, origin: b.origin, opened_by: None, resend: false };
                     let window = fire.rule().batch.unwrap_or_default();
                     batches.insert(key, Batch { set: fire.set.clone(), index: fire.index, origin: fire.origin.clone(), until: now + window, pending: Vec::new() });
                     start(fire, &executor, &pool, &tasks).await;
@@ -77,6 +77,7 @@ pub async fn dispatch(
                 events: b.pending,
                 origin: b.origin,
                 opened_by: None,
+                resend: false,
             };
             tracing::info!(rule = %fire.rule().name, events = fire.events.len(), "flushing a pending batch at shutdown");
             start(fire, &executor, &pool, &tasks).await;
@@ -92,7 +93,7 @@ async fn accept(
     pool: &Arc<Semaphore>,
     tasks: &TaskTracker,
 ) {
-    let Some(window) = fire.rule().batch else {
+    let Some(window) = fire.rule().batch.filter(|_| !fire.resend) else {
         return start(fire, executor, pool, tasks).await;
     };
     match batches.get_mut(&key_of(&fire)) {
@@ -128,7 +129,10 @@ async fn sleep_until(t: Option<tokio::time::Instant>) {
 /// Starts every action of a firing, each when a worker is free.
 async fn start(fire: Fire, executor: &Arc<Executor>, pool: &Arc<Semaphore>, tasks: &TaskTracker) {
     let fire = Arc::new(fire);
-    for index in 0..fire.rule().actions.len() {
+    for (index, action) in fire.rule().actions.iter().enumerate() {
+        if fire.resend && action.resend_interval().is_none() {
+            continue;
+        }
         let Ok(permit) = pool.clone().acquire_owned().await else {
             return;
         };

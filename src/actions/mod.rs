@@ -55,6 +55,11 @@ pub trait Action: ActionConfig + fmt::Debug + Send + Sync {
     fn live(&self) -> prometheus::Result<Live> {
         Ok(Live::default())
     }
+    /// How often a firing of its rule that waits for its resolving event is to be run again
+    /// (an Alertmanager alert, whose `endsAt` runs out unless renewed); `None`: once.
+    fn resend_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// Renders what it would do, and logs that when `log`; does nothing.
     fn dry_run(&self, ctx: &Context<'_>, log: bool);
     /// Does it.
@@ -144,6 +149,9 @@ pub struct Fire {
     pub origin: Arc<Origin>,
     /// When this firing resolves one (its rule's `resolve` matched): the event that opened it.
     pub opened_by: Option<Arc<Event>>,
+    /// A firing still open, sent again: only the actions with a
+    /// [`Action::resend_interval`] run, and no batch holds it.
+    pub resend: bool,
 }
 
 impl Fire {
@@ -301,6 +309,9 @@ events_reactor:
     notify: {url_from_env: DEE_UNIT_TEST_UNSET_VAR}
   e:
     notify: {url: \"ntfy://h/t\", title: [a, b], base_url: ftp://x}
+  f:
+    alertmanager: {url: \"http://am\", resend_interval: 500ms}
+    resolve: {action: start}
 ";
         assert_eq!(
             errors(yaml),
@@ -314,6 +325,7 @@ events_reactor:
                 "rules.yml:10:5: rule \"c\" has resolve and batch; a resolved firing is of one container, so use throttle instead of batch",
                 "rules.yml:15:40: title of notify of rule \"e\" must be a single value",
                 "rules.yml:15:58: base_url of notify of rule \"e\" must be an http:// or https:// URL; got \"ftp://x\"",
+                "rules.yml:17:55: resend_interval of alertmanager of rule \"f\" must be at least 1s; got 500ms",
                 "rules.yml:13:28: environment variable DEE_UNIT_TEST_UNSET_VAR (notify URL) is not set",
             ]
         );

@@ -29,6 +29,14 @@ enum Out {
     Kept(Vec<Fire>),
 }
 
+/// A firing waiting for its resolving event.
+struct Open {
+    /// The event that opened it.
+    ev: Arc<Event>,
+    /// When it was last handed on (first, or as a resend).
+    sent: Instant,
+}
+
 /// Match, throttle, hand on. Never waits.
 pub struct Reactor {
     rules: watch::Receiver<Arc<RuleSet>>,
@@ -36,8 +44,8 @@ pub struct Reactor {
     metrics: Arc<RuleMetrics>,
     throttled_until: HashMap<(String, String), Instant>,
     /// The firings of rules with `resolve` not yet resolved, by rule name (a reload keeps
-    /// them) and actor ID, with the event that opened each.
-    open: HashMap<(String, String), Arc<Event>>,
+    /// them) and actor ID.
+    open: HashMap<(String, String), Open>,
     /// The engine the events come from: each engine has its reactor (and its throttles).
     origin: Arc<Origin>,
     drops_since_log: u64,
@@ -104,7 +112,7 @@ impl Reactor {
                 self.metrics.count_all(&set, index, Outcome::Throttled);
                 continue;
             }
-            if self.hand_on(&set, index, vec![ev.clone()], None)
+            if self.hand_on(&set, index, vec![ev.clone()], None, false)
                 && let Some(key) = open_key
             {
                 self.remember(key, &ev);
@@ -120,7 +128,51 @@ impl Reactor {
                 continue;
             };
             self.metrics.of(&set, index).resolutions.inc();
-            self.hand_on(&set, index, vec![ev.clone()], Some(opened));
+            self.hand_on(&set, index, vec![ev.clone()], Some(opened.ev), false);
+        }
+    }
+
+    /// Hands on again the open firings whose rule has an action that re-sends (see
+    /// [`super::Action::resend_interval`]) once that interval has passed since they were last
+    /// handed on. Called at each housekeeping tick (each second at most).
+    pub fn resend_due(&mut self, now: Instant) {
+        if self.open.is_empty() {
+            return;
+        }
+        let set = self.rules.borrow().clone();
+        // Each rule that re-sends, by name: its place and its shortest interval.
+        let resending: HashMap<&str, (usize, Duration)> = set
+            .rules
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(index, rule)| {
+                let interval = rule
+                    .actions
+                    .iter()
+                    .filter_map(|a| a.resend_interval())
+                    .min()?;
+                Some((rule.name.as_str(), (index, interval)))
+            })
+            .collect();
+        if resending.is_empty() {
+            return;
+        }
+        let due: Vec<((String, String), usize, Arc<Event>)> = self
+            .open
+            .iter()
+            .filter_map(|(key, open)| {
+                let &(index, interval) = resending.get(key.0.as_str())?;
+                (now.saturating_duration_since(open.sent) >= interval)
+                    .then(|| (key.clone(), index, open.ev.clone()))
+            })
+            .collect();
+        for (key, index, ev) in due {
+            if self.hand_on(&set, index, vec![ev], None, true)
+                && let Some(open) = self.open.get_mut(&key)
+            {
+                open.sent = now;
+            }
         }
     }
 
@@ -131,6 +183,7 @@ impl Reactor {
         index: usize,
         events: Vec<Arc<Event>>,
         opened_by: Option<Arc<Event>>,
+        resend: bool,
     ) -> bool {
         let fire = Fire {
             set: set.clone(),
@@ -138,6 +191,7 @@ impl Reactor {
             events,
             origin: self.origin.clone(),
             opened_by,
+            resend,
         };
         match &mut self.out {
             Out::Kept(kept) => kept.push(fire),
@@ -163,7 +217,13 @@ impl Reactor {
             );
             return;
         }
-        self.open.insert(key, ev.clone());
+        self.open.insert(
+            key,
+            Open {
+                ev: ev.clone(),
+                sent: Instant::now(),
+            },
+        );
     }
 
     /// Takes the firings kept since the last call (none for a reactor with a queue).
@@ -297,5 +357,66 @@ mod tests {
         assert_eq!(throttled, 1, "the second unhealthy while open");
         assert_eq!(metrics.resolutions.with_label_values(&["sick"]).get(), 2);
         assert_eq!(metrics.matches.with_label_values(&["sick"]).get(), 3);
+    }
+
+    /// An open firing of a rule with an `alertmanager` action is handed on again each
+    /// `resend_interval`, as a resend of its opening event, until it is resolved; a rule
+    /// whose actions do not re-send, and one with `resolve_after`, hand nothing on again.
+    #[test]
+    fn open_alerts_are_handed_on_again_each_resend_interval_until_resolved() {
+        let rule = |name: &str, action: &str| {
+            format!(
+                "  {name}:\n    event: {{action: \"health_status: unhealthy\"}}\n    resolve: {{action: \"health_status: healthy\"}}\n    {action}\n"
+            )
+        };
+        let (mut r, _) = reactor(&format!(
+            "events_reactor:\n{}{}{}",
+            rule(
+                "paged",
+                "alertmanager: {url: \"http://127.0.0.1:9093\", resend_interval: 1m}"
+            ),
+            rule("logged", "log: /dev/null"),
+            rule(
+                "lapses",
+                "alertmanager: {url: \"http://127.0.0.1:9093\", resolve_after: 5m}"
+            ),
+        ));
+        let fired = |r: &mut Reactor| -> Vec<(String, bool, String)> {
+            r.fired()
+                .map(|f| {
+                    (
+                        f.rule().name.clone(),
+                        f.resend,
+                        f.events[0].action().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        r.on_event(health("a", "unhealthy"));
+        assert_eq!(fired(&mut r).len(), 3, "each rule fires once");
+        let t0 = Instant::now();
+        r.resend_due(t0 + Duration::from_secs(30));
+        assert_eq!(fired(&mut r), [], "not yet");
+        let unhealthy = "health_status: unhealthy".to_owned();
+        r.resend_due(t0 + Duration::from_secs(61));
+        assert_eq!(
+            fired(&mut r),
+            [("paged".to_owned(), true, unhealthy.clone())]
+        );
+        r.resend_due(t0 + Duration::from_secs(91));
+        assert_eq!(
+            fired(&mut r),
+            [],
+            "an interval after the resend, not after the first"
+        );
+        r.resend_due(t0 + Duration::from_secs(122));
+        assert_eq!(fired(&mut r), [("paged".to_owned(), true, unhealthy)]);
+        r.on_event(health("a", "healthy"));
+        assert!(
+            fired(&mut r).iter().all(|(_, resend, _)| !resend),
+            "resolutions"
+        );
+        r.resend_due(t0 + Duration::from_secs(3600));
+        assert_eq!(fired(&mut r), [], "resolved: nothing more");
     }
 }

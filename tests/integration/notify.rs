@@ -210,7 +210,7 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
              \x20     - {{url_from_env: DEE_TEAMS, base_url: {base:?}}}\n\
              \x20     - {{url_from_env: DEE_PUSHOVER, base_url: {base:?}}}\n\
              \x20     - {{url_from_env: DEE_JSON}}\n    \
-             alertmanager: {{url: {am:?}, labels: {{severity: warning}}}}\n",
+             alertmanager: {{url: {am:?}, labels: {{severity: warning}}, resend_interval: 1h}}\n",
             tgram = tgram_file.display().to_string(),
             am = am.url(),
         ),
@@ -382,6 +382,83 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
         log.contains("discord://4242/****") && log.contains("pover://****@****"),
         "masked URLs in the log:\n{log}"
     );
+}
+
+/// An alert waiting for its resolving event is posted again each `resend_interval`, with
+/// `endsAt` four intervals on: it stays active past the first four while the exporter lives,
+/// and once the exporter is SIGKILLed, Alertmanager resolves it by itself (the container is
+/// still unhealthy, so no resolving event was sent).
+#[test]
+fn an_open_alert_is_renewed_while_the_exporter_lives_and_ends_without_it() {
+    const INTERVAL_SECS: f64 = 2.0;
+    let am = Alertmanager::start();
+    let dir = tempdir("am-resend");
+    let name = unique("resend");
+    let cfg = rules_config(
+        &dir,
+        &format!(
+            "events_reactor:\n  unhealthy:\n    event: {{type: container, action: \"health_status: unhealthy\", actor: {{name: {name}}}}}\n    \
+             resolve: {{action: \"health_status: healthy\"}}\n    \
+             alertmanager: {{url: {am:?}, resend_interval: {INTERVAL_SECS}s}}\n",
+            am = am.url(),
+        ),
+    );
+    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
+    let _c = Cleanup(vec![name.clone()]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--health-cmd",
+        "false",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        test_image(),
+        "sleep",
+        "300",
+    ]);
+    let matchers = format!("name={name}");
+    let active = wait_until(DEADLINE, || am.query(&[&matchers]).len() == 1);
+    assert!(active, "the alert is active; log:\n{}", e.log());
+    wait_actions(&e, "unhealthy", "alertmanager", "success", 1.0);
+    // Posted again until past the first post's endsAt (four intervals): still active.
+    wait_actions(&e, "unhealthy", "alertmanager", "success", 6.0);
+    let alerts = am.query(&[&matchers]);
+    assert_eq!(
+        alerts.len(),
+        1,
+        "still active after five resends: {alerts:#?}"
+    );
+    assert_eq!(alerts[0]["status"]["state"], "active");
+    let ends = alerts[0]["endsAt"]
+        .as_str()
+        .and_then(crate::support::rfc3339_secs);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_secs_f64();
+    let held = ends.map(|t| t - now);
+    assert!(
+        held.is_some_and(|h| h > 0.0 && h <= 4.0 * INTERVAL_SECS + 1.0),
+        "endsAt four intervals after the last post, not later: {held:?} s from now"
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(e.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL");
+    let resolved = wait_until(DEADLINE, || am.query(&[&matchers]).is_empty());
+    assert!(
+        resolved,
+        "Alertmanager resolved it by itself: {:#?}",
+        am.query(&[&matchers])
+    );
+    let status = docker(&["inspect", "-f", "{{.State.Health.Status}}", &name]);
+    assert_eq!(status, "unhealthy", "no resolving event happened");
 }
 
 #[test]
