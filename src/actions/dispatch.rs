@@ -130,7 +130,7 @@ async fn sleep_until(t: Option<tokio::time::Instant>) {
 async fn start(fire: Fire, executor: &Arc<Executor>, pool: &Arc<Semaphore>, tasks: &TaskTracker) {
     let fire = Arc::new(fire);
     for (index, action) in fire.rule().actions.iter().enumerate() {
-        if fire.resend && action.resend_interval().is_none() {
+        if !fire.runs(action) {
             continue;
         }
         let Ok(permit) = pool.clone().acquire_owned().await else {

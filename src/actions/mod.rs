@@ -158,6 +158,12 @@ impl Fire {
     pub fn rule(&self) -> &Rule<BoxedAction> {
         &self.set.rules.rules[self.index]
     }
+
+    /// Whether `action`, one of its rule's, runs for this firing: a resend runs only those
+    /// that re-send.
+    pub fn runs(&self, action: &BoxedAction) -> bool {
+        !self.resend || action.resend_interval().is_some()
+    }
 }
 
 #[cfg(test)]

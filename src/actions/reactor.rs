@@ -199,7 +199,12 @@ impl Reactor {
                 // A refused send hands the firing back.
                 if let Err(refused) = queue.try_send(fire) {
                     let fire = refused.into_inner();
-                    self.metrics.count_all(set, index, Outcome::Dropped);
+                    let series = &self.metrics.of(set, index).actions;
+                    for (action, series) in fire.rule().actions.iter().zip(series) {
+                        if fire.runs(action) {
+                            series.count(Outcome::Dropped);
+                        }
+                    }
                     self.log_drop(&fire.rule().name);
                     return false;
                 }
