@@ -284,6 +284,7 @@ async fn resume_point(
         engine_id: start.engine_id.clone(),
         position_nano: start.since_nano,
         lines_at_position: Vec::new(),
+        open_firings: Vec::new(),
     };
     let Some(file) = state_file else {
         return present;
@@ -422,10 +423,11 @@ async fn follow(
         host: start.host.into(),
         api: Some(start.engine.clone()),
     });
-    let reactor = shared
-        .rules
-        .as_ref()
-        .map(|(r, queue)| Reactor::new(r.subscribe(), queue.clone(), r.metrics.clone(), origin));
+    let reactor = shared.rules.as_ref().map(|(r, queue)| {
+        let mut reactor = Reactor::new(r.subscribe(), queue.clone(), r.metrics.clone(), origin);
+        reactor.restore(&resume.open_firings);
+        reactor
+    });
     Watch {
         engine: start.engine,
         consumer: Pipeline::new(tracker, reactor).with_history(history),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::actions::Reactor;
 use crate::docker::ContainerSnapshot;
 use crate::docker::event::{Buffers, Event};
+use crate::docker::state::OpenFiring;
 use crate::docker::stream::{Consumer, InspectRequest, Signal, Snapshot};
 use crate::history::{History, Staged};
 use crate::metrics::Tracker;
@@ -173,6 +174,13 @@ impl Consumer for Pipeline {
             containers = s.containers.len(),
             "reconciled with the engine's containers after a gap"
         );
+        if let Some(r) = &mut self.rules {
+            r.forget_absent_containers(&s.containers);
+        }
+    }
+
+    fn take_open_firings(&mut self) -> Option<Vec<OpenFiring>> {
+        self.rules.as_mut()?.take_open_firings()
     }
 
     fn tick(&mut self) {

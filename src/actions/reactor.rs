@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::{Fire, MAX_FIELD_BYTES, Origin, Outcome, RuleMetrics, RuleSet};
-use crate::docker::event::Event;
+use crate::docker::ContainerSnapshot;
+use crate::docker::event::{Event, ObjectType};
+use crate::docker::state::OpenFiring;
 use crate::metrics::families;
 use crate::rules::template::{Context, Template};
 
@@ -33,8 +35,9 @@ enum Out {
 struct Open {
     /// The event that opened it.
     ev: Arc<Event>,
-    /// When it was last handed on (first, or as a resend).
-    sent: Instant,
+    /// When it was last handed on (first, or as a resend); `None` if not since the exporter
+    /// started (one from the state file): a resend is due at once.
+    sent: Option<Instant>,
 }
 
 /// Match, throttle, hand on. Never waits.
@@ -50,6 +53,8 @@ pub struct Reactor {
     origin: Arc<Origin>,
     drops_since_log: u64,
     last_drop_log: Option<Instant>,
+    /// `open` changed since [`Reactor::take_open_firings`] last took it.
+    open_changed: bool,
 }
 
 impl Reactor {
@@ -87,6 +92,7 @@ impl Reactor {
             origin,
             drops_since_log: 0,
             last_drop_log: None,
+            open_changed: false,
         }
     }
 
@@ -127,6 +133,7 @@ impl Reactor {
             let Some(opened) = self.open.remove(&key) else {
                 continue;
             };
+            self.open_changed = true;
             self.metrics.of(&set, index).resolutions.inc();
             self.hand_on(&set, index, vec![ev.clone()], Some(opened.ev), false);
         }
@@ -163,16 +170,95 @@ impl Reactor {
             .iter()
             .filter_map(|(key, open)| {
                 let &(index, interval) = resending.get(key.0.as_str())?;
-                (now.saturating_duration_since(open.sent) >= interval)
-                    .then(|| (key.clone(), index, open.ev.clone()))
+                let due = open
+                    .sent
+                    .is_none_or(|sent| now.saturating_duration_since(sent) >= interval);
+                due.then(|| (key.clone(), index, open.ev.clone()))
             })
             .collect();
         for (key, index, ev) in due {
             if self.hand_on(&set, index, vec![ev], None, true)
                 && let Some(open) = self.open.get_mut(&key)
             {
-                open.sent = now;
+                open.sent = Some(now);
             }
+        }
+    }
+
+    /// The open firings, for the state file, if they changed since the last call.
+    pub fn take_open_firings(&mut self) -> Option<Vec<OpenFiring>> {
+        if !std::mem::take(&mut self.open_changed) {
+            return None;
+        }
+        let mut all: Vec<OpenFiring> = self
+            .open
+            .iter()
+            .map(|((rule, actor_id), open)| {
+                let mut event = String::new();
+                open.ev.write_json(&mut event);
+                OpenFiring {
+                    rule: rule.clone(),
+                    actor_id: actor_id.clone(),
+                    event,
+                }
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.rule, &a.actor_id).cmp(&(&b.rule, &b.actor_id)));
+        Some(all)
+    }
+
+    /// Takes back the open firings the state file kept: their resolving events send their
+    /// recoveries, and their rules' resending actions send them again at the next tick. Those
+    /// of a rule no longer in the file are let go.
+    pub fn restore(&mut self, open: &[OpenFiring]) {
+        let set = self.rules.borrow().clone();
+        for o in open {
+            let has_rule = set
+                .rules
+                .rules
+                .iter()
+                .any(|r| r.name == o.rule && r.resolve.is_some());
+            let ev = match Event::decode(o.event.as_bytes()) {
+                Ok(ev) if has_rule => ev,
+                Ok(_) => {
+                    tracing::info!(rule = %o.rule, actor_id = %o.actor_id, "an open firing of a rule no longer in the rules file (or without resolve) is let go");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(rule = %o.rule, actor_id = %o.actor_id, error = %e, "an open firing in the state file cannot be read; let go");
+                    continue;
+                }
+            };
+            if self.open.len() >= MAX_OPEN {
+                break;
+            }
+            let open = Open {
+                ev: Arc::new(ev),
+                sent: None,
+            };
+            self.open.insert((o.rule.clone(), o.actor_id.clone()), open);
+        }
+        // What was let go leaves the file at the next save.
+        self.open_changed = self.open.len() != open.len();
+    }
+
+    /// After a gap: lets go of the open firings of containers the engine no longer has (their
+    /// removal was among the events lost, so no resolving event will come). Nothing is sent
+    /// for them; an Alertmanager alert of theirs ends four resend intervals on.
+    pub fn forget_absent_containers(&mut self, present: &[ContainerSnapshot]) {
+        let present: std::collections::HashSet<&str> =
+            present.iter().map(|c| c.id.as_str()).collect();
+        let before = self.open.len();
+        self.open.retain(|(_, actor_id), open| {
+            open.ev.object != ObjectType::Container || present.contains(actor_id.as_str())
+        });
+        let gone = before - self.open.len();
+        if gone > 0 {
+            self.open_changed = true;
+            tracing::warn!(
+                firings = gone,
+                "open firings of containers removed during a gap are let go; their recoveries are not sent"
+            );
         }
     }
 
@@ -226,9 +312,10 @@ impl Reactor {
             key,
             Open {
                 ev: ev.clone(),
-                sent: Instant::now(),
+                sent: Some(Instant::now()),
             },
         );
+        self.open_changed = true;
     }
 
     /// Takes the firings kept since the last call (none for a reactor with a queue).
@@ -423,5 +510,62 @@ mod tests {
         );
         r.resend_due(t0 + Duration::from_secs(3600));
         assert_eq!(fired(&mut r), [], "resolved: nothing more");
+    }
+
+    /// The open firings go to the state file when they change, and come back from it: the
+    /// same condition is then held back, its resolving event sends the recovery with the
+    /// event that opened it, and a resending action sends it again at the first tick. A
+    /// firing of a rule gone from the file is let go, and so, after a gap, is one of a
+    /// container the engine no longer has.
+    #[test]
+    fn open_firings_outlive_a_restart_through_the_state_file() {
+        let yaml = "events_reactor:\n  sick:\n    event: {action: \"health_status: unhealthy\"}\n    resolve: {action: \"health_status: healthy\"}\n    log: /dev/null\n    alertmanager: {url: \"http://127.0.0.1:9093\"}\n";
+        let (mut before, _) = reactor(yaml);
+        assert_eq!(before.take_open_firings(), None, "nothing changed");
+        before.on_event(health("a", "unhealthy"));
+        before.on_event(health("b", "unhealthy"));
+        let _ = before.fired().count();
+        let mut saved = before.take_open_firings().expect("changed");
+        assert_eq!(before.take_open_firings(), None, "taken");
+        assert_eq!(
+            saved
+                .iter()
+                .map(|o| (o.rule.as_str(), o.actor_id.as_str()))
+                .collect::<Vec<_>>(),
+            [("sick", "a"), ("sick", "b")]
+        );
+        saved.push(OpenFiring {
+            rule: "gone".into(),
+            actor_id: "c".into(),
+            event: saved[0].event.clone(),
+        });
+
+        let (mut after, metrics) = reactor(yaml);
+        after.restore(&saved);
+        after.resend_due(Instant::now());
+        let resent: Vec<(String, bool)> = after
+            .fired()
+            .map(|f| (f.events[0].actor_id().to_owned(), f.resend))
+            .collect();
+        assert_eq!(resent.len(), 2, "a and b at the first tick: {resent:?}");
+        assert!(resent.iter().all(|(_, resend)| *resend));
+        after.on_event(health("a", "unhealthy"));
+        assert_eq!(after.fired().count(), 0, "held back");
+        let throttled = metrics
+            .actions
+            .with_label_values(&["sick", "log", "throttled"])
+            .get();
+        assert_eq!(throttled, 1);
+        after.on_event(health("a", "healthy"));
+        let recoveries: Vec<Option<String>> = after
+            .fired()
+            .map(|f| f.opened_by.as_ref().map(|o| o.action().to_owned()))
+            .collect();
+        assert_eq!(recoveries, [Some("health_status: unhealthy".to_owned())]);
+        // b's container went during a gap.
+        after.forget_absent_containers(&[]);
+        assert_eq!(after.take_open_firings(), Some(Vec::new()));
+        after.on_event(health("b", "healthy"));
+        assert_eq!(after.fired().count(), 0, "b was let go");
     }
 }

@@ -32,6 +32,21 @@ pub struct Saved {
     pub position_nano: i64,
     /// The raw lines of the events at exactly `position_nano`.
     pub lines_at_position: Vec<String>,
+    /// The firings of rules with `resolve` still waiting for their resolving event, as the
+    /// position left them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_firings: Vec<OpenFiring>,
+}
+
+/// A firing of a rule with `resolve` still waiting for its resolving event: after a restart,
+/// its recovery is still sent, and the same event does not fire it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenFiring {
+    pub rule: String,
+    pub actor_id: String,
+    /// The event that opened it, as JSON.
+    pub event: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +208,12 @@ impl Position {
         self.dirty = true;
     }
 
+    /// The open firings changed.
+    pub fn set_open_firings(&mut self, open: Vec<OpenFiring>) {
+        self.saved.open_firings = open;
+        self.dirty = true;
+    }
+
     /// Whether there is something new to write; clears the flag.
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
@@ -221,12 +242,18 @@ mod tests {
         assert!(p.take_dirty());
         assert!(!p.take_dirty());
         f.save(&p.saved).expect("save");
-        // Another engine of the same identity (dockerds of one machine share it): its own entry.
+        // Another engine of the same identity (dockerds of one machine share it): its own
+        // entry, with a firing still open.
         let other = Saved {
             engine: "b".into(),
             engine_id: "E".into(),
             position_nano: 9,
             lines_at_position: vec!["f".into()],
+            open_firings: vec![OpenFiring {
+                rule: "sick".into(),
+                actor_id: "c1".into(),
+                event: r#"{"Type":"container"}"#.into(),
+            }],
         };
         f.save(&other).expect("save");
         let again = StateFile::new(f.path());
@@ -266,7 +293,8 @@ mod tests {
             ),
             ("unix:///var/run/docker.sock", "E", 3)
         );
-        // Saved again, it is that engine's entry: the old one goes.
+        // Saved again, it is that engine's entry: the old one goes (and no open firings are
+        // none written).
         old.save(&resumed).expect("save");
         let text = std::fs::read_to_string(f.path()).expect("read");
         assert_eq!(

@@ -105,6 +105,9 @@ pub trait Consumer {
     fn seq(&self) -> u64;
     /// Every container after a gap.
     fn reconcile(&mut self, snapshot: &Snapshot);
+    /// The firings still waiting for their resolving event, if they changed since the last
+    /// call: kept in the state file beside the position.
+    fn take_open_firings(&mut self) -> Option<Vec<super::state::OpenFiring>>;
     /// Housekeeping, every [`Watch::tick_interval`] (series expiry, inspects that are due).
     fn tick(&mut self);
 }
@@ -290,6 +293,9 @@ impl<C: Consumer> Watch<C> {
                                 ask_inspects(&mut self.consumer, &mut inspects, &inspect_tx);
                                 if good {
                                     retry.succeeded();
+                                    if let Some(open) = self.consumer.take_open_firings() {
+                                        self.position.set_open_firings(open);
+                                    }
                                     self.save_position(&mut save_failing);
                                 }
                             }

@@ -200,3 +200,119 @@ fn an_engine_restart_is_reported_as_a_gap_and_reconciled() {
         "the gap is logged"
     );
 }
+
+/// A firing of a rule with `resolve` outlives a SIGKILL through the state file: after the
+/// restart, the same condition met again is held back (not sent twice), and the recovery is
+/// sent once.
+#[test]
+fn an_open_firing_outlives_a_sigkill_and_its_recovery_is_sent_once() {
+    let dir = tempdir("open-firing");
+    let state = dir.join("state.json");
+    let audit = dir.join("audit.jsonl");
+    let name = unique("open");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let cfg = crate::support::rules_config(
+        &dir,
+        &format!(
+            "events_reactor:\n  sick:\n    event: {{type: container, action: \"health_status: unhealthy\", actor: {{name: {name}}}}}\n    \
+             resolve: {{action: \"health_status: healthy\"}}\n    log: {:?}\n",
+            audit.display().to_string()
+        ),
+    );
+    let args = [
+        "--docker.state-file",
+        state.to_str().expect("utf-8 path"),
+        "--config",
+        cfg.to_str().expect("utf-8 path"),
+    ];
+    let actions = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+                v["Action"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect()
+    };
+    let first = Exporter::start(&args);
+    // Unhealthy from its first probe (and again after each restart), until /tmp/bad goes.
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--health-cmd",
+        "test ! -e /tmp/bad",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        test_image(),
+        "sh",
+        "-c",
+        "touch /tmp/bad; exec sleep 300",
+    ]);
+    let id = docker(&["inspect", "-f", "{{.Id}}", &name]);
+    assert!(
+        wait_until(DEADLINE, || actions(&audit).len() == 1),
+        "the firing; log:\n{}",
+        first.log()
+    );
+    let saved = || -> Vec<String> {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        v["engines"][0]["open_firings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| format!("{} {}", o["rule"], o["actor_id"]))
+            .collect()
+    };
+    let want = vec![format!("\"sick\" \"{id}\"")];
+    assert!(
+        wait_until(DEADLINE, || saved() == want),
+        "the state file keeps the open firing: {:?}",
+        saved()
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL");
+    drop(first);
+
+    let second = Exporter::start(&args);
+    // Unhealthy again after a restart: still open, so held back.
+    docker(&["restart", "-t", "0", &name]);
+    second.wait_for(
+        "docker_events_exporter_actions_total",
+        &[
+            ("rule", "sick"),
+            ("action", "log"),
+            ("outcome", "throttled"),
+        ],
+        1.0,
+    );
+    docker(&["exec", &name, "rm", "/tmp/bad"]);
+    second.wait_for(
+        "docker_events_exporter_rule_resolutions_total",
+        &[("rule", "sick")],
+        1.0,
+    );
+    assert!(
+        wait_until(DEADLINE, || actions(&audit).len() == 2),
+        "the recovery; log:\n{}",
+        second.log()
+    );
+    assert_eq!(
+        actions(&audit),
+        ["health_status: unhealthy", "health_status: healthy"],
+        "one firing before the SIGKILL, one recovery after"
+    );
+    assert!(
+        wait_until(DEADLINE, || saved().is_empty()),
+        "resolved: the state file keeps no open firing: {:?}",
+        saved()
+    );
+}
