@@ -20,6 +20,8 @@ const MAX_THROTTLE_KEYS: usize = 10_000;
 /// Open firings remembered (of rules with `resolve`); past this a firing goes out and is not
 /// remembered, so its resolving event sends nothing.
 const MAX_OPEN: usize = 10_000;
+/// The label that mutes a container: none of its events fires a rule.
+pub const MUTE_LABEL: &str = "docker-events-exporter.mute";
 /// How often a burst of drops is logged (each drop is counted).
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -101,8 +103,18 @@ impl Reactor {
         let set = self.rules.borrow().clone();
         let ev = Arc::new(ev);
         let origin = self.origin.clone();
+        // Its own container's label, for the people who deploy with compose files.
+        let muted = ev.object == ObjectType::Container
+            && ev
+                .attr(MUTE_LABEL)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         for (index, rule) in set.rules.matching(&ev, &origin.engine) {
-            self.metrics.of(&set, index).matches.inc();
+            let series = self.metrics.of(&set, index);
+            series.matches.inc();
+            if muted {
+                series.muted.inc();
+                continue;
+            }
             let open_key = rule
                 .resolve
                 .as_ref()
@@ -567,5 +579,33 @@ mod tests {
         assert_eq!(after.take_open_firings(), Some(Vec::new()));
         after.on_event(health("b", "healthy"));
         assert_eq!(after.fired().count(), 0, "b was let go");
+    }
+
+    /// A container labelled `docker-events-exporter.mute=true` fires no rule, and has nothing
+    /// to recover from: its events are counted as matched and muted.
+    #[test]
+    fn a_muted_container_fires_nothing() {
+        let (mut r, metrics) = reactor(
+            "events_reactor:\n  sick:\n    event: {action: \"health_status: unhealthy\"}\n    resolve: {action: \"health_status: healthy\"}\n    log: /dev/null\n",
+        );
+        let muted = |status: &str, value: &str| {
+            let action = format!("health_status: {status}");
+            Event::new(
+                "container",
+                &action,
+                "m",
+                [("name", "m"), (MUTE_LABEL, value)],
+                "local",
+                1,
+            )
+        };
+        r.on_event(muted("unhealthy", "true"));
+        r.on_event(muted("healthy", "true"));
+        r.on_event(muted("unhealthy", "TRUE"));
+        assert_eq!(r.fired().count(), 0);
+        assert_eq!(metrics.muted.with_label_values(&["sick"]).get(), 2);
+        assert_eq!(metrics.matches.with_label_values(&["sick"]).get(), 2);
+        r.on_event(muted("unhealthy", "false"));
+        assert_eq!(r.fired().count(), 1, "mute=false is no mute");
     }
 }

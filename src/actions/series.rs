@@ -40,6 +40,7 @@ impl Outcome {
 pub struct RuleSeries {
     pub matches: IntCounter,
     pub resolutions: IntCounter,
+    pub muted: IntCounter,
     /// In the order of the rule's actions.
     pub actions: Vec<ActionSeries>,
 }
@@ -61,6 +62,7 @@ impl ActionSeries {
 pub struct RuleMetrics {
     pub matches: IntCounterVec,
     pub resolutions: IntCounterVec,
+    pub muted: IntCounterVec,
     pub actions: IntCounterVec,
     pub duration: HistogramVec,
     pub reload_ok: IntGauge,
@@ -72,6 +74,7 @@ impl RuleMetrics {
         let m = Self {
             matches: families::RULE_MATCHES.int_counter_vec()?,
             resolutions: families::RULE_RESOLUTIONS.int_counter_vec()?,
+            muted: families::RULE_MUTED.int_counter_vec()?,
             actions: families::ACTIONS.int_counter_vec()?,
             duration: families::ACTION_DURATION.histogram_vec()?,
             reload_ok: families::CONFIG_RELOAD_OK.int_gauge()?,
@@ -79,6 +82,7 @@ impl RuleMetrics {
         };
         registry.register(Box::new(m.matches.clone()))?;
         registry.register(Box::new(m.resolutions.clone()))?;
+        registry.register(Box::new(m.muted.clone()))?;
         registry.register(Box::new(m.actions.clone()))?;
         registry.register(Box::new(m.duration.clone()))?;
         registry.register(Box::new(m.reload_ok.clone()))?;
@@ -93,6 +97,7 @@ impl RuleMetrics {
         set.series[index].get_or_init(|| RuleSeries {
             matches: self.matches.with_label_values(&[&rule.name]),
             resolutions: self.resolutions.with_label_values(&[&rule.name]),
+            muted: self.muted.with_label_values(&[&rule.name]),
             actions: rule
                 .actions
                 .iter()
@@ -118,6 +123,7 @@ impl RuleMetrics {
     pub fn init(&self, set: &RuleSet) {
         for r in &set.rules.rules {
             self.matches.with_label_values(&[&r.name]);
+            self.muted.with_label_values(&[&r.name]);
             if r.resolve.is_some() {
                 self.resolutions.with_label_values(&[&r.name]);
             }

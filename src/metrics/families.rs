@@ -316,6 +316,12 @@ pub const RULE_RESOLUTIONS: Family = Family::new(
     "Events that resolved an open firing of a rule (its resolve match), by rule.",
 )
 .labels(&["rule"]);
+pub const RULE_MUTED: Family = Family::new(
+    "docker_events_exporter_rule_muted_total",
+    Counter,
+    "Events a rule matched and sent nothing for, because their container has the label docker-events-exporter.mute=true, by rule.",
+)
+.labels(&["rule"]);
 pub const ACTIONS: Family = Family::new(
     "docker_events_exporter_actions_total",
     Counter,
@@ -386,6 +392,7 @@ pub const ALL: &[&Family] = &[
     &SINK_LAG,
     &RULE_MATCHES,
     &RULE_RESOLUTIONS,
+    &RULE_MUTED,
     &ACTIONS,
     &ACTION_DURATION,
     &CONFIG_RELOAD_OK,

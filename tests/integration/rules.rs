@@ -877,3 +877,54 @@ fn webhook_targets_that_refuse_hang_or_dawdle_never_hold_up_the_metrics() {
     let log = e.log();
     assert!(log.contains("webhook"), "failures are logged");
 }
+
+/// A container deployed with `docker-events-exporter.mute=true` fires no rule: the engine
+/// passes its labels in its events, and the one beside it without the label is logged.
+#[test]
+fn a_container_labelled_mute_fires_no_rule() {
+    let dir = tempdir("rules-mute");
+    let audit = dir.join("audit.jsonl");
+    let prefix = unique("mute");
+    let cfg = rules_config(
+        &dir,
+        &format!(
+            "events_reactor:\n  started:\n    event: {{type: container, action: start, actor: {{name: \"{prefix}-*\"}}}}\n    log: {:?}\n",
+            audit.display().to_string()
+        ),
+    );
+    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
+    let (muted, heard) = (format!("{prefix}-muted"), format!("{prefix}-heard"));
+    let _c = Cleanup(vec![muted.clone(), heard.clone()]);
+    let label = "docker-events-exporter.mute=true";
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &muted,
+        "--label",
+        label,
+        test_image(),
+        "true",
+    ]);
+    e.wait_for(
+        "docker_events_exporter_rule_muted_total",
+        &[("rule", "started")],
+        1.0,
+    );
+    docker(&["run", "-d", "--name", &heard, test_image(), "true"]);
+    assert!(
+        wait_until(DEADLINE, || lines(&audit).len() == 1),
+        "the unmuted container's start; log:\n{}",
+        e.log()
+    );
+    let logged: serde_json::Value = serde_json::from_str(&lines(&audit)[0]).expect("a JSON line");
+    assert_eq!(logged["Actor"]["Attributes"]["name"], heard.as_str());
+    assert_eq!(
+        e.value(
+            "docker_events_exporter_rule_matches_total",
+            &[("rule", "started")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(actions(&e, "started", "log", "success"), Some(1.0));
+}
