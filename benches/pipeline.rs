@@ -123,6 +123,7 @@ fn template_rendering(c: &mut Criterion) {
                         engine: "h",
                         ip: None,
                         opened_by: None,
+                        logs: None,
                     };
                     black_box(t.render_escaped(&ctx, 1 << 20, escape));
                 }

@@ -121,6 +121,7 @@ pub fn template(data: &[u8]) {
         engine: "engine",
         ip: Some("10.0.0.1"),
         opened_by: None,
+        logs: Some("a \u{1b}[31mlog\u{1b}[0m line <b>&"),
     };
     let out = t.render(&ctx, TEMPLATE_CAP);
     assert!(

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::log::Writers;
 use super::{Dry, Fire, Outcome, RuleMetrics, Runtime};
+use crate::docker::event::ObjectType;
 use crate::rules::template::Context;
 
 /// What actions need to run.
@@ -36,10 +37,20 @@ impl Executor {
             (true, Some(engine), Some(ev)) => engine.container_ip(ev.actor_id()).await,
             _ => None,
         };
+        let logs = match (rule.logs, &fire.origin.api, fire.events.first()) {
+            (Some(lines), Some(engine), Some(ev)) if ev.object == ObjectType::Container => {
+                Some(engine.container_logs(ev.actor_id(), lines).await)
+            }
+            _ => None,
+        };
+        let looked_up = LookedUp {
+            ip: ip.as_deref(),
+            logs: logs.as_deref(),
+        };
         if self.dry != Dry::Off {
-            return self.dry_run(fire, index, ip.as_deref());
+            return self.dry_run(fire, index, looked_up);
         }
-        let ctx = self.context(fire, ip.as_deref());
+        let ctx = self.context(fire, looked_up);
         let rt = Runtime {
             http: &self.http,
             logs: &self.logs,
@@ -68,28 +79,36 @@ impl Executor {
 
     /// The dry run of one action of one firing: rendered, logged with [`Dry::Log`], counted as
     /// a success, done nothing. It has no duration worth a histogram (and two clock reads per
-    /// firing were a twentieth of a dry replay's time). `ip` is the container's address, if
-    /// it was looked up.
-    pub fn dry_run(&self, fire: &Fire, index: usize, ip: Option<&str>) {
+    /// firing were a twentieth of a dry replay's time).
+    pub fn dry_run(&self, fire: &Fire, index: usize, looked_up: LookedUp<'_>) {
         let Some(action) = fire.rule().actions.get(index) else {
             return;
         };
-        action.dry_run(&self.context(fire, ip), self.dry == Dry::Log);
+        action.dry_run(&self.context(fire, looked_up), self.dry == Dry::Log);
         tracing::debug!(rule = %fire.rule().name, action = action.kind(), events = fire.events.len(), "action done (dry run)");
         // `index` is in range: the action was found above.
         self.metrics.of(&fire.set, fire.index).actions[index].count(Outcome::Success);
     }
 
-    fn context<'a>(&'a self, fire: &'a Fire, ip: Option<&'a str>) -> Context<'a> {
+    fn context<'a>(&'a self, fire: &'a Fire, looked_up: LookedUp<'a>) -> Context<'a> {
         Context {
             events: &fire.events,
             rule: &fire.rule().name,
             host: &fire.origin.host,
             engine: &fire.origin.engine,
-            ip,
+            ip: looked_up.ip,
             opened_by: fire.opened_by.as_ref(),
+            logs: looked_up.logs,
         }
     }
+}
+
+/// What was asked of the engine for a firing's placeholders, when its rule uses them: the
+/// container's address (`%%ip%%`), its last lines (`%%logs%%`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LookedUp<'a> {
+    pub ip: Option<&'a str>,
+    pub logs: Option<&'a str>,
 }
 
 fn http_client() -> reqwest::Client {

@@ -166,6 +166,7 @@ impl MetricAction {
                 engine: ctx.engine,
                 ip: ctx.ip,
                 opened_by: ctx.opened_by,
+                logs: ctx.logs,
             };
             self.labels
                 .iter()

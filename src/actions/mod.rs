@@ -215,6 +215,7 @@ events_reactor:
             engine: "web-1",
             ip: None,
             opened_by: None,
+            logs: None,
         };
         let format = Template::parse("%%engine%% %%host%% %%actor.name%%").expect("parses");
         assert_eq!(format.render(&ctx, 1 << 10), "web-1 host-a app");
@@ -277,10 +278,10 @@ events_reactor:
         assert_eq!(
             errors(yaml),
             [
-                "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, notify, alertmanager, log, email, metric, throttle, batch, resolve",
+                "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, notify, alertmanager, log, email, metric, throttle, batch, resolve, logs",
                 "rules.yml:4:7: unknown key \"typ\" in event of rule \"one\"; expected one of: type, action, scope, engine, actor",
                 "rules.yml:6:15: event.actor.name of rule \"one\": invalid regex /(unclosed/: error: unclosed group",
-                "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, rule, count, status",
+                "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, rule, count, status",
                 "rules.yml:10:10: run of rule \"two\" is empty; give the program and its arguments, e.g. run: [\"notify\", \"%%actor.name%%\"]",
                 "rules.yml:11:3: rule \"three\" has no action; give it run, webhook, notify, alertmanager, log, email or metric",
             ]
@@ -293,6 +294,25 @@ events_reactor:
             errors("events_reactor:\n  r:\n    run: [\"%%actor.name%%\", \"x\"]\n"),
             [
                 "rules.yml:3:11: the program of run of rule \"r\" must be a fixed name or path, without placeholders; pass event fields as arguments"
+            ]
+        );
+    }
+
+    /// `%%logs%%` reads 20 lines unless the rule's `logs` says; `logs` without an action that
+    /// uses it, or out of its range, is a problem with its place.
+    #[test]
+    fn logs_is_a_count_of_lines_for_the_rules_that_use_them() {
+        let ok = "events_reactor:\n  a:\n    run: [echo, \"%%logs%%\"]\n  b:\n    notify: {url: \"ntfy://h/t\", message: \"%%logs|markdown%%\"}\n    logs: 1000\n  c:\n    run: [echo]\n";
+        let rules = compile("rules.yml", ok).expect("compiles");
+        let logs: Vec<Option<usize>> = rules.iter().map(|r| r.logs).collect();
+        assert_eq!(logs, [Some(20), Some(1000), None]);
+        let bad = "events_reactor:\n  a:\n    run: [echo, \"%%actor.name%%\"]\n    logs: 5\n  b:\n    run: [echo, \"%%logs%%\"]\n    logs: 0\n  c:\n    run: [echo, \"%%logs%%\"]\n    logs: many\n";
+        assert_eq!(
+            errors(bad),
+            [
+                "rules.yml:4:11: rule \"a\" has logs, and none of its actions uses %%logs%%",
+                "rules.yml:7:11: logs of rule \"b\" must be a whole number of lines from 1 to 1000; got \"0\"",
+                "rules.yml:10:11: logs of rule \"c\" must be a whole number of lines from 1 to 1000; got \"many\"",
             ]
         );
     }

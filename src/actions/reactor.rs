@@ -354,6 +354,7 @@ impl Reactor {
             engine: &self.origin.engine,
             ip: None,
             opened_by: None,
+            logs: None,
         };
         let key = (rule.to_owned(), key.render(&ctx, MAX_FIELD_BYTES));
         let now = Instant::now();

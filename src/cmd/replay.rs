@@ -115,7 +115,7 @@ fn replay_from(
             if let (Some(executor), Some(rules)) = (&executor, pipeline.rules()) {
                 for fire in rules.fired() {
                     for index in 0..fire.rule().actions.len() {
-                        executor.dry_run(&fire, index, None);
+                        executor.dry_run(&fire, index, Default::default());
                     }
                 }
             }

@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod event;
 mod held;
 pub mod lines;
+mod logs;
 pub mod paced;
 mod scan;
 pub mod state;

@@ -29,7 +29,10 @@ use crate::secret::Secret;
 const TOP_KEYS: &[&str] = &["events_reactor"];
 /// The rule keys of the rules layer itself; the action kinds add theirs between `event` and
 /// these.
-const RULE_KEYS: &[&str] = &["throttle", "batch", "resolve"];
+const RULE_KEYS: &[&str] = &["throttle", "batch", "resolve", "logs"];
+/// `logs`'s default, and its largest.
+const DEFAULT_LOG_LINES: usize = 20;
+const MAX_LOG_LINES: usize = 1000;
 const EVENT_KEYS: &[&str] = &["type", "action", "scope", "engine", "actor"];
 const THROTTLE_KEYS: &[&str] = &["key", "interval"];
 /// The longest duration a config may give (a typo like `30000h` is a mistake, not a wish).
@@ -422,9 +425,13 @@ impl Checker<'_> {
         if self.errors.len() > errors_before {
             return None;
         }
-        let uses_ip = actions
-            .iter()
-            .any(|a| a.templates().iter().any(|t| t.uses(&Key::Ip)));
+        let uses = |key: &Key| {
+            actions
+                .iter()
+                .any(|a| a.templates().iter().any(|t| t.uses(key)))
+        };
+        let uses_ip = uses(&Key::Ip);
+        let logs = self.log_lines(body, uses(&Key::Logs), &place)?;
         Some(Rule {
             name: rule_name,
             matcher,
@@ -433,7 +440,40 @@ impl Checker<'_> {
             batch,
             resolve,
             uses_ip,
+            logs,
         })
+    }
+
+    /// How many of the container's last lines `%%logs%%` holds: the rule's `logs`, for a rule
+    /// whose actions use it. `None` inside: no action uses it.
+    fn log_lines(
+        &mut self,
+        body: &MarkedMappingNode,
+        used: bool,
+        place: &str,
+    ) -> Option<Option<usize>> {
+        let Some(n) = body.get_node("logs") else {
+            return Some(used.then_some(DEFAULT_LOG_LINES));
+        };
+        let s = self.scalar(n, &format!("logs of {place}"))?;
+        let lines = match s.as_str().parse::<usize>() {
+            Ok(lines) if (1..=MAX_LOG_LINES).contains(&lines) => lines,
+            _ => {
+                self.err(
+                    s.span(),
+                    format!("logs of {place} must be a whole number of lines from 1 to {MAX_LOG_LINES}; got {:?}", s.as_str()),
+                );
+                return None;
+            }
+        };
+        if !used {
+            self.err(
+                s.span(),
+                format!("{place} has logs, and none of its actions uses %%logs%%"),
+            );
+            return None;
+        }
+        Some(Some(lines))
     }
 
     fn patterns(&mut self, node: &Node, what: &str) -> Option<ValueMatcher> {

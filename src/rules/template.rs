@@ -14,7 +14,7 @@ use crate::docker::event::Event;
 use crate::json::push_escaped;
 
 /// The placeholders a template may use, for error messages.
-pub const KNOWN_KEYS: &str = "type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, rule, count, status";
+pub const KNOWN_KEYS: &str = "type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, rule, count, status";
 /// The filters a placeholder may end with, for error messages.
 pub const KNOWN_FILTERS: &str = "json, urlencode, markdown, html";
 
@@ -37,6 +37,8 @@ pub enum Key {
     Count,
     /// `firing`, or `resolved` for the event that resolves a rule's open firing.
     Status,
+    /// The container's last lines of output, read when the action runs.
+    Logs,
 }
 
 /// How a placeholder's value is escaped.
@@ -87,6 +89,8 @@ pub struct Context<'a> {
     pub ip: Option<&'a str>,
     /// For the event that resolves a rule's open firing: the event that opened it.
     pub opened_by: Option<&'a Arc<Event>>,
+    /// The container's last lines, read only for rules that use `%%logs%%`.
+    pub logs: Option<&'a str>,
 }
 
 impl Template {
@@ -266,6 +270,7 @@ fn parse_key(name: &str) -> Option<Key> {
         "rule" => Key::Rule,
         "count" => Key::Count,
         "status" => Key::Status,
+        "logs" => Key::Logs,
         other => match other.strip_prefix("actor.") {
             Some(attr) if !attr.is_empty() => Key::Attr(attr.to_owned()),
             _ => return None,
@@ -295,6 +300,7 @@ fn value<'a>(key: &Key, ctx: &Context<'a>) -> Cow<'a, str> {
         Key::Host => ctx.host.into(),
         Key::Engine => ctx.engine.into(),
         Key::Ip => ctx.ip.unwrap_or_default().into(),
+        Key::Logs => ctx.logs.unwrap_or_default().into(),
         Key::Rule => ctx.rule.into(),
         Key::Count => ctx.events.len().to_string().into(),
         Key::Status => if ctx.opened_by.is_some() {
@@ -374,6 +380,7 @@ mod tests {
             engine: "e1",
             ip: None,
             opened_by: None,
+            logs: None,
         }
     }
 

@@ -626,7 +626,7 @@ fn check_config_reports_every_problem_with_its_place_and_exits_1() {
         format!(
             "4 problems in the rules config:\n\
              {f}:4:15: event.action of rule \"bad\": invalid regex /[/: error: unclosed character class\n\
-             {f}:5:21: unknown placeholder %%nope%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, rule, count, status\n\
+             {f}:5:21: unknown placeholder %%nope%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, rule, count, status\n\
              {f}:6:14: timeout of rule \"bad\": expected number at 0; use a duration like 30s, 5m or 1h\n\
              {f}:8:10: run of rule \"empty\" is empty; give the program and its arguments, e.g. run: [\"notify\", \"%%actor.name%%\"]\n"
         )
@@ -927,4 +927,81 @@ fn a_container_labelled_mute_fires_no_rule() {
         Some(2.0)
     );
     assert_eq!(actions(&e, "started", "log", "success"), Some(1.0));
+}
+
+/// `%%logs%%` is the container's last lines as the rule's action runs: standard output and
+/// error in the order written, its `logs` lines of them, colours left out; a terminal's output
+/// as well; and for a log driver the engine cannot read back, why not.
+#[test]
+fn logs_placeholder_carries_the_last_lines_or_why_there_are_none() {
+    let image = test_image();
+    let dir = tempdir("rules-logs");
+    let out = dir.join("argv.jsonl");
+    let prefix = unique("logs");
+    let cfg = rules_config(
+        &dir,
+        &format!(
+            "events_reactor:\n  died:\n    event: {{type: container, action: die, actor: {{name: \"{prefix}-*\"}}}}\n    \
+             run: [{PYTHON:?}, \"-c\", {RECORD_ARGV:?}, {out:?}, \"%%actor.name%%\", \"%%logs%%\"]\n    logs: 3\n",
+            out = out.display().to_string()
+        ),
+    );
+    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
+    let (plain, tty, none) = (
+        format!("{prefix}-plain"),
+        format!("{prefix}-tty"),
+        format!("{prefix}-none"),
+    );
+    let _c = Cleanup(vec![plain.clone(), tty.clone(), none.clone()]);
+    let script = r#"echo one; echo two >&2; printf '\033[31mthree\033[0m\n'; echo four; exit 3"#;
+    docker(&["run", "-d", "--name", &plain, image, "sh", "-c", script]);
+    docker(&[
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        &tty,
+        image,
+        "sh",
+        "-c",
+        "echo tty line; exit 0",
+    ]);
+    let hidden = "echo hidden; exit 1";
+    docker(&[
+        "run",
+        "-d",
+        "--log-driver",
+        "none",
+        "--name",
+        &none,
+        image,
+        "sh",
+        "-c",
+        hidden,
+    ]);
+    e.wait_for(
+        "docker_events_exporter_actions_total",
+        &[("rule", "died"), ("action", "run"), ("outcome", "success")],
+        3.0,
+    );
+    let mut got: Vec<(String, String)> = lines(&out)
+        .iter()
+        .map(|l| {
+            let argv: Vec<String> = serde_json::from_str(l).expect("json");
+            (argv[0].clone(), argv[1].clone())
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                none,
+                "(the container's logs cannot be read: configured logging driver does not support reading)"
+                    .to_owned()
+            ),
+            (plain, "two\nthree\nfour".to_owned()),
+            (tty, "tty line".to_owned()),
+        ]
+    );
 }

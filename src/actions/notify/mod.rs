@@ -403,6 +403,7 @@ mod tests {
             engine: "e1",
             ip: None,
             opened_by: None,
+            logs: None,
         };
         let t = target(true);
         let (title, message) = t.render(t.target.as_ref().expect("parses"), &ctx);
