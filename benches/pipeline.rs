@@ -121,9 +121,8 @@ fn template_rendering(c: &mut Criterion) {
                         rule: "r",
                         host: "h",
                         engine: "h",
-                        ip: None,
                         opened_by: None,
-                        logs: None,
+                        looked_up: Default::default(),
                     };
                     black_box(t.render_escaped(&ctx, 1 << 20, escape));
                 }

@@ -10,7 +10,7 @@ use crate::docker::stream::{Dedupe, hand_over};
 use crate::metrics::{Metrics, Tracker};
 use crate::pipeline::Pipeline;
 use crate::rules::config::parse;
-use crate::rules::template::{Context, Template};
+use crate::rules::template::{Context, LookedUp, Template};
 
 /// The size cap `template` renders with.
 pub const TEMPLATE_CAP: usize = 4096;
@@ -119,9 +119,12 @@ pub fn template(data: &[u8]) {
         rule: "fuzz",
         host: "host",
         engine: "engine",
-        ip: Some("10.0.0.1"),
         opened_by: None,
-        logs: Some("a \u{1b}[31mlog\u{1b}[0m line <b>&"),
+        looked_up: LookedUp {
+            ip: Some("10.0.0.1"),
+            logs: Some("a \u{1b}[31mlog\u{1b}[0m line <b>&"),
+            health_output: Some("probe said <b>no</b>"),
+        },
     };
     let out = t.render(&ctx, TEMPLATE_CAP);
     assert!(

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::future::OptionFuture;
+
 use super::log::Writers;
 use super::{Dry, Fire, Outcome, RuleMetrics, Runtime};
 use crate::docker::event::ObjectType;
-use crate::rules::template::Context;
+use crate::rules::template::{Context, LookedUp};
 
 /// What actions need to run.
 pub struct Executor {
@@ -33,19 +35,31 @@ impl Executor {
         let Some(action) = rule.actions.get(index) else {
             return;
         };
-        let ip = match (rule.uses_ip, &fire.origin.api, fire.events.first()) {
-            (true, Some(engine), Some(ev)) => engine.container_ip(ev.actor_id()).await,
-            _ => None,
-        };
-        let logs = match (rule.logs, &fire.origin.api, fire.events.first()) {
-            (Some(lines), Some(engine), Some(ev)) if ev.object == ObjectType::Container => {
-                Some(engine.container_logs(ev.actor_id(), lines).await)
+        // Asked of the engine only for a container's event of a rule that uses them.
+        let container = match (&fire.origin.api, fire.events.first()) {
+            (Some(engine), Some(ev)) if ev.object == ObjectType::Container => {
+                Some((engine, ev.actor_id()))
             }
             _ => None,
+        };
+        let (ip, logs, health_output) = match container {
+            Some((engine, id)) => (
+                OptionFuture::from(rule.uses_ip.then(|| engine.container_ip(id)))
+                    .await
+                    .flatten(),
+                OptionFuture::from(rule.logs.map(|lines| engine.container_logs(id, lines))).await,
+                OptionFuture::from(
+                    rule.uses_health_output
+                        .then(|| engine.container_health_output(id)),
+                )
+                .await,
+            ),
+            None => (None, None, None),
         };
         let looked_up = LookedUp {
             ip: ip.as_deref(),
             logs: logs.as_deref(),
+            health_output: health_output.as_deref(),
         };
         if self.dry != Dry::Off {
             return self.dry_run(fire, index, looked_up);
@@ -96,19 +110,10 @@ impl Executor {
             rule: &fire.rule().name,
             host: &fire.origin.host,
             engine: &fire.origin.engine,
-            ip: looked_up.ip,
             opened_by: fire.opened_by.as_ref(),
-            logs: looked_up.logs,
+            looked_up,
         }
     }
-}
-
-/// What was asked of the engine for a firing's placeholders, when its rule uses them: the
-/// container's address (`%%ip%%`), its last lines (`%%logs%%`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LookedUp<'a> {
-    pub ip: Option<&'a str>,
-    pub logs: Option<&'a str>,
 }
 
 fn http_client() -> reqwest::Client {

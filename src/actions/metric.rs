@@ -164,9 +164,8 @@ impl MetricAction {
                 rule: ctx.rule,
                 host: ctx.host,
                 engine: ctx.engine,
-                ip: ctx.ip,
                 opened_by: ctx.opened_by,
-                logs: ctx.logs,
+                looked_up: ctx.looked_up,
             };
             self.labels
                 .iter()

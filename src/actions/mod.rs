@@ -213,9 +213,8 @@ events_reactor:
             rule: "web hosts",
             host: "host-a",
             engine: "web-1",
-            ip: None,
             opened_by: None,
-            logs: None,
+            looked_up: Default::default(),
         };
         let format = Template::parse("%%engine%% %%host%% %%actor.name%%").expect("parses");
         assert_eq!(format.render(&ctx, 1 << 10), "web-1 host-a app");
@@ -281,7 +280,7 @@ events_reactor:
                 "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, notify, alertmanager, log, email, metric, throttle, batch, resolve, logs",
                 "rules.yml:4:7: unknown key \"typ\" in event of rule \"one\"; expected one of: type, action, scope, engine, actor",
                 "rules.yml:6:15: event.actor.name of rule \"one\": invalid regex /(unclosed/: error: unclosed group",
-                "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, rule, count, status",
+                "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, health_output, rule, count, status",
                 "rules.yml:10:10: run of rule \"two\" is empty; give the program and its arguments, e.g. run: [\"notify\", \"%%actor.name%%\"]",
                 "rules.yml:11:3: rule \"three\" has no action; give it run, webhook, notify, alertmanager, log, email or metric",
             ]

@@ -352,9 +352,8 @@ impl Reactor {
             rule,
             host: &self.origin.host,
             engine: &self.origin.engine,
-            ip: None,
             opened_by: None,
-            logs: None,
+            looked_up: Default::default(),
         };
         let key = (rule.to_owned(), key.render(&ctx, MAX_FIELD_BYTES));
         let now = Instant::now();

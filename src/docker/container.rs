@@ -228,6 +228,14 @@ struct InspectState {
 #[serde(rename_all = "PascalCase", default)]
 struct InspectHealth {
     status: Option<String>,
+    /// The last probes, oldest first.
+    log: Option<Vec<InspectProbe>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectProbe {
+    output: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -313,6 +321,11 @@ impl InspectAnswer {
 
     /// The address on its first network with one (networks in name order, so the result is
     /// stable).
+    /// What the container's last health probe printed, if it has had one.
+    pub(super) fn health_output(self) -> Option<String> {
+        self.state?.health?.log?.pop()?.output
+    }
+
     pub(super) fn ip(self) -> Option<String> {
         self.network_settings?
             .networks?
@@ -349,8 +362,8 @@ mod tests {
             "Args":["600"],"State":{"Status":"running","Running":true,"Paused":false,
             "Restarting":false,"OOMKilled":false,"Dead":false,"Pid":42,"ExitCode":0,"Error":"",
             "StartedAt":"2026-12-01T10:00:01.000000005Z","FinishedAt":"0001-01-01T00:00:00Z",
-            "Health":{"Status":"healthy","FailingStreak":0,"Log":[{"Start":"x","ExitCode":0,
-            "Output":""}]}},"Name":"/web","RestartCount":3,"HostConfig":{"AutoRemove":false,
+            "Health":{"Status":"healthy","FailingStreak":0,"Log":[{"Start":"x","ExitCode":1,
+            "Output":"refused\n"},{"Start":"y","ExitCode":0,"Output":"ok\n"}]}},"Name":"/web","RestartCount":3,"HostConfig":{"AutoRemove":false,
             "RestartPolicy":{"Name":"on-failure","MaximumRetryCount":5},"Binds":null},
             "Config":{"Hostname":"c0ffee","Image":"nginx:1.25","Labels":{"team":"a"},
             "Healthcheck":{"Test":["CMD-SHELL","curl -f localhost"],"Interval":1000000000},
@@ -382,8 +395,15 @@ mod tests {
             Some("172.17.0.5"),
             "first by name with one"
         );
+        assert_eq!(
+            parsed().health_output().as_deref(),
+            Some("ok\n"),
+            "the last probe's"
+        );
         // Whatever an engine leaves out is absent, not an error.
-        let bare = serde_json::from_str::<InspectAnswer>("{}").expect("decodes");
+        let bare = || serde_json::from_str::<InspectAnswer>("{}").expect("decodes");
+        assert_eq!(bare().health_output(), None);
+        let bare = bare();
         let snap = bare.snapshot("asked");
         assert_eq!((snap.id.as_str(), snap.state), ("asked", None));
         assert_eq!(snap.after_exit, AfterExit::Unknown);

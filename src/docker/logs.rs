@@ -56,7 +56,7 @@ fn output(body: &[u8]) -> Vec<u8> {
 /// The end of `bytes` as text, at most `max` bytes of it, from the start of a line where one
 /// begins in that end; terminal escape sequences and control characters other than newlines
 /// and tabs are left out, and trailing blank lines.
-fn printable_tail(bytes: &[u8], max: usize) -> String {
+pub(super) fn printable_tail(bytes: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out = String::with_capacity(text.len().min(max));
     let mut chars = text.chars().peekable();

@@ -255,6 +255,18 @@ impl Engine {
         self.inspect_answer(id).await.ok()?.ip()
     }
 
+    /// What the container's last health probe printed (its end, made printable as
+    /// `%%logs%%` is); or, in its place, why there is none.
+    pub async fn container_health_output(&self, id: &str) -> String {
+        match self.inspect_answer(id).await {
+            Ok(answer) => match answer.health_output() {
+                Some(output) => logs::printable_tail(output.as_bytes(), logs::MAX_LOG_BYTES),
+                None => "(the container has had no health probe)".to_owned(),
+            },
+            Err(e) => format!("(the container's health cannot be read: {e})"),
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), EngineError> {
         let ping = async {
             let resp = self.endpoint.send_once(get("/_ping")?).await?;

@@ -431,6 +431,7 @@ impl Checker<'_> {
                 .any(|a| a.templates().iter().any(|t| t.uses(key)))
         };
         let uses_ip = uses(&Key::Ip);
+        let uses_health_output = uses(&Key::HealthOutput);
         let logs = self.log_lines(body, uses(&Key::Logs), &place)?;
         Some(Rule {
             name: rule_name,
@@ -440,6 +441,7 @@ impl Checker<'_> {
             batch,
             resolve,
             uses_ip,
+            uses_health_output,
             logs,
         })
     }

@@ -70,6 +70,8 @@ pub struct Rule<A> {
     /// Some action renders `%%ip%%`: look the container's address up before rendering. Derived
     /// from the actions' templates.
     pub uses_ip: bool,
+    /// Some action renders `%%health_output%%`: inspect the container for its last probe.
+    pub uses_health_output: bool,
     /// Some action renders `%%logs%%`: read that many of the container's last lines before
     /// rendering (the rule's `logs`, 20 by default).
     pub logs: Option<usize>,

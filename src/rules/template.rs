@@ -14,7 +14,7 @@ use crate::docker::event::Event;
 use crate::json::push_escaped;
 
 /// The placeholders a template may use, for error messages.
-pub const KNOWN_KEYS: &str = "type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, rule, count, status";
+pub const KNOWN_KEYS: &str = "type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, health_output, rule, count, status";
 /// The filters a placeholder may end with, for error messages.
 pub const KNOWN_FILTERS: &str = "json, urlencode, markdown, html";
 
@@ -39,6 +39,8 @@ pub enum Key {
     Status,
     /// The container's last lines of output, read when the action runs.
     Logs,
+    /// The output of the container's last health probe, read when the action runs.
+    HealthOutput,
 }
 
 /// How a placeholder's value is escaped.
@@ -85,12 +87,21 @@ pub struct Context<'a> {
     pub host: &'a str,
     /// The engine's name (as its series' `engine` label shows it, with several engines).
     pub engine: &'a str,
-    /// The container's IP address, looked up only for rules that use `%%ip%%`.
-    pub ip: Option<&'a str>,
     /// For the event that resolves a rule's open firing: the event that opened it.
     pub opened_by: Option<&'a Arc<Event>>,
-    /// The container's last lines, read only for rules that use `%%logs%%`.
+    /// What was asked of the engine for the placeholders that need it.
+    pub looked_up: LookedUp<'a>,
+}
+
+/// What is asked of the engine for a firing's placeholders, only when its rule uses them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LookedUp<'a> {
+    /// The container's IP address (`%%ip%%`).
+    pub ip: Option<&'a str>,
+    /// The container's last lines (`%%logs%%`).
     pub logs: Option<&'a str>,
+    /// The output of the container's last health probe (`%%health_output%%`).
+    pub health_output: Option<&'a str>,
 }
 
 impl Template {
@@ -271,6 +282,7 @@ fn parse_key(name: &str) -> Option<Key> {
         "count" => Key::Count,
         "status" => Key::Status,
         "logs" => Key::Logs,
+        "health_output" => Key::HealthOutput,
         other => match other.strip_prefix("actor.") {
             Some(attr) if !attr.is_empty() => Key::Attr(attr.to_owned()),
             _ => return None,
@@ -299,8 +311,9 @@ fn value<'a>(key: &Key, ctx: &Context<'a>) -> Cow<'a, str> {
         Key::Payload => payload(ctx.events).into(),
         Key::Host => ctx.host.into(),
         Key::Engine => ctx.engine.into(),
-        Key::Ip => ctx.ip.unwrap_or_default().into(),
-        Key::Logs => ctx.logs.unwrap_or_default().into(),
+        Key::Ip => ctx.looked_up.ip.unwrap_or_default().into(),
+        Key::Logs => ctx.looked_up.logs.unwrap_or_default().into(),
+        Key::HealthOutput => ctx.looked_up.health_output.unwrap_or_default().into(),
         Key::Rule => ctx.rule.into(),
         Key::Count => ctx.events.len().to_string().into(),
         Key::Status => if ctx.opened_by.is_some() {
@@ -378,9 +391,8 @@ mod tests {
             rule: "r",
             host: "h1",
             engine: "e1",
-            ip: None,
             opened_by: None,
-            logs: None,
+            looked_up: Default::default(),
         }
     }
 

@@ -626,7 +626,7 @@ fn check_config_reports_every_problem_with_its_place_and_exits_1() {
         format!(
             "4 problems in the rules config:\n\
              {f}:4:15: event.action of rule \"bad\": invalid regex /[/: error: unclosed character class\n\
-             {f}:5:21: unknown placeholder %%nope%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, rule, count, status\n\
+             {f}:5:21: unknown placeholder %%nope%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, health_output, rule, count, status\n\
              {f}:6:14: timeout of rule \"bad\": expected number at 0; use a duration like 30s, 5m or 1h\n\
              {f}:8:10: run of rule \"empty\" is empty; give the program and its arguments, e.g. run: [\"notify\", \"%%actor.name%%\"]\n"
         )
@@ -1004,4 +1004,44 @@ fn logs_placeholder_carries_the_last_lines_or_why_there_are_none() {
             (tty, "tty line".to_owned()),
         ]
     );
+}
+
+/// `%%health_output%%` is what the container's last probe printed, read as the action runs.
+#[test]
+fn health_output_placeholder_is_the_last_probes_output() {
+    let dir = tempdir("rules-health-output");
+    let out = dir.join("argv.jsonl");
+    let name = unique("probe-says");
+    let cfg = rules_config(
+        &dir,
+        &format!(
+            "events_reactor:\n  sick:\n    event: {{type: container, action: \"health_status: unhealthy\", actor: {{name: {name}}}}}\n    \
+             run: [{PYTHON:?}, \"-c\", {RECORD_ARGV:?}, {out:?}, \"%%health_output|html%%\"]\n",
+            out = out.display().to_string()
+        ),
+    );
+    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
+    let _c = Cleanup(vec![name.clone()]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--health-cmd",
+        "echo '<b>refused</b> on :80'; exit 1",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        test_image(),
+        "sleep",
+        "300",
+    ]);
+    e.wait_for(
+        "docker_events_exporter_actions_total",
+        &[("rule", "sick"), ("action", "run"), ("outcome", "success")],
+        1.0,
+    );
+    let argv: Vec<String> = serde_json::from_str(&lines(&out)[0]).expect("json");
+    assert_eq!(argv, ["&lt;b&gt;refused&lt;/b&gt; on :80"]);
 }

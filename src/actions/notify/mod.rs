@@ -401,9 +401,8 @@ mod tests {
             rule: "r",
             host: "h1",
             engine: "e1",
-            ip: None,
             opened_by: None,
-            logs: None,
+            looked_up: Default::default(),
         };
         let t = target(true);
         let (title, message) = t.render(t.target.as_ref().expect("parses"), &ctx);
