@@ -56,7 +56,7 @@ pub async fn dispatch(
                     }
                     // A digest goes out and opens the next window.
                     let events = std::mem::take(&mut b.pending);
-                    let fire = Fire { set: b.set, index: b.index, events, origin: b.origin, opened_by: None, resend: false };
+                    let fire = Fire { set: b.set, index: b.index, events, origin: b.origin, opened_by: None, again: None };
                     let window = fire.rule().batch.unwrap_or_default();
                     batches.insert(key, Batch { set: fire.set.clone(), index: fire.index, origin: fire.origin.clone(), until: now + window, pending: Vec::new() });
                     start(fire, &executor, &pool, &tasks).await;
@@ -77,7 +77,7 @@ pub async fn dispatch(
                 events: b.pending,
                 origin: b.origin,
                 opened_by: None,
-                resend: false,
+                again: None,
             };
             tracing::info!(rule = %fire.rule().name, events = fire.events.len(), "flushing a pending batch at shutdown");
             start(fire, &executor, &pool, &tasks).await;
@@ -93,7 +93,7 @@ async fn accept(
     pool: &Arc<Semaphore>,
     tasks: &TaskTracker,
 ) {
-    let Some(window) = fire.rule().batch.filter(|_| !fire.resend) else {
+    let Some(window) = fire.rule().batch.filter(|_| fire.again.is_none()) else {
         return start(fire, executor, pool, tasks).await;
     };
     match batches.get_mut(&key_of(&fire)) {

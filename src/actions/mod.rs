@@ -149,9 +149,17 @@ pub struct Fire {
     pub origin: Arc<Origin>,
     /// When this firing resolves one (its rule's `resolve` matched): the event that opened it.
     pub opened_by: Option<Arc<Event>>,
-    /// A firing still open, sent again: only the actions with a
-    /// [`Action::resend_interval`] run, and no batch holds it.
-    pub resend: bool,
+    /// A firing still open, handed on again; no batch holds it.
+    pub again: Option<Again>,
+}
+
+/// Why a firing still open is handed on again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Again {
+    /// For the actions with a [`Action::resend_interval`] only: an Alertmanager alert renewed.
+    Resend,
+    /// The rule's `repeat`: every action, as a reminder that it still holds.
+    Repeat,
 }
 
 impl Fire {
@@ -162,7 +170,7 @@ impl Fire {
     /// Whether `action`, one of its rule's, runs for this firing: a resend runs only those
     /// that re-send.
     pub fn runs(&self, action: &BoxedAction) -> bool {
-        !self.resend || action.resend_interval().is_some()
+        self.again != Some(Again::Resend) || action.resend_interval().is_some()
     }
 }
 
@@ -277,7 +285,7 @@ events_reactor:
         assert_eq!(
             errors(yaml),
             [
-                "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, notify, alertmanager, log, email, metric, throttle, batch, resolve, logs",
+                "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, notify, alertmanager, log, email, metric, throttle, batch, resolve, repeat, logs",
                 "rules.yml:4:7: unknown key \"typ\" in event of rule \"one\"; expected one of: type, action, scope, engine, actor",
                 "rules.yml:6:15: event.actor.name of rule \"one\": invalid regex /(unclosed/: error: unclosed group",
                 "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, health_output, rule, count, status",
@@ -312,6 +320,18 @@ events_reactor:
                 "rules.yml:4:11: rule \"a\" has logs, and none of its actions uses %%logs%%",
                 "rules.yml:7:11: logs of rule \"b\" must be a whole number of lines from 1 to 1000; got \"0\"",
                 "rules.yml:10:11: logs of rule \"c\" must be a whole number of lines from 1 to 1000; got \"many\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn repeat_needs_resolve_and_a_second() {
+        let bad = "events_reactor:\n  a:\n    event: {action: die}\n    repeat: 4h\n    log: /dev/null\n  b:\n    event: {action: die}\n    resolve: {action: start}\n    repeat: 500ms\n    log: /dev/null\n";
+        assert_eq!(
+            errors(bad),
+            [
+                "rules.yml:4:13: rule \"a\" has repeat and no resolve: only a firing waiting for its resolving event is sent again",
+                "rules.yml:9:13: repeat of rule \"b\" must be at least 1s; got 500ms",
             ]
         );
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Fire, MAX_FIELD_BYTES, Origin, Outcome, RuleMetrics, RuleSet};
+use super::{Again, Fire, MAX_FIELD_BYTES, Origin, Outcome, RuleMetrics, RuleSet};
 use crate::docker::ContainerSnapshot;
 use crate::docker::event::{Event, ObjectType};
 use crate::docker::state::OpenFiring;
@@ -33,13 +33,18 @@ enum Out {
     Kept(Vec<Fire>),
 }
 
+/// An open firing's key: its rule's name (a reload keeps it) and its actor's ID.
+type OpenKey = (String, String);
+
 /// A firing waiting for its resolving event.
 struct Open {
     /// The event that opened it.
     ev: Arc<Event>,
-    /// When it was last handed on (first, or as a resend); `None` if not since the exporter
-    /// started (one from the state file): a resend is due at once.
+    /// When it was last handed on (first, or again); `None` if not since the exporter started
+    /// (one from the state file): a resend is due at once.
     sent: Option<Instant>,
+    /// When every action last ran for it (first, or as a `repeat`).
+    repeated: Instant,
 }
 
 /// Match, throttle, hand on. Never waits.
@@ -50,7 +55,7 @@ pub struct Reactor {
     throttled_until: HashMap<(String, String), Instant>,
     /// The firings of rules with `resolve` not yet resolved, by rule name (a reload keeps
     /// them) and actor ID.
-    open: HashMap<(String, String), Open>,
+    open: HashMap<OpenKey, Open>,
     /// The engine the events come from: each engine has its reactor (and its throttles).
     origin: Arc<Origin>,
     drops_since_log: u64,
@@ -130,10 +135,11 @@ impl Reactor {
                 self.metrics.count_all(&set, index, Outcome::Throttled);
                 continue;
             }
-            if self.hand_on(&set, index, vec![ev.clone()], None, false)
+            if self.hand_on(&set, index, vec![ev.clone()], None, None)
                 && let Some(key) = open_key
+                && self.remember(&key, &ev)
             {
-                self.remember(key, &ev);
+                self.metrics.firing(&key.0).inc();
             }
         }
         for &index in &set.resolvers {
@@ -147,52 +153,64 @@ impl Reactor {
             };
             self.open_changed = true;
             self.metrics.of(&set, index).resolutions.inc();
-            self.hand_on(&set, index, vec![ev.clone()], Some(opened.ev), false);
+            self.metrics.firing(&key.0).dec();
+            self.hand_on(&set, index, vec![ev.clone()], Some(opened.ev), None);
         }
     }
 
-    /// Hands on again the open firings whose rule has an action that re-sends (see
-    /// [`super::Action::resend_interval`]) once that interval has passed since they were last
-    /// handed on. Called at each housekeeping tick (each second at most).
+    /// Hands on again the open firings that are due: every action of a rule with `repeat`
+    /// once that long has passed since they last ran, else the actions that re-send (see
+    /// [`super::Action::resend_interval`]) once their interval has passed since the firing
+    /// was last handed on. Called at each housekeeping tick (each second at most).
     pub fn resend_due(&mut self, now: Instant) {
         if self.open.is_empty() {
             return;
         }
         let set = self.rules.borrow().clone();
-        // Each rule that re-sends, by name: its place and its shortest interval.
-        let resending: HashMap<&str, (usize, Duration)> = set
+        // Each rule that hands firings on again, by name: its place, its shortest resend
+        // interval and its repeat.
+        let again: HashMap<&str, (usize, Option<Duration>, Option<Duration>)> = set
             .rules
             .rules
             .iter()
             .enumerate()
             .filter_map(|(index, rule)| {
-                let interval = rule
+                let resend = rule
                     .actions
                     .iter()
                     .filter_map(|a| a.resend_interval())
-                    .min()?;
-                Some((rule.name.as_str(), (index, interval)))
+                    .min();
+                (resend.is_some() || rule.repeat.is_some())
+                    .then_some((rule.name.as_str(), (index, resend, rule.repeat)))
             })
             .collect();
-        if resending.is_empty() {
+        if again.is_empty() {
             return;
         }
-        let due: Vec<((String, String), usize, Arc<Event>)> = self
+        let since = |t: Instant| now.saturating_duration_since(t);
+        let due: Vec<(OpenKey, usize, Arc<Event>, Again)> = self
             .open
             .iter()
             .filter_map(|(key, open)| {
-                let &(index, interval) = resending.get(key.0.as_str())?;
-                let due = open
-                    .sent
-                    .is_none_or(|sent| now.saturating_duration_since(sent) >= interval);
-                due.then(|| (key.clone(), index, open.ev.clone()))
+                let &(index, resend, repeat) = again.get(key.0.as_str())?;
+                let why = if repeat.is_some_and(|r| since(open.repeated) >= r) {
+                    Again::Repeat
+                } else if resend.is_some_and(|i| open.sent.is_none_or(|t| since(t) >= i)) {
+                    Again::Resend
+                } else {
+                    return None;
+                };
+                Some((key.clone(), index, open.ev.clone(), why))
             })
             .collect();
-        for (key, index, ev) in due {
-            if self.hand_on(&set, index, vec![ev], None, true)
+        for (key, index, ev, why) in due {
+            if self.hand_on(&set, index, vec![ev], None, Some(why))
                 && let Some(open) = self.open.get_mut(&key)
             {
                 open.sent = Some(now);
+                if why == Again::Repeat {
+                    open.repeated = now;
+                }
             }
         }
     }
@@ -247,8 +265,13 @@ impl Reactor {
             let open = Open {
                 ev: Arc::new(ev),
                 sent: None,
+                // The last reminder's time is not kept: the next is a repeat after this start.
+                repeated: Instant::now(),
             };
-            self.open.insert((o.rule.clone(), o.actor_id.clone()), open);
+            let key = (o.rule.clone(), o.actor_id.clone());
+            if self.open.insert(key, open).is_none() {
+                self.metrics.firing(&o.rule).inc();
+            }
         }
         // What was let go leaves the file at the next save.
         self.open_changed = self.open.len() != open.len();
@@ -261,8 +284,14 @@ impl Reactor {
         let present: std::collections::HashSet<&str> =
             present.iter().map(|c| c.id.as_str()).collect();
         let before = self.open.len();
-        self.open.retain(|(_, actor_id), open| {
-            open.ev.object != ObjectType::Container || present.contains(actor_id.as_str())
+        let metrics = &self.metrics;
+        self.open.retain(|(rule, actor_id), open| {
+            let keep =
+                open.ev.object != ObjectType::Container || present.contains(actor_id.as_str());
+            if !keep {
+                metrics.firing(rule).dec();
+            }
+            keep
         });
         let gone = before - self.open.len();
         if gone > 0 {
@@ -281,7 +310,7 @@ impl Reactor {
         index: usize,
         events: Vec<Arc<Event>>,
         opened_by: Option<Arc<Event>>,
-        resend: bool,
+        again: Option<Again>,
     ) -> bool {
         let fire = Fire {
             set: set.clone(),
@@ -289,7 +318,7 @@ impl Reactor {
             events,
             origin: self.origin.clone(),
             opened_by,
-            resend,
+            again,
         };
         match &mut self.out {
             Out::Kept(kept) => kept.push(fire),
@@ -311,23 +340,25 @@ impl Reactor {
         true
     }
 
-    fn remember(&mut self, key: (String, String), ev: &Arc<Event>) {
+    /// Remembers an open firing; false if there are too many already.
+    fn remember(&mut self, key: &OpenKey, ev: &Arc<Event>) -> bool {
         if self.open.len() >= MAX_OPEN {
             tracing::warn!(
                 rule = %key.0,
                 open = self.open.len(),
                 "too many open firings to remember; this one's resolving event will send nothing"
             );
-            return;
+            return false;
         }
-        self.open.insert(
-            key,
-            Open {
-                ev: ev.clone(),
-                sent: Some(Instant::now()),
-            },
-        );
+        let now = Instant::now();
+        let open = Open {
+            ev: ev.clone(),
+            sent: Some(now),
+            repeated: now,
+        };
+        self.open.insert(key.clone(), open);
         self.open_changed = true;
+        true
     }
 
     /// Takes the firings kept since the last call (none for a reactor with a queue).
@@ -490,7 +521,7 @@ mod tests {
                 .map(|f| {
                     (
                         f.rule().name.clone(),
-                        f.resend,
+                        f.again == Some(Again::Resend),
                         f.events[0].action().to_owned(),
                     )
                 })
@@ -557,7 +588,12 @@ mod tests {
         after.resend_due(Instant::now());
         let resent: Vec<(String, bool)> = after
             .fired()
-            .map(|f| (f.events[0].actor_id().to_owned(), f.resend))
+            .map(|f| {
+                (
+                    f.events[0].actor_id().to_owned(),
+                    f.again == Some(Again::Resend),
+                )
+            })
             .collect();
         assert_eq!(resent.len(), 2, "a and b at the first tick: {resent:?}");
         assert!(resent.iter().all(|(_, resend)| *resend));
@@ -607,5 +643,37 @@ mod tests {
         assert_eq!(metrics.matches.with_label_values(&["sick"]).get(), 2);
         r.on_event(muted("unhealthy", "false"));
         assert_eq!(r.fired().count(), 1, "mute=false is no mute");
+    }
+
+    /// A rule's `repeat` hands an open firing on again to every action, that long after it
+    /// last ran for it; in between, Alertmanager's alert is renewed on its own interval. The
+    /// firing gauge follows the open firings.
+    #[test]
+    fn repeat_sends_every_action_again_and_resends_fill_the_gaps() {
+        let (mut r, metrics) = reactor(
+            "events_reactor:\n  sick:\n    event: {action: \"health_status: unhealthy\"}\n    resolve: {action: \"health_status: healthy\"}\n    repeat: 1h\n    log: /dev/null\n    alertmanager: {url: \"http://127.0.0.1:9093\", resend_interval: 10m}\n",
+        );
+        let firing = || metrics.firing("sick").get();
+        r.on_event(health("a", "unhealthy"));
+        assert_eq!(r.fired().count(), 1);
+        assert_eq!(firing(), 1);
+        let t0 = Instant::now();
+        let again = |r: &mut Reactor, after_secs: u64| -> Vec<Option<Again>> {
+            r.resend_due(t0 + Duration::from_secs(after_secs));
+            r.fired().map(|f| f.again).collect()
+        };
+        assert_eq!(again(&mut r, 601), [Some(Again::Resend)]);
+        assert_eq!(
+            again(&mut r, 1200),
+            [],
+            "ten minutes after the resend, not after the first"
+        );
+        assert_eq!(again(&mut r, 1202), [Some(Again::Resend)]);
+        assert_eq!(again(&mut r, 3601), [Some(Again::Repeat)]);
+        assert_eq!(again(&mut r, 3602), [], "a repeat renews the alert too");
+        r.on_event(health("a", "healthy"));
+        assert_eq!(r.fired().count(), 1, "the recovery");
+        assert_eq!(firing(), 0);
+        assert_eq!(again(&mut r, 99_999), []);
     }
 }

@@ -1,7 +1,9 @@
 //! The rules layer's own series: matches by rule, actions by outcome, action durations, and the
 //! state of the last load.
 
-use prometheus::{Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+};
 
 use super::RuleSet;
 use crate::metrics::families;
@@ -63,6 +65,7 @@ pub struct RuleMetrics {
     pub matches: IntCounterVec,
     pub resolutions: IntCounterVec,
     pub muted: IntCounterVec,
+    firing: IntGaugeVec,
     pub actions: IntCounterVec,
     pub duration: HistogramVec,
     pub reload_ok: IntGauge,
@@ -75,6 +78,7 @@ impl RuleMetrics {
             matches: families::RULE_MATCHES.int_counter_vec()?,
             resolutions: families::RULE_RESOLUTIONS.int_counter_vec()?,
             muted: families::RULE_MUTED.int_counter_vec()?,
+            firing: families::RULE_FIRING.int_gauge_vec()?,
             actions: families::ACTIONS.int_counter_vec()?,
             duration: families::ACTION_DURATION.histogram_vec()?,
             reload_ok: families::CONFIG_RELOAD_OK.int_gauge()?,
@@ -83,6 +87,7 @@ impl RuleMetrics {
         registry.register(Box::new(m.matches.clone()))?;
         registry.register(Box::new(m.resolutions.clone()))?;
         registry.register(Box::new(m.muted.clone()))?;
+        registry.register(Box::new(m.firing.clone()))?;
         registry.register(Box::new(m.actions.clone()))?;
         registry.register(Box::new(m.duration.clone()))?;
         registry.register(Box::new(m.reload_ok.clone()))?;
@@ -112,6 +117,12 @@ impl RuleMetrics {
         })
     }
 
+    /// The open firings of the rule named `rule`, over every engine (by name: a reload keeps
+    /// them).
+    pub fn firing(&self, rule: &str) -> IntGauge {
+        self.firing.with_label_values(&[rule])
+    }
+
     /// Counts an outcome of every action of rule `index` of `set`.
     pub fn count_all(&self, set: &RuleSet, index: usize, outcome: Outcome) {
         for a in &self.of(set, index).actions {
@@ -126,6 +137,7 @@ impl RuleMetrics {
             self.muted.with_label_values(&[&r.name]);
             if r.resolve.is_some() {
                 self.resolutions.with_label_values(&[&r.name]);
+                self.firing.with_label_values(&[&r.name]);
             }
             for a in &r.actions {
                 for o in [Outcome::Success, Outcome::Failure, Outcome::Dropped] {

@@ -316,6 +316,12 @@ pub const RULE_RESOLUTIONS: Family = Family::new(
     "Events that resolved an open firing of a rule (its resolve match), by rule.",
 )
 .labels(&["rule"]);
+pub const RULE_FIRING: Family = Family::new(
+    "docker_events_exporter_rule_firing",
+    Gauge,
+    "Firings of a rule with resolve open now (waiting for their resolving event), by rule.",
+)
+.labels(&["rule"]);
 pub const RULE_MUTED: Family = Family::new(
     "docker_events_exporter_rule_muted_total",
     Counter,
@@ -393,6 +399,7 @@ pub const ALL: &[&Family] = &[
     &RULE_MATCHES,
     &RULE_RESOLUTIONS,
     &RULE_MUTED,
+    &RULE_FIRING,
     &ACTIONS,
     &ACTION_DURATION,
     &CONFIG_RELOAD_OK,

@@ -29,7 +29,9 @@ use crate::secret::Secret;
 const TOP_KEYS: &[&str] = &["events_reactor"];
 /// The rule keys of the rules layer itself; the action kinds add theirs between `event` and
 /// these.
-const RULE_KEYS: &[&str] = &["throttle", "batch", "resolve", "logs"];
+const RULE_KEYS: &[&str] = &["throttle", "batch", "resolve", "repeat", "logs"];
+/// The shortest `repeat`: the exporter looks for firings due once a second.
+const MIN_REPEAT: Duration = Duration::from_secs(1);
 /// `logs`'s default, and its largest.
 const DEFAULT_LOG_LINES: usize = 20;
 const MAX_LOG_LINES: usize = 1000;
@@ -433,6 +435,25 @@ impl Checker<'_> {
         let uses_ip = uses(&Key::Ip);
         let uses_health_output = uses(&Key::HealthOutput);
         let logs = self.log_lines(body, uses(&Key::Logs), &place)?;
+        let repeat = match body.get_node("repeat") {
+            None => None,
+            Some(n) => {
+                let what = format!("repeat of {place}");
+                let d = self.duration(n, &what)?;
+                if resolve.is_none() {
+                    self.err(
+                        n.span(),
+                        format!("{place} has repeat and no resolve: only a firing waiting for its resolving event is sent again"),
+                    );
+                    return None;
+                }
+                if d < MIN_REPEAT {
+                    self.err(n.span(), format!("{what} must be at least 1s; got {d:?}"));
+                    return None;
+                }
+                Some(d)
+            }
+        };
         Some(Rule {
             name: rule_name,
             matcher,
@@ -443,6 +464,7 @@ impl Checker<'_> {
             uses_ip,
             uses_health_output,
             logs,
+            repeat,
         })
     }
 

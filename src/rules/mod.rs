@@ -67,6 +67,8 @@ pub struct Rule<A> {
     /// The events that end an open firing of the same actor (a container turned healthy
     /// again, started again): each fires the rule's actions once more, as `resolved`.
     pub resolve: Option<EventMatcher>,
+    /// A firing still open is sent again, every action, this long after it last was.
+    pub repeat: Option<Duration>,
     /// Some action renders `%%ip%%`: look the container's address up before rendering. Derived
     /// from the actions' templates.
     pub uses_ip: bool,

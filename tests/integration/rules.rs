@@ -1045,3 +1045,75 @@ fn health_output_placeholder_is_the_last_probes_output() {
     let argv: Vec<String> = serde_json::from_str(&lines(&out)[0]).expect("json");
     assert_eq!(argv, ["&lt;b&gt;refused&lt;/b&gt; on :80"]);
 }
+
+/// `repeat` sends a firing still open again, every action, until its resolving event; the
+/// firing gauge shows it open meanwhile.
+#[test]
+fn repeat_reminds_until_the_recovery() {
+    let dir = tempdir("rules-repeat");
+    let audit = dir.join("audit.jsonl");
+    let name = unique("repeat");
+    let cfg = rules_config(
+        &dir,
+        &format!(
+            "events_reactor:\n  sick:\n    event: {{type: container, action: \"health_status: unhealthy\", actor: {{name: {name}}}}}\n    \
+             resolve: {{action: \"health_status: healthy\"}}\n    repeat: 2s\n    log: {:?}\n",
+            audit.display().to_string()
+        ),
+    );
+    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
+    let _c = Cleanup(vec![name.clone()]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--health-cmd",
+        "test ! -e /tmp/bad",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        test_image(),
+        "sh",
+        "-c",
+        "touch /tmp/bad; exec sleep 300",
+    ]);
+    let actions_of = || -> Vec<String> {
+        lines(&audit)
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+                v["Action"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect()
+    };
+    assert!(
+        wait_until(DEADLINE, || actions_of().len() >= 3),
+        "the firing and two reminders; log:\n{}",
+        e.log()
+    );
+    assert_eq!(
+        e.value("docker_events_exporter_rule_firing", &[("rule", "sick")]),
+        Some(1.0)
+    );
+    docker(&["exec", &name, "rm", "/tmp/bad"]);
+    e.wait_for(
+        "docker_events_exporter_rule_firing",
+        &[("rule", "sick")],
+        0.0,
+    );
+    assert!(
+        wait_until(DEADLINE, || actions_of().last().map(String::as_str)
+            == Some("health_status: healthy")),
+        "the recovery; log:\n{}",
+        e.log()
+    );
+    let got = actions_of();
+    let (reminders, recovery) = got.split_at(got.len() - 1);
+    assert!(
+        reminders.iter().all(|a| a == "health_status: unhealthy"),
+        "each reminder is of the event that opened it: {got:?}"
+    );
+    assert_eq!(recovery, ["health_status: healthy"]);
+}
