@@ -8,8 +8,9 @@ use super::{CALL_TIMEOUT, Engine, EngineError, check_status, get, read_body, url
 pub const MAX_LOG_BYTES: usize = 4096;
 
 impl Engine {
-    /// The container's last `lines` lines of standard output and error, in the order written,
-    /// at most [`MAX_LOG_BYTES`] of their end; or, in their place, why they cannot be read.
+    /// The container's last `lines` lines of standard output and error, as the engine logged
+    /// them (each stream's in order; the engine copies the two apart), at most
+    /// [`MAX_LOG_BYTES`] of their end; or, in their place, why they cannot be read.
     pub async fn container_logs(&self, id: &str, lines: usize) -> String {
         let path = format!(
             "/v{}/containers/{}/logs?stdout=1&stderr=1&tail={lines}",
