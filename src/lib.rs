@@ -30,7 +30,7 @@
 //!                          to a Consumer), state (--docker.state-file), mod (the engine client:
 //!                          version, info, list, inspect, snapshot), container (the container
 //!                          model, read from an inspect), held (what the engine's held events
-//!                          say of exits)
+//!                          say of exits), logs (a container's last lines, for %%logs%%)
 //! src/pipeline.rs          what happens to one line: decode, the tracker, the history, the
 //!                          rules; the live stream, replay and the fuzz targets all enter here
 //! src/metrics/             families (every family declared once: name, help, type, labels,
