@@ -78,7 +78,8 @@ fn rule_matching(c: &mut Criterion) {
     let events = events();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/rules-20.yml");
     let registry = prometheus::Registry::new();
-    let loaded = Loaded::start(std::path::Path::new(path), &registry).expect("rules");
+    let loaded =
+        Loaded::start(std::path::Path::new(path), &registry, Default::default()).expect("rules");
     let mut reactor = Reactor::keeping(
         loaded.subscribe(),
         loaded.metrics.clone(),

@@ -34,7 +34,7 @@ pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<
     )?);
     let rules = match &settings.rules.config {
         Some(path) => {
-            let loaded = Loaded::start(path, &metrics.registry)?;
+            let loaded = Loaded::start(path, &metrics.registry, metrics.firing_now.clone())?;
             tracing::info!(config = %path.display(), rules = loaded.current().rules.rules.len(), dry_run = settings.rules.dry_run, "rules loaded");
             Some(Arc::new(loaded))
         }

@@ -139,7 +139,7 @@ impl Reactor {
                 && let Some(key) = open_key
                 && self.remember(&key, &ev)
             {
-                self.metrics.firing(&key.0).inc();
+                self.metrics.opened(&origin.engine, &key.0, &ev);
             }
         }
         for &index in &set.resolvers {
@@ -153,7 +153,7 @@ impl Reactor {
             };
             self.open_changed = true;
             self.metrics.of(&set, index).resolutions.inc();
-            self.metrics.firing(&key.0).dec();
+            self.metrics.closed(&origin.engine, &key.0, &key.1);
             self.hand_on(&set, index, vec![ev.clone()], Some(opened.ev), None);
         }
     }
@@ -259,6 +259,10 @@ impl Reactor {
                     continue;
                 }
             };
+            let key = (o.rule.clone(), o.actor_id.clone());
+            if self.open.contains_key(&key) {
+                continue;
+            }
             if self.open.len() >= MAX_OPEN {
                 break;
             }
@@ -268,10 +272,8 @@ impl Reactor {
                 // The last reminder's time is not kept: the next is a repeat after this start.
                 repeated: Instant::now(),
             };
-            let key = (o.rule.clone(), o.actor_id.clone());
-            if self.open.insert(key, open).is_none() {
-                self.metrics.firing(&o.rule).inc();
-            }
+            self.metrics.opened(&self.origin.engine, &o.rule, &open.ev);
+            self.open.insert(key, open);
         }
         // What was let go leaves the file at the next save.
         self.open_changed = self.open.len() != open.len();
@@ -284,12 +286,12 @@ impl Reactor {
         let present: std::collections::HashSet<&str> =
             present.iter().map(|c| c.id.as_str()).collect();
         let before = self.open.len();
-        let metrics = &self.metrics;
+        let (metrics, engine) = (&self.metrics, &self.origin.engine);
         self.open.retain(|(rule, actor_id), open| {
             let keep =
                 open.ev.object != ObjectType::Container || present.contains(actor_id.as_str());
             if !keep {
-                metrics.firing(rule).dec();
+                metrics.closed(engine, rule, actor_id);
             }
             keep
         });
@@ -432,8 +434,9 @@ mod tests {
     fn reactor(yaml: &str) -> (Reactor, Arc<RuleMetrics>) {
         let rules = parse("rules.yml", yaml, super::super::KINDS).expect("compiles");
         let set = Arc::new(RuleSet::new(rules).expect("rule set"));
-        let metrics =
-            Arc::new(RuleMetrics::register(&prometheus::Registry::new()).expect("metrics"));
+        let metrics = Arc::new(
+            RuleMetrics::register(&prometheus::Registry::new(), Arc::default()).expect("metrics"),
+        );
         let (_tx, rx) = watch::channel(set);
         let r = Reactor::keeping(rx, metrics.clone(), Origin::offline("e1"));
         (r, metrics)

@@ -5,8 +5,11 @@ use prometheus::{
     Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
 };
 
+use std::sync::Arc;
+
 use super::RuleSet;
-use crate::metrics::families;
+use crate::docker::event::Event;
+use crate::metrics::{Firing, FiringNow, families};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -66,6 +69,8 @@ pub struct RuleMetrics {
     pub resolutions: IntCounterVec,
     pub muted: IntCounterVec,
     firing: IntGaugeVec,
+    /// The open firings themselves, for the status page.
+    firing_now: Arc<FiringNow>,
     pub actions: IntCounterVec,
     pub duration: HistogramVec,
     pub reload_ok: IntGauge,
@@ -73,12 +78,16 @@ pub struct RuleMetrics {
 }
 
 impl RuleMetrics {
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+    pub fn register(
+        registry: &Registry,
+        firing_now: Arc<FiringNow>,
+    ) -> Result<Self, prometheus::Error> {
         let m = Self {
             matches: families::RULE_MATCHES.int_counter_vec()?,
             resolutions: families::RULE_RESOLUTIONS.int_counter_vec()?,
             muted: families::RULE_MUTED.int_counter_vec()?,
             firing: families::RULE_FIRING.int_gauge_vec()?,
+            firing_now,
             actions: families::ACTIONS.int_counter_vec()?,
             duration: families::ACTION_DURATION.histogram_vec()?,
             reload_ok: families::CONFIG_RELOAD_OK.int_gauge()?,
@@ -121,6 +130,25 @@ impl RuleMetrics {
     /// them).
     pub fn firing(&self, rule: &str) -> IntGauge {
         self.firing.with_label_values(&[rule])
+    }
+
+    /// A firing of the rule named `rule`, on the engine named `engine`, opened by `ev`.
+    pub fn opened(&self, engine: &Arc<str>, rule: &str, ev: &Event) {
+        self.firing(rule).inc();
+        let firing = Firing {
+            engine: engine.to_string(),
+            rule: rule.to_owned(),
+            name: ev.attr("name").unwrap_or(ev.actor_id()).to_owned(),
+            action: ev.docker_action().into_owned(),
+            since_nano: ev.time_nano,
+        };
+        self.firing_now.open(engine, ev.actor_id(), firing);
+    }
+
+    /// That firing, of the actor `actor_id`, resolved or let go.
+    pub fn closed(&self, engine: &Arc<str>, rule: &str, actor_id: &str) {
+        self.firing(rule).dec();
+        self.firing_now.close(engine, rule, actor_id);
     }
 
     /// Counts an outcome of every action of rule `index` of `set`.

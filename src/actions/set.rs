@@ -8,6 +8,7 @@ use prometheus::{IntCounterVec, Registry};
 use tokio::sync::watch;
 
 use super::{BoxedAction, Live, RuleMetrics, RuleSeries};
+use crate::metrics::FiringNow;
 
 /// Compiled rules with every action kind.
 pub type Rules = crate::rules::Rules<BoxedAction>;
@@ -89,9 +90,13 @@ pub struct Loaded {
 impl Loaded {
     /// Loads the rules at start-up: registers the rules layer's metrics and the rules' own
     /// counters, and starts their series at 0.
-    pub fn start(path: &Path, registry: &Registry) -> anyhow::Result<Self> {
+    pub fn start(
+        path: &Path,
+        registry: &Registry,
+        firing_now: Arc<FiringNow>,
+    ) -> anyhow::Result<Self> {
         let set = RuleSet::new(super::load(path)?)?;
-        let metrics = Arc::new(RuleMetrics::register(registry)?);
+        let metrics = Arc::new(RuleMetrics::register(registry, firing_now)?);
         set.register(registry)?;
         metrics.init(&set);
         metrics.loaded(true);

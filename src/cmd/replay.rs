@@ -83,7 +83,8 @@ fn replay_from(
         .with_clock(Clock::Events);
     let (reactor, executor) = match &settings.rules.config {
         Some(path) => {
-            let loaded = crate::actions::Loaded::start(path, &metrics.registry)?;
+            let loaded =
+                crate::actions::Loaded::start(path, &metrics.registry, metrics.firing_now.clone())?;
             let executor = Executor::new(loaded.metrics.clone(), Dry::Silent);
             let reactor = Reactor::keeping(
                 loaded.subscribe(),

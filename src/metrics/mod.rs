@@ -3,6 +3,7 @@
 
 pub mod containers;
 pub mod families;
+pub mod firing;
 pub mod tracker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +15,7 @@ use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeV
 use self::families as f;
 
 pub use containers::ContainerSeries;
+pub use firing::{Firing, FiringNow};
 
 pub use tracker::Tracker;
 
@@ -60,6 +62,8 @@ pub struct Metrics {
     per_engine: PerEngine,
     /// Engines subscribed to their event stream now (see [`EngineMetrics::set_up`]).
     subscribed: AtomicUsize,
+    /// The rules' firings open now.
+    pub firing_now: Arc<FiringNow>,
 }
 
 /// The registry's families that belong to one engine, each with an `engine` label first
@@ -310,6 +314,7 @@ impl Metrics {
             several_engines,
             per_engine,
             subscribed: AtomicUsize::new(0),
+            firing_now: Arc::default(),
             label_keys: keys,
             registry,
         })

@@ -1100,6 +1100,25 @@ fn repeat_reminds_until_the_recovery() {
         e.value("docker_events_exporter_rule_firing", &[("rule", "sick")]),
         Some(1.0)
     );
+    let firing = || -> Vec<(String, String, String)> {
+        let (_, body) = crate::support::http_get(e.port, "/api/v1/status").expect("an answer");
+        let status: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        status["firing"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let s = |k: &str| f[k].as_str().unwrap_or_default().to_owned();
+                (s("rule"), s("name"), s("action"))
+            })
+            .collect()
+    };
+    let open = (
+        "sick".to_owned(),
+        name.clone(),
+        "health_status: unhealthy".to_owned(),
+    );
+    assert_eq!(firing(), [open], "the status lists it");
     docker(&["exec", &name, "rm", "/tmp/bad"]);
     e.wait_for(
         "docker_events_exporter_rule_firing",
@@ -1115,6 +1134,7 @@ fn repeat_reminds_until_the_recovery() {
     // A reminder handed on just before the recovery may be written just after it: the two
     // run on the worker pool side by side.
     let got = actions_of();
+    assert_eq!(firing(), [], "the status no longer lists it");
     let recoveries = got.iter().filter(|a| *a == healthy).count();
     assert_eq!(recoveries, 1, "one recovery: {got:?}");
     assert!(

@@ -33,7 +33,21 @@ pub struct Status {
     pub several_engines: bool,
     pub crashing: Vec<Crashing>,
     pub unhealthy: Vec<Row>,
+    /// The rules' firings waiting for their resolving event.
+    pub firing: Vec<FiringRow>,
     pub containers: Vec<Row>,
+}
+
+/// A rule's firing open now.
+#[derive(Debug, Serialize)]
+pub struct FiringRow {
+    pub engine: String,
+    pub rule: String,
+    pub name: String,
+    /// The event that opened it.
+    pub action: String,
+    /// When, RFC 3339 to the second.
+    pub since: String,
 }
 
 /// A container that died on its own, with an error, three times or more in the last ten
@@ -125,10 +139,26 @@ impl Status {
             .filter(|r| r.health == "unhealthy")
             .cloned()
             .collect();
+        let firing = metrics
+            .firing_now
+            .list()
+            .into_iter()
+            .map(|f| FiringRow {
+                since: crate::docker::format_rfc3339_nano(
+                    f.since_nano.div_euclid(1_000_000_000) * 1_000_000_000,
+                )
+                .unwrap_or_default(),
+                engine: f.engine,
+                rule: f.rule,
+                name: f.name,
+                action: f.action,
+            })
+            .collect();
         Self {
             several_engines: metrics.several_engines,
             crashing,
             unhealthy,
+            firing,
             containers,
         }
     }
@@ -194,6 +224,27 @@ pub fn page(status: &Status, events: &[(Arc<str>, i64, String)], links: &[(&str,
             escape(&r.name),
             escape(&r.image),
             escape(&r.state)
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+
+    let _ = write!(
+        h,
+        "<section id=\"firing\"><h2>Firing now <span class=\"count\">{}</span></h2>\
+         <p class=\"hint\">the rules' firings waiting for their resolving event (rules with resolve)</p>\
+         <table><thead><tr>{engine_th}<th>Rule</th><th>Name</th><th>Opened by</th><th>Since</th></tr></thead><tbody>",
+        status.firing.len()
+    );
+    for f in &status.firing {
+        h.push_str("<tr class=\"bad\">");
+        engine_td(&mut h, &f.engine);
+        let _ = write!(
+            h,
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&f.rule),
+            escape(&f.name),
+            escape(&f.action),
+            escape(&f.since)
         );
     }
     h.push_str("</tbody></table></section>\n");
@@ -363,6 +414,13 @@ mod tests {
                 state: "restarting".into(),
             }],
             unhealthy: vec![],
+            firing: vec![FiringRow {
+                engine: "e".into(),
+                rule: "<u>sick</u>".into(),
+                name: "web".into(),
+                action: "health_status: unhealthy".into(),
+                since: "2023-11-14T22:13:20Z".into(),
+            }],
             containers: vec![Row {
                 name: "<img src=x onerror=alert(1)>".into(),
                 image: "i\"mg".into(),
@@ -378,6 +436,10 @@ mod tests {
         assert!(!page.contains("<script>x"), "{page}");
         assert!(!page.contains("<img"), "{page}");
         assert!(!page.contains("<b>loop"), "{page}");
+        assert!(
+            page.contains("<td>&lt;u&gt;sick&lt;/u&gt;</td><td>web</td><td>health_status: unhealthy</td><td>2023-11-14T22:13:20Z</td>"),
+            "{page}"
+        );
         assert!(
             page.contains("<td>&lt;img src=x onerror=alert(1)&gt;</td><td>i&quot;mg</td>"),
             "{page}"

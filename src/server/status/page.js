@@ -51,6 +51,8 @@
       row(e(c).concat([c.name, c.exits, c.last_exit_code, c.state]), "bad")), s.crashing.length);
     fill("unhealthy", s.unhealthy.map((r) =>
       row(e(r).concat([r.name, r.image, r.state]), "bad")), s.unhealthy.length);
+    fill("firing", s.firing.map((f) =>
+      row(e(f).concat([f.rule, f.name, f.action, f.since]), "bad")), s.firing.length);
     fill("containers", s.containers.map((r) =>
       row(e(r).concat([r.name, r.image, r.project, r.service, r.state, r.health,
         r.restarts, lastExit(r)]), stateClass(r))), s.containers.length);
