@@ -34,7 +34,8 @@
 //! src/pipeline.rs          what happens to one line: decode, the tracker, the history, the
 //!                          rules; the live stream, replay and the fuzz targets all enter here
 //! src/metrics/             families (every family declared once: name, help, type, labels,
-//!                          buckets), mod (the registry), tracker (an event looks its container
+//!                          buckets), mod (the registry), firing (the rules' firings open now,
+//!                          for the page), tracker (an event looks its container
 //!                          up once and writes its series' cell once; a container's verbs in
 //!                          tracker/container, the series table in tracker/series, seed,
 //!                          inspects and reconcile in tracker/reconcile, Podman's execs without
