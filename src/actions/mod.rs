@@ -326,12 +326,15 @@ events_reactor:
 
     #[test]
     fn repeat_needs_resolve_and_a_second() {
-        let bad = "events_reactor:\n  a:\n    event: {action: die}\n    repeat: 4h\n    log: /dev/null\n  b:\n    event: {action: die}\n    resolve: {action: start}\n    repeat: 500ms\n    log: /dev/null\n";
+        let bad = "events_reactor:\n  a:\n    event: {action: die}\n    repeat: 4h\n    log: /dev/null\n  b:\n    event: {action: die}\n    resolve: {action: start}\n    repeat: 500ms\n    log: /dev/null\n  c:\n    event: {action: die}\n    resolve: {action: start}\n    batch: 1m\n    repeat: 0s\n    log: /dev/null\n";
         assert_eq!(
             errors(bad),
             [
                 "rules.yml:4:13: rule \"a\" has repeat and no resolve: only a firing waiting for its resolving event is sent again",
                 "rules.yml:9:13: repeat of rule \"b\" must be at least 1s; got 500ms",
+                // Every problem of a rule, not only the first.
+                "rules.yml:14:5: rule \"c\" has resolve and batch; a resolved firing is of one container, so use throttle instead of batch",
+                "rules.yml:15:13: repeat of rule \"c\" must be between 1ns and 7 days; got \"0s\"",
             ]
         );
     }

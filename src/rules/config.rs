@@ -424,9 +424,6 @@ impl Checker<'_> {
                 format!("{place} has resolve and batch; a resolved firing is of one container, so use throttle instead of batch"),
             );
         }
-        if self.errors.len() > errors_before {
-            return None;
-        }
         let uses = |key: &Key| {
             actions
                 .iter()
@@ -434,25 +431,17 @@ impl Checker<'_> {
         };
         let uses_ip = uses(&Key::Ip);
         let uses_health_output = uses(&Key::HealthOutput);
-        let logs = self.log_lines(body, uses(&Key::Logs), &place)?;
-        let repeat = match body.get_node("repeat") {
+        let logs = self.log_lines(body, uses(&Key::Logs), &place);
+        let repeat = body
+            .get_node("repeat")
+            .map(|n| self.repeat(n, resolve.is_some(), &place));
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let logs = logs?;
+        let repeat = match repeat {
+            Some(r) => Some(r?),
             None => None,
-            Some(n) => {
-                let what = format!("repeat of {place}");
-                let d = self.duration(n, &what)?;
-                if resolve.is_none() {
-                    self.err(
-                        n.span(),
-                        format!("{place} has repeat and no resolve: only a firing waiting for its resolving event is sent again"),
-                    );
-                    return None;
-                }
-                if d < MIN_REPEAT {
-                    self.err(n.span(), format!("{what} must be at least 1s; got {d:?}"));
-                    return None;
-                }
-                Some(d)
-            }
         };
         Some(Rule {
             name: rule_name,
@@ -466,6 +455,27 @@ impl Checker<'_> {
             logs,
             repeat,
         })
+    }
+
+    /// A rule's `repeat`: only for a rule with `resolve`, at least [`MIN_REPEAT`].
+    fn repeat(&mut self, node: &Node, resolvable: bool, place: &str) -> Option<Duration> {
+        let what = format!("repeat of {place}");
+        let d = self.duration(node, &what)?;
+        if !resolvable {
+            self.err(
+                node.span(),
+                format!("{place} has repeat and no resolve: only a firing waiting for its resolving event is sent again"),
+            );
+            return None;
+        }
+        if d < MIN_REPEAT {
+            self.err(
+                node.span(),
+                format!("{what} must be at least 1s; got {d:?}"),
+            );
+            return None;
+        }
+        Some(d)
     }
 
     /// How many of the container's last lines `%%logs%%` holds: the rule's `logs`, for a rule
