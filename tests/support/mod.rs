@@ -252,15 +252,20 @@ impl Exporter {
     }
 
     pub fn scrape(&self) -> Scrape {
-        let Some((status, body)) = http_get(self.port, "/metrics") else {
+        self.try_scrape().unwrap_or_else(|why| {
             panic!(
-                "scrape /metrics failed: {}; log tail:\n{}",
+                "scrape /metrics failed ({why}): {}; log tail:\n{}",
                 self.why_silent(),
                 tail(&self.log(), 30)
-            );
-        };
+            )
+        })
+    }
+
+    /// A scrape, or why there was none.
+    pub fn try_scrape(&self) -> Result<Scrape, String> {
+        let (status, body) = http_get_why(self.port, "/metrics")?;
         assert_eq!(status, 200, "{body}");
-        Scrape::parse(&body)
+        Ok(Scrape::parse(&body))
     }
 
     /// Why the exporter did not answer: it exited, or (alive) where its threads are, as gdb
@@ -299,15 +304,23 @@ impl Exporter {
     }
 
     /// Waits until the series has exactly `want`, then returns; panics with the last value seen.
+    /// A scrape that fails on the way is tried again (a loaded machine can leave one
+    /// unanswered); if the last one failed too, the panic says why and where the exporter is.
     pub fn wait_for(&self, name: &str, labels: &[(&str, &str)], want: f64) {
-        let mut last = None;
+        let mut last = Ok(None);
         let ok = wait_until(DEADLINE, || {
-            last = self.value(name, labels);
-            last == Some(want)
+            last = self.try_scrape().map(|s| s.value(name, labels));
+            last == Ok(Some(want))
         });
-        assert!(
-            ok,
-            "{name}{labels:?}: wanted {want}, last saw {last:?} within {DEADLINE:?}; log tail:\n{}",
+        if ok {
+            return;
+        }
+        let silent = match &last {
+            Err(_) => format!("; {}", self.why_silent()),
+            Ok(_) => String::new(),
+        };
+        panic!(
+            "{name}{labels:?}: wanted {want}, last saw {last:?} within {DEADLINE:?}{silent}; log tail:\n{}",
             tail(&self.log(), 30)
         );
     }
@@ -380,15 +393,28 @@ pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// A minimal HTTP/1.0 GET on 127.0.0.1: (status, body). None if nothing listens yet.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").ok()?;
+    http_get_why(port, path).ok()
+}
+
+/// The same, or which step failed and how.
+pub fn http_get_why(port: u16, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| format!("set a read timeout: {e}"))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").map_err(|e| format!("write: {e}"))?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read, after {} bytes: {e}", raw.len()))?;
     let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_owned()))
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP head in the {} bytes answered", raw.len()))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    Ok((status, body.to_owned()))
 }
 
 /// A parsed scrape: (name, labels) -> value.
