@@ -175,7 +175,6 @@ fn apprise_and_notify_send_the_same_requests_to_ntfy_gotify_matrix_and_json() {
 /// the environment or a file; plus a real Alertmanager. The "done when".
 #[test]
 fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_its_alert() {
-    let image = test_image();
     let cap = Capture::start(|r| matrix_answers(r, MATRIX_TOKEN));
     let am = Alertmanager::start();
     let (base, at) = (cap.base(), format!("127.0.0.1:{}", cap.port));
@@ -218,23 +217,8 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let e = Exporter::start_with_env(&["--config", cfg.to_str().expect("utf-8")], &env_refs);
     let _c = Cleanup(vec![name.clone()]);
-    // Unhealthy from its first probe, until the test removes /tmp/bad.
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--health-cmd",
-        "test ! -e /tmp/bad",
-        "--health-interval",
-        "1s",
-        "--health-retries",
-        "1",
-        image,
-        "sh",
-        "-c",
-        "touch /tmp/bad; exec sleep 300",
-    ]);
+    // Unhealthy from its first probe, until the test makes it healthy.
+    crate::support::run_unhealthy(&name);
     wait_actions(&e, "unhealthy", "notify", "success", 1.0);
     let matchers = format!("name={name}");
     let active = wait_until(DEADLINE, || am.query(&[&matchers]).len() == 1);
@@ -244,7 +228,7 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
     assert_eq!(alerts[0]["labels"]["severity"], "warning");
     assert_eq!(alerts[0]["status"]["state"], "active");
 
-    docker(&["exec", &name, "rm", "/tmp/bad"]);
+    crate::support::make_healthy(&name);
     wait_actions(&e, "unhealthy", "notify", "success", 2.0);
     e.wait_for(
         "docker_events_exporter_rule_resolutions_total",
@@ -405,21 +389,7 @@ fn an_open_alert_is_renewed_while_the_exporter_lives_and_ends_without_it() {
     );
     let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
     let _c = Cleanup(vec![name.clone()]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--health-cmd",
-        "false",
-        "--health-interval",
-        "1s",
-        "--health-retries",
-        "1",
-        test_image(),
-        "sleep",
-        "300",
-    ]);
+    crate::support::run_probed(&name, "false", &["sleep", "300"]);
     let matchers = format!("name={name}");
     let active = wait_until(DEADLINE, || am.query(&[&matchers]).len() == 1);
     assert!(active, "the alert is active; log:\n{}", e.log());

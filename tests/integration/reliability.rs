@@ -3,8 +3,8 @@
 
 use crate::support::engine::PrivateEngine;
 use crate::support::{
-    Cleanup, DEADLINE, Exporter, container_labels, docker, event_times, now_secs, tempdir,
-    test_image, unique, wait_status, wait_until,
+    Cleanup, DEADLINE, Exporter, container_labels, docker, event_times, logged_actions,
+    make_healthy, now_secs, run_unhealthy, tempdir, test_image, unique, wait_status, wait_until,
 };
 
 /// The position the state file holds for its one engine (`timeNano` of the newest applied
@@ -225,37 +225,12 @@ fn an_open_firing_outlives_a_sigkill_and_its_recovery_is_sent_once() {
         "--config",
         cfg.to_str().expect("utf-8 path"),
     ];
-    let actions = |path: &std::path::Path| -> Vec<String> {
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
-                v["Action"].as_str().unwrap_or_default().to_owned()
-            })
-            .collect()
-    };
     let first = Exporter::start(&args);
-    // Unhealthy from its first probe (and again after each restart), until /tmp/bad goes.
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--health-cmd",
-        "test ! -e /tmp/bad",
-        "--health-interval",
-        "1s",
-        "--health-retries",
-        "1",
-        test_image(),
-        "sh",
-        "-c",
-        "touch /tmp/bad; exec sleep 300",
-    ]);
+    // Unhealthy from its first probe, and again after each restart.
+    run_unhealthy(&name);
     let id = docker(&["inspect", "-f", "{{.Id}}", &name]);
     assert!(
-        wait_until(DEADLINE, || actions(&audit).len() == 1),
+        wait_until(DEADLINE, || logged_actions(&audit).len() == 1),
         "the firing; log:\n{}",
         first.log()
     );
@@ -294,19 +269,19 @@ fn an_open_firing_outlives_a_sigkill_and_its_recovery_is_sent_once() {
         ],
         1.0,
     );
-    docker(&["exec", &name, "rm", "/tmp/bad"]);
+    make_healthy(&name);
     second.wait_for(
         "docker_events_exporter_rule_resolutions_total",
         &[("rule", "sick")],
         1.0,
     );
     assert!(
-        wait_until(DEADLINE, || actions(&audit).len() == 2),
+        wait_until(DEADLINE, || logged_actions(&audit).len() == 2),
         "the recovery; log:\n{}",
         second.log()
     );
     assert_eq!(
-        actions(&audit),
+        logged_actions(&audit),
         ["health_status: unhealthy", "health_status: healthy"],
         "one firing before the SIGKILL, one recovery after"
     );

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use crate::support::{
-    Cleanup, DEADLINE, Exporter, actions, docker, free_port, repo_root, rules_config, tempdir,
-    test_image, unique, wait_status, wait_until,
+    Cleanup, DEADLINE, Exporter, actions, docker, free_port, logged_actions, make_healthy,
+    repo_root, rules_config, run_unhealthy, tempdir, test_image, unique, wait_status, wait_until,
 };
 
 /// Debian's Python: the one python3-aiosmtpd installs into.
@@ -1025,21 +1025,8 @@ fn health_output_placeholder_is_the_last_probes_output() {
     );
     let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
     let _c = Cleanup(vec![name.clone()]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--health-cmd",
-        "echo '<b>refused</b> on :80'; exit 1",
-        "--health-interval",
-        "1s",
-        "--health-retries",
-        "1",
-        test_image(),
-        "sleep",
-        "300",
-    ]);
+    let probe = "echo '<b>refused</b> on :80'; exit 1";
+    crate::support::run_probed(&name, probe, &["sleep", "300"]);
     e.wait_for(
         "docker_events_exporter_actions_total",
         &[("rule", "sick"), ("action", "run"), ("outcome", "success")],
@@ -1066,31 +1053,8 @@ fn repeat_reminds_until_the_recovery() {
     );
     let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
     let _c = Cleanup(vec![name.clone()]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--health-cmd",
-        "test ! -e /tmp/bad",
-        "--health-interval",
-        "1s",
-        "--health-retries",
-        "1",
-        test_image(),
-        "sh",
-        "-c",
-        "touch /tmp/bad; exec sleep 300",
-    ]);
-    let actions_of = || -> Vec<String> {
-        lines(&audit)
-            .iter()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
-                v["Action"].as_str().unwrap_or_default().to_owned()
-            })
-            .collect()
-    };
+    run_unhealthy(&name);
+    let actions_of = || logged_actions(&audit);
     assert!(
         wait_until(DEADLINE, || actions_of().len() >= 3),
         "the firing and two reminders; log:\n{}",
@@ -1119,7 +1083,7 @@ fn repeat_reminds_until_the_recovery() {
         "health_status: unhealthy".to_owned(),
     );
     assert_eq!(firing(), [open], "the status lists it");
-    docker(&["exec", &name, "rm", "/tmp/bad"]);
+    make_healthy(&name);
     e.wait_for(
         "docker_events_exporter_rule_firing",
         &[("rule", "sick")],

@@ -556,6 +556,53 @@ pub fn run_healthy(name: &str) {
     ]);
 }
 
+/// Starts a container whose health probe `probe` runs every second and marks it unhealthy at
+/// its first failure; it runs `command`.
+pub fn run_probed(name: &str, probe: &str, command: &[&str]) {
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--health-cmd",
+        probe,
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        test_image(),
+    ];
+    args.extend_from_slice(command);
+    docker(&args);
+}
+
+/// Starts a container that is unhealthy from its first probe (and again after each restart)
+/// until [`make_healthy`].
+pub fn run_unhealthy(name: &str) {
+    run_probed(
+        name,
+        "test ! -e /tmp/bad",
+        &["sh", "-c", "touch /tmp/bad; exec sleep 300"],
+    );
+}
+
+/// Lets a container of [`run_unhealthy`] pass its probes.
+pub fn make_healthy(name: &str) {
+    docker(&["exec", name, "rm", "/tmp/bad"]);
+}
+
+/// The `Action` of each event a `log` action wrote to `path`, in order.
+pub fn logged_actions(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v["Action"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
 /// Starts a container that the kernel OOM-kills within a second: busybox `tail` buffers the
 /// endless line of /dev/zero until the 8 MiB limit (no swap) kills it (exit code 137,
 /// `OOMKilled`, an `oom` event before its `die`). It waits a second first: containerd's shim
