@@ -124,6 +124,7 @@ fn template_rendering(c: &mut Criterion) {
                         engine: "h",
                         opened_by: None,
                         looked_up: Default::default(),
+                        condition: None,
                     };
                     black_box(t.render_escaped(&ctx, 1 << 20, escape));
                 }

@@ -426,6 +426,7 @@ async fn follow(
     let reactor = shared.rules.as_ref().map(|(r, queue)| {
         let mut reactor = Reactor::new(r.subscribe(), queue.clone(), r.metrics.clone(), origin);
         reactor.restore(&resume.open_firings);
+        reactor.seed(&start.containers);
         reactor
     });
     Watch {

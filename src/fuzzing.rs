@@ -120,6 +120,7 @@ pub fn template(data: &[u8]) {
         host: "host",
         engine: "engine",
         opened_by: None,
+        condition: None,
         looked_up: LookedUp {
             ip: Some("10.0.0.1"),
             logs: Some("a \u{1b}[31mlog\u{1b}[0m line <b>&"),

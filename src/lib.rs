@@ -42,10 +42,13 @@
 //!                          an ID in tracker/unnamed_execs, its tests in tracker/tests),
 //!                          containers (the compact container series and their text)
 //! src/rules/               the rules config as plain data: compiling and resolving it (config),
-//!                          matchers (event and resolve), templates (placeholders, filters); the
-//!                          rules an event matches or resolves
+//!                          matchers (event and resolve), conditions and their label overrides
+//!                          (condition), templates (placeholders, filters); the rules an event
+//!                          matches or resolves
 //! src/actions/             everything that runs: reactor (match, throttle, open firings and their
-//!                          resolving events, enqueue), dispatch (queue, batches, worker pool),
+//!                          resolving events, conditions' edges, enqueue), conditions (what each
+//!                          container's recent life says: holds, ended), dispatch (queue,
+//!                          batches, worker pool),
 //!                          executor (dry run, timing, outcomes), series (the rules layer's
 //!                          metrics), set (the loaded rules and their swap on SIGHUP), delivery
 //!                          (HTTP retries, Retry-After; URLs from the environment or a file), one

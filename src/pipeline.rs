@@ -138,15 +138,29 @@ impl Consumer for Pipeline {
 
     fn signal(&mut self, signal: Signal) {
         let m = self.tracker.metrics();
+        let now_nano = crate::docker::now_nano;
         match signal {
             Signal::Subscribed { again } => {
                 m.set_up(true);
                 if again {
                     m.reconnects.inc();
                 }
+                if let Some(r) = &mut self.rules {
+                    r.engine_back(now_nano());
+                }
             }
-            Signal::Lost => m.set_up(false),
-            Signal::Gap => m.stream_gaps.inc(),
+            Signal::Lost => {
+                m.set_up(false);
+                if let Some(r) = &mut self.rules {
+                    r.engine_lost(now_nano());
+                }
+            }
+            Signal::Gap => {
+                m.stream_gaps.inc();
+                if let Some(r) = &mut self.rules {
+                    r.events_missed(now_nano());
+                }
+            }
             Signal::Replayed => m.replayed_events.inc(),
             Signal::LineTooLong => self.too_long(),
         }
@@ -158,6 +172,9 @@ impl Consumer for Pipeline {
 
     fn inspected(&mut self, req: &InspectRequest, snap: &ContainerSnapshot) {
         self.tracker.apply_inspect(req, snap);
+        if let Some(r) = &mut self.rules {
+            r.learn(snap);
+        }
     }
 
     fn seq(&self) -> u64 {
@@ -175,7 +192,7 @@ impl Consumer for Pipeline {
             "reconciled with the engine's containers after a gap"
         );
         if let Some(r) = &mut self.rules {
-            r.forget_absent_containers(&s.containers);
+            r.reconcile(&s.containers);
         }
     }
 
@@ -187,7 +204,7 @@ impl Consumer for Pipeline {
         self.tracker.sweep();
         self.tracker.ask_overdue_restarts();
         if let Some(r) = &mut self.rules {
-            r.resend_due(std::time::Instant::now());
+            r.tick(std::time::Instant::now(), crate::docker::now_nano());
         }
     }
 }

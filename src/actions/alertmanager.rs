@@ -363,7 +363,7 @@ mod tests {
     const NOW: i64 = 1_700_000_120_000_000_000;
 
     fn alerts(a: &AlertmanagerAction, events: &[Arc<Event>], opened: Option<&Arc<Event>>) -> Value {
-        a.alerts(&Context { events, rule: "r", host: "h1", engine: "e1", opened_by: opened, looked_up: Default::default() }, NOW)
+        a.alerts(&Context { events, rule: "r", host: "h1", engine: "e1", opened_by: opened, looked_up: Default::default(), condition: None }, NOW)
     }
 
     /// An alert starts at its event; it ends after resolve_after, or, waiting for its resolving

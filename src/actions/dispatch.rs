@@ -56,7 +56,7 @@ pub async fn dispatch(
                     }
                     // A digest goes out and opens the next window.
                     let events = std::mem::take(&mut b.pending);
-                    let fire = Fire { set: b.set, index: b.index, events, origin: b.origin, opened_by: None, again: None };
+                    let fire = Fire { set: b.set, index: b.index, events, origin: b.origin, opened_by: None, again: None, condition: None };
                     let window = fire.rule().batch.unwrap_or_default();
                     batches.insert(key, Batch { set: fire.set.clone(), index: fire.index, origin: fire.origin.clone(), until: now + window, pending: Vec::new() });
                     start(fire, &executor, &pool, &tasks).await;
@@ -78,6 +78,7 @@ pub async fn dispatch(
                 origin: b.origin,
                 opened_by: None,
                 again: None,
+                condition: None,
             };
             tracing::info!(rule = %fire.rule().name, events = fire.events.len(), "flushing a pending batch at shutdown");
             start(fire, &executor, &pool, &tasks).await;

@@ -112,6 +112,7 @@ impl Executor {
             engine: &fire.origin.engine,
             opened_by: fire.opened_by.as_ref(),
             looked_up,
+            condition: fire.condition.as_deref(),
         }
     }
 }

@@ -161,11 +161,7 @@ impl MetricAction {
             let one = [Arc::clone(ev)];
             let single = Context {
                 events: &one,
-                rule: ctx.rule,
-                host: ctx.host,
-                engine: ctx.engine,
-                opened_by: ctx.opened_by,
-                looked_up: ctx.looked_up,
+                ..*ctx
             };
             self.labels
                 .iter()

@@ -15,6 +15,7 @@
 //! below. A kind that keeps something while its rules are loaded (as `metric` keeps its
 //! counter) also gives it a field in [`Live`].
 
+mod conditions;
 mod delivery;
 mod dispatch;
 mod executor;
@@ -34,7 +35,7 @@ pub use self::series::{ActionSeries, Outcome, RuleMetrics, RuleSeries};
 pub use self::set::{Loaded, RuleSet, Rules};
 use crate::docker::Engine;
 use crate::docker::event::Event;
-use crate::rules::template::Context;
+use crate::rules::template::{Context, Facts};
 use crate::rules::{ActionConfig, ActionKind, ConfigErrors, Rule};
 
 /// Default firings waiting for the dispatcher.
@@ -151,6 +152,8 @@ pub struct Fire {
     pub opened_by: Option<Arc<Event>>,
     /// A firing still open, handed on again; no batch holds it.
     pub again: Option<Again>,
+    /// A condition's firing (or recovery): what it found.
+    pub condition: Option<Arc<Facts>>,
 }
 
 /// Why a firing still open is handed on again.
@@ -223,6 +226,7 @@ events_reactor:
             engine: "web-1",
             opened_by: None,
             looked_up: Default::default(),
+            condition: None,
         };
         let format = Template::parse("%%engine%% %%host%% %%actor.name%%").expect("parses");
         assert_eq!(format.render(&ctx, 1 << 10), "web-1 host-a app");
@@ -285,10 +289,10 @@ events_reactor:
         assert_eq!(
             errors(yaml),
             [
-                "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, notify, alertmanager, log, email, metric, throttle, batch, resolve, repeat, logs",
+                "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, notify, alertmanager, log, email, metric, condition, throttle, batch, resolve, repeat, logs",
                 "rules.yml:4:7: unknown key \"typ\" in event of rule \"one\"; expected one of: type, action, scope, engine, actor",
                 "rules.yml:6:15: event.actor.name of rule \"one\": invalid regex /(unclosed/: error: unclosed group",
-                "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, health_output, rule, count, status",
+                "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, health_output, rule, count, status, condition, since, exits, last_exit_code, reason",
                 "rules.yml:10:10: run of rule \"two\" is empty; give the program and its arguments, e.g. run: [\"notify\", \"%%actor.name%%\"]",
                 "rules.yml:11:3: rule \"three\" has no action; give it run, webhook, notify, alertmanager, log, email or metric",
             ]
@@ -324,13 +328,48 @@ events_reactor:
         );
     }
 
+    /// A condition is a name or a name with its settings; every problem of one is named with
+    /// its place: an unknown condition or setting, a bad value, and what a condition's rule
+    /// may not have.
+    #[test]
+    fn condition_problems_are_named_with_their_place() {
+        let ok = "events_reactor:\n  a:\n    condition: crash_loop\n    log: /dev/null\n  b:\n    condition: {unhealthy: {for: 5m}}\n    event: {actor: {name: web}}\n    repeat: 4h\n    log: /dev/null\n  c:\n    condition:\n      events_missed:\n    log: /dev/null\n";
+        let rules = compile("rules.yml", ok).expect("compiles");
+        let conditions: Vec<String> = rules
+            .iter()
+            .map(|r| format!("{:?}", r.condition.expect("a condition")))
+            .collect();
+        assert_eq!(
+            conditions,
+            [
+                "CrashLoop { exits: 3, within: 600s }",
+                "Unhealthy { for_: 300s }",
+                "EventsMissed"
+            ]
+        );
+        let bad = "events_reactor:\n  a:\n    condition: flapping\n    log: /dev/null\n  b:\n    condition: {crash_loop: {exits: 0, within: soon, for: 1m}}\n    log: /dev/null\n  c:\n    condition: {down: {for: 5m}}\n    event: {action: die}\n    resolve: {action: start}\n    log: /dev/null\n  d:\n    condition: [down]\n    log: /dev/null\n  e:\n    condition: events_missed\n    repeat: 1h\n    log: /dev/null\n";
+        assert_eq!(
+            errors(bad),
+            [
+                "rules.yml:3:16: unknown condition \"flapping\" in rule \"a\"; expected one of: crash_loop, restart_loop, unhealthy, down, engine_down, events_missed",
+                "rules.yml:6:54: unknown key \"for\" in condition.crash_loop of rule \"b\"; expected one of: exits, within",
+                "rules.yml:6:37: condition.crash_loop.exits of rule \"b\" must be a whole number from 1 to 100; got \"0\"",
+                "rules.yml:6:48: condition.crash_loop.within of rule \"b\" is not a duration (expected number at 0); use one like 30s, 5m or 1h",
+                "rules.yml:10:13: rule \"c\" has a condition: its event selects what it watches (type, scope, engine, actor), and the condition says when it fires; remove action",
+                "rules.yml:11:5: rule \"c\" has a condition and resolve: a condition resolves by itself when it stops holding",
+                "rules.yml:14:16: condition of rule \"d\" must be a condition's name or a mapping of one name to its settings, e.g. crash_loop: {exits: 3, within: 10m}",
+                "rules.yml:18:13: rule \"e\" has repeat and no resolve: only a firing waiting for its resolving event (or a condition's end) is sent again",
+            ]
+        );
+    }
+
     #[test]
     fn repeat_needs_resolve_and_a_second() {
         let bad = "events_reactor:\n  a:\n    event: {action: die}\n    repeat: 4h\n    log: /dev/null\n  b:\n    event: {action: die}\n    resolve: {action: start}\n    repeat: 500ms\n    log: /dev/null\n  c:\n    event: {action: die}\n    resolve: {action: start}\n    batch: 1m\n    repeat: 0s\n    log: /dev/null\n";
         assert_eq!(
             errors(bad),
             [
-                "rules.yml:4:13: rule \"a\" has repeat and no resolve: only a firing waiting for its resolving event is sent again",
+                "rules.yml:4:13: rule \"a\" has repeat and no resolve: only a firing waiting for its resolving event (or a condition's end) is sent again",
                 "rules.yml:9:13: repeat of rule \"b\" must be at least 1s; got 500ms",
                 // Every problem of a rule, not only the first.
                 "rules.yml:14:5: rule \"c\" has resolve and batch; a resolved firing is of one container, so use throttle instead of batch",

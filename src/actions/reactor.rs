@@ -1,6 +1,8 @@
 //! The reader's side of the rules: for each event, the rules it matches (from the rules
 //! layer), their throttles, the firings still open for a rule's `resolve`, and the firings,
-//! handed on without ever waiting.
+//! handed on without ever waiting. Rules with a condition fire on its edges instead: when it
+//! begins to hold for a container or the engine, and when it ends (see `conditions`),
+//! judged at each of the container's events and at each housekeeping tick.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,12 +10,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use super::conditions::Containers;
 use super::{Again, Fire, MAX_FIELD_BYTES, Origin, Outcome, RuleMetrics, RuleSet};
 use crate::docker::ContainerSnapshot;
 use crate::docker::event::{Event, ObjectType};
 use crate::docker::state::OpenFiring;
 use crate::metrics::families;
-use crate::rules::template::{Context, Template};
+use crate::rules::Condition;
+use crate::rules::condition::LABEL_PREFIX;
+use crate::rules::template::{Context, Facts, Template};
 
 /// Throttle keys remembered; past this, expired ones are forgotten first, then all.
 const MAX_THROTTLE_KEYS: usize = 10_000;
@@ -36,10 +41,17 @@ enum Out {
 /// An open firing's key: its rule's name (a reload keeps it) and its actor's ID.
 type OpenKey = (String, String);
 
-/// A firing waiting for its resolving event.
+/// A firing waiting for its resolving event (or its condition's end).
 struct Open {
-    /// The event that opened it.
+    /// The event that opened it (for a condition, one made for it: its actor's, its time).
     ev: Arc<Event>,
+    /// What its condition found.
+    facts: Option<Arc<Facts>>,
+    /// Muted when it began: not sent, and its end sends nothing.
+    muted: bool,
+    /// Taken back from the state file at this time (engine clock): a loop's exits before it
+    /// are not known.
+    restored_nano: Option<i64>,
     /// When it was last handed on (first, or again); `None` if not since the exporter started
     /// (one from the state file): a resend is due at once.
     sent: Option<Instant>,
@@ -62,6 +74,28 @@ pub struct Reactor {
     last_drop_log: Option<Instant>,
     /// `open` changed since [`Reactor::take_open_firings`] last took it.
     open_changed: bool,
+    /// What the conditions read of each container.
+    containers: Containers,
+    /// Since when the engine's events are not followed (since the reactor was made, until
+    /// the first subscription); engine clock.
+    engine_lost_since: Option<i64>,
+    /// A replay's clock: the event time the conditions were last judged at.
+    judged_nano: i64,
+}
+
+/// An edge of a condition: it began to hold, or ended.
+enum Edge {
+    Holds {
+        index: usize,
+        key: OpenKey,
+        ev: Event,
+        facts: Facts,
+        muted: bool,
+    },
+    Ended {
+        index: usize,
+        key: OpenKey,
+    },
 }
 
 impl Reactor {
@@ -100,6 +134,9 @@ impl Reactor {
             drops_since_log: 0,
             last_drop_log: None,
             open_changed: false,
+            containers: Containers::default(),
+            engine_lost_since: Some(crate::docker::now_nano()),
+            judged_nano: 0,
         }
     }
 
@@ -109,10 +146,10 @@ impl Reactor {
         let ev = Arc::new(ev);
         let origin = self.origin.clone();
         // Its own container's label, for the people who deploy with compose files.
-        let muted = ev.object == ObjectType::Container
-            && ev
-                .attr(MUTE_LABEL)
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let muted = ev.object == ObjectType::Container && is_muted(&ev);
+        if !set.conditions.is_empty() && ev.object == ObjectType::Container {
+            self.condition_event(&set, &ev);
+        }
         for (index, rule) in set.rules.matching(&ev, &origin.engine) {
             let series = self.metrics.of(&set, index);
             series.matches.inc();
@@ -135,9 +172,9 @@ impl Reactor {
                 self.metrics.count_all(&set, index, Outcome::Throttled);
                 continue;
             }
-            if self.hand_on(&set, index, vec![ev.clone()], None, None)
+            if self.hand_on(&set, index, vec![ev.clone()], None, None, None)
                 && let Some(key) = open_key
-                && self.remember(&key, &ev)
+                && self.remember(&key, &ev, None, false)
             {
                 self.metrics.opened(&origin.engine, &key.0, &ev);
             }
@@ -154,7 +191,7 @@ impl Reactor {
             self.open_changed = true;
             self.metrics.of(&set, index).resolutions.inc();
             self.metrics.closed(&origin.engine, &key.0, &key.1);
-            self.hand_on(&set, index, vec![ev.clone()], Some(opened.ev), None);
+            self.hand_on(&set, index, vec![ev.clone()], Some(opened.ev), None, None);
         }
     }
 
@@ -162,7 +199,7 @@ impl Reactor {
     /// once that long has passed since they last ran, else the actions that re-send (see
     /// [`super::Action::resend_interval`]) once their interval has passed since the firing
     /// was last handed on. Called at each housekeeping tick (each second at most).
-    pub fn resend_due(&mut self, now: Instant) {
+    fn resend_due(&mut self, now: Instant) {
         if self.open.is_empty() {
             return;
         }
@@ -188,9 +225,10 @@ impl Reactor {
             return;
         }
         let since = |t: Instant| now.saturating_duration_since(t);
-        let due: Vec<(OpenKey, usize, Arc<Event>, Again)> = self
+        let due: Vec<(OpenKey, usize, Again)> = self
             .open
             .iter()
+            .filter(|(_, open)| !open.muted)
             .filter_map(|(key, open)| {
                 let &(index, resend, repeat) = again.get(key.0.as_str())?;
                 let why = if repeat.is_some_and(|r| since(open.repeated) >= r) {
@@ -200,11 +238,15 @@ impl Reactor {
                 } else {
                     return None;
                 };
-                Some((key.clone(), index, open.ev.clone(), why))
+                Some((key.clone(), index, why))
             })
             .collect();
-        for (key, index, ev, why) in due {
-            if self.hand_on(&set, index, vec![ev], None, Some(why))
+        for (key, index, why) in due {
+            let Some(open) = self.open.get(&key) else {
+                continue;
+            };
+            let (ev, facts) = (open.ev.clone(), open.facts.clone());
+            if self.hand_on(&set, index, vec![ev], None, Some(why), facts)
                 && let Some(open) = self.open.get_mut(&key)
             {
                 open.sent = Some(now);
@@ -230,6 +272,11 @@ impl Reactor {
                     rule: rule.clone(),
                     actor_id: actor_id.clone(),
                     event,
+                    condition: open
+                        .facts
+                        .as_ref()
+                        .and_then(|f| serde_json::to_value(&**f).ok()),
+                    muted: open.muted,
                 }
             })
             .collect();
@@ -247,7 +294,7 @@ impl Reactor {
                 .rules
                 .rules
                 .iter()
-                .any(|r| r.name == o.rule && r.resolve.is_some());
+                .any(|r| r.name == o.rule && r.opens());
             let ev = match Event::decode(o.event.as_bytes()) {
                 Ok(ev) if has_rule => ev,
                 Ok(_) => {
@@ -266,13 +313,26 @@ impl Reactor {
             if self.open.len() >= MAX_OPEN {
                 break;
             }
+            let facts = match o.condition.clone().map(serde_json::from_value::<Facts>) {
+                Some(Ok(f)) => Some(Arc::new(f)),
+                Some(Err(e)) => {
+                    tracing::warn!(rule = %o.rule, actor_id = %o.actor_id, error = %e, "an open firing's condition in the state file cannot be read; let go");
+                    continue;
+                }
+                None => None,
+            };
             let open = Open {
                 ev: Arc::new(ev),
+                facts,
+                muted: o.muted,
                 sent: None,
                 // The last reminder's time is not kept: the next is a repeat after this start.
                 repeated: Instant::now(),
+                restored_nano: Some(crate::docker::now_nano()),
             };
-            self.metrics.opened(&self.origin.engine, &o.rule, &open.ev);
+            if !open.muted {
+                self.metrics.opened(&self.origin.engine, &o.rule, &open.ev);
+            }
             self.open.insert(key, open);
         }
         // What was let go leaves the file at the next save.
@@ -282,15 +342,17 @@ impl Reactor {
     /// After a gap: lets go of the open firings of containers the engine no longer has (their
     /// removal was among the events lost, so no resolving event will come). Nothing is sent
     /// for them; an Alertmanager alert of theirs ends four resend intervals on.
-    pub fn forget_absent_containers(&mut self, present: &[ContainerSnapshot]) {
+    fn forget_absent_containers(&mut self, present: &[ContainerSnapshot]) {
         let present: std::collections::HashSet<&str> =
             present.iter().map(|c| c.id.as_str()).collect();
         let before = self.open.len();
         let (metrics, engine) = (&self.metrics, &self.origin.engine);
         self.open.retain(|(rule, actor_id), open| {
-            let keep =
-                open.ev.object != ObjectType::Container || present.contains(actor_id.as_str());
-            if !keep {
+            // A condition's firing ends, and says so, when the conditions' containers go.
+            let keep = open.facts.is_some()
+                || open.ev.object != ObjectType::Container
+                || present.contains(actor_id.as_str());
+            if !keep && !open.muted {
                 metrics.closed(engine, rule, actor_id);
             }
             keep
@@ -313,6 +375,7 @@ impl Reactor {
         events: Vec<Arc<Event>>,
         opened_by: Option<Arc<Event>>,
         again: Option<Again>,
+        condition: Option<Arc<Facts>>,
     ) -> bool {
         let fire = Fire {
             set: set.clone(),
@@ -321,6 +384,7 @@ impl Reactor {
             origin: self.origin.clone(),
             opened_by,
             again,
+            condition,
         };
         match &mut self.out {
             Out::Kept(kept) => kept.push(fire),
@@ -343,7 +407,13 @@ impl Reactor {
     }
 
     /// Remembers an open firing; false if there are too many already.
-    fn remember(&mut self, key: &OpenKey, ev: &Arc<Event>) -> bool {
+    fn remember(
+        &mut self,
+        key: &OpenKey,
+        ev: &Arc<Event>,
+        facts: Option<Arc<Facts>>,
+        muted: bool,
+    ) -> bool {
         if self.open.len() >= MAX_OPEN {
             tracing::warn!(
                 rule = %key.0,
@@ -355,8 +425,11 @@ impl Reactor {
         let now = Instant::now();
         let open = Open {
             ev: ev.clone(),
+            facts,
+            muted,
             sent: Some(now),
             repeated: now,
+            restored_nano: None,
         };
         self.open.insert(key.clone(), open);
         self.open_changed = true;
@@ -387,6 +460,7 @@ impl Reactor {
             engine: &self.origin.engine,
             opened_by: None,
             looked_up: Default::default(),
+            condition: None,
         };
         let key = (rule.to_owned(), key.render(&ctx, MAX_FIELD_BYTES));
         let now = Instant::now();
@@ -424,6 +498,319 @@ impl Reactor {
             self.last_drop_log = Some(now);
         }
     }
+}
+
+/// The conditions' side of the reactor.
+impl Reactor {
+    /// Housekeeping, each tick: conditions that began to hold or ended with time, then the
+    /// open firings due again. `now_nano` is the wall clock (the engine's, as its events
+    /// tell time).
+    pub fn tick(&mut self, now: Instant, now_nano: i64) {
+        self.judge_all(now_nano);
+        self.resend_due(now);
+    }
+
+    /// Takes in the containers the engine listed at start-up.
+    pub fn seed(&mut self, containers: &[ContainerSnapshot]) {
+        let now_nano = crate::docker::now_nano();
+        for c in containers {
+            self.containers.learn(c, now_nano);
+        }
+    }
+
+    /// What the engine said of a container when asked (its restart policy, its health).
+    pub fn learn(&mut self, snap: &ContainerSnapshot) {
+        if !self.rules.borrow().conditions.is_empty() {
+            self.containers.learn(snap, crate::docker::now_nano());
+        }
+    }
+
+    /// After a gap: the engine's containers as they are. Those it no longer has end their
+    /// conditions' firings; the others are learnt again. Open firings of event rules for
+    /// containers gone are let go ([`Reactor::forget_absent_containers`]).
+    pub fn reconcile(&mut self, present: &[ContainerSnapshot]) {
+        let now_nano = crate::docker::now_nano();
+        let ids: std::collections::HashSet<&str> = present.iter().map(|c| c.id.as_str()).collect();
+        let gone: Vec<String> = self
+            .containers
+            .by_id
+            .keys()
+            .filter(|id| !ids.contains(id.as_str()))
+            .cloned()
+            .collect();
+        let set = self.rules.borrow().clone();
+        for id in gone {
+            self.container_gone(&set, &id, now_nano);
+        }
+        for c in present {
+            self.containers.learn(c, now_nano);
+        }
+        self.forget_absent_containers(present);
+    }
+
+    /// The event stream of the engine was lost (again): `engine_down` counts from the first.
+    pub fn engine_lost(&mut self, now_nano: i64) {
+        self.engine_lost_since.get_or_insert(now_nano);
+    }
+
+    /// Subscribed to the engine's events (again): `engine_down` ends.
+    pub fn engine_back(&mut self, now_nano: i64) {
+        self.engine_lost_since = None;
+        let set = self.rules.borrow().clone();
+        self.judge_engine(&set, now_nano);
+    }
+
+    /// A gap in the engine's events: each `events_missed` rule fires once.
+    pub fn events_missed(&mut self, now_nano: i64) {
+        let set = self.rules.borrow().clone();
+        let ev = Arc::new(self.engine_event("events_missed", now_nano));
+        for &index in &set.conditions {
+            let rule = &set.rules.rules[index];
+            if rule.condition != Some(Condition::EventsMissed)
+                || !rule.matcher.is_match(&ev, &self.origin.engine)
+            {
+                continue;
+            }
+            self.metrics.of(&set, index).matches.inc();
+            let facts = Facts {
+                condition: "events_missed".to_owned(),
+                since_nano: now_nano,
+                ..Facts::default()
+            };
+            self.hand_on(
+                &set,
+                index,
+                vec![ev.clone()],
+                None,
+                None,
+                Some(Arc::new(facts)),
+            );
+        }
+    }
+
+    /// A container's event: what the conditions know of it, then its conditions judged at
+    /// the event's time.
+    fn condition_event(&mut self, set: &Arc<RuleSet>, ev: &Arc<Event>) {
+        let now_nano = ev.time_nano;
+        if ev.verb == crate::docker::event::Verb::Destroy {
+            self.container_gone(set, ev.actor_id(), now_nano);
+        } else if self.containers.apply(ev).is_some() {
+            let edges = self.container_edges(set, ev.actor_id(), now_nano);
+            self.act(set, edges, now_nano);
+        }
+        // A replay has no ticks: its events' time is its clock.
+        if matches!(self.out, Out::Kept(_)) && now_nano - self.judged_nano >= 1_000_000_000 {
+            self.judged_nano = now_nano;
+            self.judge_all(now_nano);
+        }
+    }
+
+    fn judge_all(&mut self, now_nano: i64) {
+        let set = self.rules.borrow().clone();
+        if set.conditions.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = self.containers.by_id.keys().cloned().collect();
+        for id in ids {
+            let edges = self.container_edges(&set, &id, now_nano);
+            self.act(&set, edges, now_nano);
+        }
+        self.judge_engine(&set, now_nano);
+    }
+
+    /// The edges of the container `id`'s conditions at `now_nano`.
+    fn container_edges(&mut self, set: &RuleSet, id: &str, now_nano: i64) -> Vec<Edge> {
+        let mut edges = Vec::new();
+        let Some(w) = self.containers.by_id.get_mut(id) else {
+            return edges;
+        };
+        let labelled = w
+            .last
+            .attributes()
+            .any(|(k, _)| k.starts_with(LABEL_PREFIX));
+        for &index in &set.conditions {
+            let rule = &set.rules.rules[index];
+            let Some(condition) = rule.condition.filter(|c| !c.of_engine()) else {
+                continue;
+            };
+            let key = (rule.name.clone(), id.to_owned());
+            let open = self.open.get(&key);
+            if open.is_none() && !rule.matcher.is_match(&w.last, &self.origin.engine) {
+                continue;
+            }
+            let condition = if labelled {
+                let (c, problem) = condition.for_container(|k| w.last.attr(k));
+                if let Some(problem) = problem
+                    && !std::mem::replace(&mut w.label_problem_logged, true)
+                {
+                    tracing::warn!(container = w.last.attr("name").unwrap_or(id), rule = %rule.name, "{problem}; the rule's threshold applies");
+                }
+                c
+            } else {
+                condition
+            };
+            match open {
+                None => {
+                    if let Some(facts) = w.holds(&condition, now_nano) {
+                        let ev = Event::new(
+                            w.last.type_name(),
+                            condition.name(),
+                            id,
+                            w.last.attributes(),
+                            w.last.scope(),
+                            facts.since_nano,
+                        );
+                        edges.push(Edge::Holds {
+                            index,
+                            key,
+                            ev,
+                            facts,
+                            muted: is_muted(&w.last),
+                        });
+                    }
+                }
+                Some(o) if w.ended(&condition, now_nano, o.restored_nano) => {
+                    edges.push(Edge::Ended { index, key });
+                }
+                Some(_) => {}
+            }
+        }
+        edges
+    }
+
+    /// The engine's conditions at `now_nano`.
+    fn judge_engine(&mut self, set: &Arc<RuleSet>, now_nano: i64) {
+        let mut edges = Vec::new();
+        for &index in &set.conditions {
+            let rule = &set.rules.rules[index];
+            let Some(Condition::EngineDown { for_ }) = rule.condition else {
+                continue;
+            };
+            let key = (rule.name.clone(), self.origin.engine.to_string());
+            let lost_for = self.engine_lost_since.filter(|s| {
+                now_nano.saturating_sub(*s) >= i64::try_from(for_.as_nanos()).unwrap_or(i64::MAX)
+            });
+            match (self.open.contains_key(&key), lost_for) {
+                (false, Some(since)) => {
+                    let ev = self.engine_event("engine_down", since);
+                    if !rule.matcher.is_match(&ev, &self.origin.engine) {
+                        continue;
+                    }
+                    let facts = Facts {
+                        condition: "engine_down".to_owned(),
+                        since_nano: since,
+                        ..Facts::default()
+                    };
+                    edges.push(Edge::Holds {
+                        index,
+                        key,
+                        ev,
+                        facts,
+                        muted: false,
+                    });
+                }
+                (true, None) if self.engine_lost_since.is_none() => {
+                    edges.push(Edge::Ended { index, key });
+                }
+                _ => {}
+            }
+        }
+        self.act(set, edges, now_nano);
+    }
+
+    /// The container `id` is gone: its conditions' firings end, and it is watched no more.
+    fn container_gone(&mut self, set: &Arc<RuleSet>, id: &str, now_nano: i64) {
+        self.containers.by_id.remove(id);
+        let edges: Vec<Edge> = set
+            .conditions
+            .iter()
+            .map(|&index| (index, (set.rules.rules[index].name.clone(), id.to_owned())))
+            .filter(|(_, key)| self.open.contains_key(key))
+            .map(|(index, key)| Edge::Ended { index, key })
+            .collect();
+        self.act(set, edges, now_nano);
+    }
+
+    /// Fires what began to hold (once: it is remembered as open), and sends the recovery of
+    /// what ended (if it was sent).
+    fn act(&mut self, set: &Arc<RuleSet>, edges: Vec<Edge>, now_nano: i64) {
+        for edge in edges {
+            match edge {
+                Edge::Holds {
+                    index,
+                    key,
+                    ev,
+                    facts,
+                    muted,
+                } => {
+                    let series = self.metrics.of(set, index);
+                    series.matches.inc();
+                    let (ev, facts) = (Arc::new(ev), Arc::new(facts));
+                    if muted {
+                        series.muted.inc();
+                        self.remember(&key, &ev, Some(facts), true);
+                    } else if self.hand_on(
+                        set,
+                        index,
+                        vec![ev.clone()],
+                        None,
+                        None,
+                        Some(facts.clone()),
+                    ) && self.remember(&key, &ev, Some(facts), false)
+                    {
+                        self.metrics.opened(&self.origin.engine, &key.0, &ev);
+                    }
+                }
+                Edge::Ended { index, key } => {
+                    let Some(opened) = self.open.remove(&key) else {
+                        continue;
+                    };
+                    self.open_changed = true;
+                    if opened.muted {
+                        continue;
+                    }
+                    self.metrics.of(set, index).resolutions.inc();
+                    self.metrics.closed(&self.origin.engine, &key.0, &key.1);
+                    let o = &opened.ev;
+                    let ended = Event::new(
+                        o.type_name(),
+                        o.action(),
+                        o.actor_id(),
+                        o.attributes(),
+                        o.scope(),
+                        now_nano,
+                    );
+                    self.hand_on(
+                        set,
+                        index,
+                        vec![Arc::new(ended)],
+                        Some(opened.ev),
+                        None,
+                        opened.facts,
+                    );
+                }
+            }
+        }
+    }
+
+    /// An event of the engine itself, for an engine's condition `condition` since `since_nano`.
+    fn engine_event(&self, condition: &str, since_nano: i64) -> Event {
+        let engine = &*self.origin.engine;
+        Event::new(
+            "daemon",
+            condition,
+            engine,
+            [("name", engine)],
+            "local",
+            since_nano,
+        )
+    }
+}
+
+/// Whether the event's container is labelled `docker-events-exporter.mute=true`.
+fn is_muted(ev: &Event) -> bool {
+    ev.attr(MUTE_LABEL)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 #[cfg(test)]
@@ -584,6 +971,8 @@ mod tests {
             rule: "gone".into(),
             actor_id: "c".into(),
             event: saved[0].event.clone(),
+            condition: None,
+            muted: false,
         });
 
         let (mut after, metrics) = reactor(yaml);
@@ -678,5 +1067,255 @@ mod tests {
         assert_eq!(r.fired().count(), 1, "the recovery");
         assert_eq!(firing(), 0);
         assert_eq!(again(&mut r, 99_999), []);
+    }
+
+    const SEC: i64 = 1_000_000_000;
+
+    /// A container's event at second `t`, with `attrs` beside its name.
+    fn at(id: &str, action: &str, t: i64, attrs: &[(&str, &str)]) -> Event {
+        let attrs = [("name", id)].into_iter().chain(attrs.iter().copied());
+        Event::new("container", action, id, attrs, "local", t * SEC)
+    }
+
+    /// What fired, as (rule, actor, status, condition, exits, last exit code, reason).
+    fn told(r: &mut Reactor) -> Vec<String> {
+        r.fired()
+            .map(|f| {
+                let facts = f.condition.as_deref().cloned().unwrap_or_default();
+                format!(
+                    "{} {} {} {} exits={:?} code={:?} reason={:?}",
+                    f.rule().name,
+                    f.events[0].actor_id(),
+                    if f.opened_by.is_some() {
+                        "resolved"
+                    } else {
+                        "firing"
+                    },
+                    facts.condition,
+                    facts.exits,
+                    facts.last_exit_code,
+                    facts.reason,
+                )
+            })
+            .collect()
+    }
+
+    /// A crash loop fires once, at its third crash in the window, with what it found; a kill
+    /// before a die is no crash; more crashes send nothing; the container's removal sends the
+    /// one recovery. A container labelled with more exits needs them.
+    #[test]
+    fn a_crash_loop_fires_once_with_its_exits_and_resolves_when_removed() {
+        let (mut r, metrics) =
+            reactor("events_reactor:\n  looping:\n    condition: crash_loop\n    log: /dev/null\n");
+        let more = [("docker-events-exporter.crash_loop.exits", "5")];
+        for (id, attrs) in [("web", &[][..]), ("patient", &more[..])] {
+            r.on_event(at(id, "create", 1, attrs));
+            r.on_event(at(id, "start", 1, attrs));
+            r.on_event(at(id, "kill", 2, &[("signal", "15")]));
+            r.on_event(at(id, "die", 2, &[("exitCode", "143")]));
+            for t in 3..=6 {
+                r.on_event(at(id, "start", t, attrs));
+                r.on_event(at(id, "die", t, &[("exitCode", "3")]));
+            }
+        }
+        assert_eq!(
+            told(&mut r),
+            ["looping web firing crash_loop exits=Some(3) code=Some(3) reason=Some(\"error\")"],
+            "once; the kill's exit is no crash; patient needs five"
+        );
+        assert_eq!(metrics.firing("looping").get(), 1);
+        r.on_event(at("patient", "start", 7, &more));
+        r.on_event(at("patient", "die", 7, &[("exitCode", "1")]));
+        r.on_event(at("web", "destroy", 8, &[]));
+        assert_eq!(
+            told(&mut r),
+            [
+                "looping patient firing crash_loop exits=Some(5) code=Some(1) reason=Some(\"error\")",
+                "looping web resolved crash_loop exits=Some(3) code=Some(3) reason=Some(\"error\")"
+            ]
+        );
+        assert_eq!(metrics.resolutions.with_label_values(&["looping"]).get(), 1);
+        // Ten quiet minutes later patient's loop has ended.
+        r.tick(Instant::now(), 700 * SEC);
+        assert_eq!(
+            told(&mut r),
+            [
+                "looping patient resolved crash_loop exits=Some(5) code=Some(1) reason=Some(\"error\")"
+            ]
+        );
+        assert_eq!(metrics.firing("looping").get(), 0);
+    }
+
+    /// Restarts by the policy (a start after an exit on its own) make a restart loop, whatever
+    /// the exit code; `docker restart` (a kill, a die, a stop, a start) does not.
+    #[test]
+    fn a_restart_loop_counts_the_policys_restarts_not_a_persons() {
+        let (mut r, _) = reactor(
+            "events_reactor:\n  restarting:\n    condition: {restart_loop: {restarts: 3, within: 1m}}\n    log: /dev/null\n",
+        );
+        r.on_event(at("byhand", "start", 1, &[]));
+        for t in 2..=5 {
+            r.on_event(at("byhand", "kill", t, &[("signal", "15")]));
+            r.on_event(at("byhand", "die", t, &[("exitCode", "0")]));
+            r.on_event(at("byhand", "stop", t, &[]));
+            r.on_event(at("byhand", "start", t, &[]));
+            r.on_event(at("byhand", "restart", t, &[]));
+        }
+        assert_eq!(told(&mut r), Vec::<String>::new());
+        r.on_event(at("policy", "start", 1, &[]));
+        for t in 2..=4 {
+            r.on_event(at("policy", "die", t, &[("exitCode", "0")]));
+            r.on_event(at("policy", "start", t, &[]));
+        }
+        assert_eq!(
+            told(&mut r),
+            [
+                "restarting policy firing restart_loop exits=Some(3) code=Some(0) reason=Some(\"completed\")"
+            ]
+        );
+    }
+
+    /// `unhealthy: {for: 3s}`: unhealthy for longer fires once and recovers once when healthy
+    /// again; unhealthy for less sends nothing.
+    #[test]
+    fn unhealthy_for_a_while_fires_once_and_recovers_once() {
+        let (mut r, _) = reactor(
+            "events_reactor:\n  sick:\n    condition: {unhealthy: {for: 3s}}\n    log: /dev/null\n",
+        );
+        for id in ["brief", "long"] {
+            r.on_event(at(id, "start", 1, &[]));
+            r.on_event(at(id, "health_status: unhealthy", 10, &[]));
+        }
+        r.on_event(at("brief", "health_status: healthy", 12, &[]));
+        r.tick(Instant::now(), 12 * SEC);
+        assert_eq!(told(&mut r), Vec::<String>::new(), "2 s is not 3");
+        r.tick(Instant::now(), 13 * SEC);
+        assert_eq!(
+            told(&mut r),
+            ["sick long firing unhealthy exits=None code=None reason=None"]
+        );
+        r.tick(Instant::now(), 20 * SEC);
+        r.on_event(at("long", "health_status: unhealthy", 21, &[]));
+        assert_eq!(told(&mut r), Vec::<String>::new(), "once");
+        r.on_event(at("long", "health_status: healthy", 22, &[]));
+        assert_eq!(
+            told(&mut r),
+            ["sick long resolved unhealthy exits=None code=None reason=None"]
+        );
+    }
+
+    /// A compose service's container that exited on its own and stays down fires `down`, and
+    /// recovers when it runs again; one a person stopped is off, not down; one that never
+    /// ran is not down either.
+    #[test]
+    fn a_container_that_should_run_and_does_not_is_down_unless_a_person_stopped_it() {
+        let (mut r, _) = reactor(
+            "events_reactor:\n  down:\n    condition: {down: {for: 5m}}\n    log: /dev/null\n",
+        );
+        let service = [("com.docker.compose.service", "web")];
+        for id in ["fell", "stopped", "plain"] {
+            let attrs: &[(&str, &str)] = if id == "plain" { &[] } else { &service };
+            r.on_event(at(id, "create", 1, attrs));
+            r.on_event(at(id, "start", 1, attrs));
+        }
+        r.on_event(at("never", "create", 1, &service));
+        r.on_event(at("fell", "die", 10, &[("exitCode", "1")]));
+        r.on_event(at("plain", "die", 10, &[("exitCode", "1")]));
+        r.on_event(at("stopped", "kill", 10, &[("signal", "15")]));
+        r.on_event(at("stopped", "die", 10, &[("exitCode", "143")]));
+        r.on_event(at("stopped", "stop", 10, &[]));
+        r.tick(Instant::now(), 309 * SEC);
+        assert_eq!(told(&mut r), Vec::<String>::new(), "not yet");
+        r.tick(Instant::now(), 310 * SEC);
+        assert_eq!(
+            told(&mut r),
+            ["down fell firing down exits=None code=Some(1) reason=Some(\"error\")"]
+        );
+        r.on_event(at("fell", "start", 400, &service));
+        assert_eq!(
+            told(&mut r),
+            ["down fell resolved down exits=None code=Some(1) reason=Some(\"error\")"]
+        );
+    }
+
+    /// `engine_down` fires once when the engine's events have been lost for its `for`, and
+    /// recovers once when they are followed again; each gap fires `events_missed` once.
+    #[test]
+    fn an_engine_lost_for_a_while_fires_once_and_recovers_once() {
+        let (mut r, metrics) = reactor(
+            "events_reactor:\n  lost:\n    condition: {engine_down: {for: 1m}}\n    log: /dev/null\n  gaps:\n    condition: events_missed\n    log: /dev/null\n",
+        );
+        r.engine_back(0);
+        r.engine_lost(100 * SEC);
+        r.engine_lost(130 * SEC);
+        r.tick(Instant::now(), 159 * SEC);
+        assert_eq!(told(&mut r), Vec::<String>::new());
+        r.tick(Instant::now(), 160 * SEC);
+        r.tick(Instant::now(), 161 * SEC);
+        assert_eq!(
+            told(&mut r),
+            ["lost e1 firing engine_down exits=None code=None reason=None"]
+        );
+        r.engine_back(170 * SEC);
+        r.events_missed(170 * SEC);
+        assert_eq!(
+            told(&mut r),
+            [
+                "lost e1 resolved engine_down exits=None code=None reason=None",
+                "gaps e1 firing events_missed exits=None code=None reason=None"
+            ]
+        );
+        assert_eq!(metrics.firing("lost").get(), 0);
+    }
+
+    /// A muted container's condition sends nothing, is counted as muted once, and its end
+    /// sends nothing either.
+    #[test]
+    fn a_muted_containers_condition_sends_nothing_and_is_counted_once() {
+        let (mut r, metrics) = reactor(
+            "events_reactor:\n  looping:\n    condition: {crash_loop: {exits: 1}}\n    log: /dev/null\n",
+        );
+        let mute = [(MUTE_LABEL, "true")];
+        r.on_event(at("m", "start", 1, &mute));
+        r.on_event(at("m", "die", 2, &[("exitCode", "1")]));
+        r.tick(Instant::now(), 3 * SEC);
+        r.tick(Instant::now(), 4 * SEC);
+        r.on_event(at("m", "destroy", 5, &[]));
+        assert_eq!(told(&mut r), Vec::<String>::new());
+        assert_eq!(metrics.muted.with_label_values(&["looping"]).get(), 1);
+        assert_eq!(metrics.firing("looping").get(), 0);
+    }
+
+    /// A condition's open firing outlives a restart through the state file: still holding, it
+    /// is not sent again; a loop taken back ends only after a whole window watched; its end
+    /// sends the recovery with what it found.
+    #[test]
+    fn a_conditions_open_firing_outlives_a_restart() {
+        let yaml = "events_reactor:\n  looping:\n    condition: {crash_loop: {exits: 2, within: 1m}}\n    log: /dev/null\n";
+        let (mut before, _) = reactor(yaml);
+        before.on_event(at("web", "start", 1, &[]));
+        before.on_event(at("web", "die", 2, &[("exitCode", "3")]));
+        before.on_event(at("web", "start", 2, &[]));
+        before.on_event(at("web", "die", 3, &[("exitCode", "3")]));
+        assert_eq!(told(&mut before).len(), 1);
+        let saved = before.take_open_firings().expect("changed");
+
+        let (mut after, _) = reactor(yaml);
+        after.restore(&saved);
+        let now = crate::docker::now_nano();
+        after.on_event(at("web", "start", now / SEC, &[]));
+        after.tick(Instant::now(), now + 30 * SEC);
+        assert_eq!(
+            told(&mut after),
+            Vec::<String>::new(),
+            "not sent again, not ended yet"
+        );
+        after.tick(Instant::now(), now + 61 * SEC);
+        assert_eq!(
+            told(&mut after),
+            ["looping web resolved crash_loop exits=Some(2) code=Some(3) reason=Some(\"error\")"],
+            "a window watched without the loop"
+        );
+        assert_eq!(after.take_open_firings(), Some(Vec::new()));
     }
 }

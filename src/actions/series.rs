@@ -163,7 +163,7 @@ impl RuleMetrics {
         for r in &set.rules.rules {
             self.matches.with_label_values(&[&r.name]);
             self.muted.with_label_values(&[&r.name]);
-            if r.resolve.is_some() {
+            if r.opens() {
                 self.resolutions.with_label_values(&[&r.name]);
                 self.firing.with_label_values(&[&r.name]);
             }

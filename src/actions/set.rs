@@ -23,6 +23,8 @@ pub struct RuleSet {
     /// The places of the rules with `resolve`: the only ones an event may resolve, so a set
     /// without any costs the reader nothing.
     pub resolvers: Vec<usize>,
+    /// The places of the rules with a condition.
+    pub conditions: Vec<usize>,
 }
 
 impl RuleSet {
@@ -39,7 +41,15 @@ impl RuleSet {
             .filter(|(_, r)| r.resolve.is_some())
             .map(|(i, _)| i)
             .collect();
+        let conditions = rules
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.condition.is_some())
+            .map(|(i, _)| i)
+            .collect();
         Ok(Self {
+            conditions,
             series: rules.rules.iter().map(|_| OnceLock::new()).collect(),
             live,
             resolvers,

@@ -47,6 +47,12 @@ pub struct OpenFiring {
     pub actor_id: String,
     /// The event that opened it, as JSON.
     pub event: String,
+    /// What its condition found (for a rule with a condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<serde_json::Value>,
+    /// It was muted: it was not sent, and its end sends nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +259,8 @@ mod tests {
                 rule: "sick".into(),
                 actor_id: "c1".into(),
                 event: r#"{"Type":"container"}"#.into(),
+                condition: Some(serde_json::json!({"condition": "down", "since_nano": 5})),
+                muted: true,
             }],
         };
         f.save(&other).expect("save");

@@ -373,6 +373,11 @@ impl<C: Consumer> Watch<C> {
                 _ = tick.tick() => {
                     self.consumer.tick();
                     ask_inspects(&mut self.consumer, &mut inspects, &inspect_tx);
+                    // A condition fires or ends with time, between events too.
+                    if let Some(open) = self.consumer.take_open_firings() {
+                        self.position.set_open_firings(open);
+                        self.save_position(&mut save_failing);
+                    }
                 }
             }
         }
@@ -382,6 +387,9 @@ impl<C: Consumer> Watch<C> {
         }
         if let Some(t) = snapshot_task {
             t.abort();
+        }
+        if let Some(open) = self.consumer.take_open_firings() {
+            self.position.set_open_firings(open);
         }
         self.save_position(&mut save_failing);
         self.consumer

@@ -20,6 +20,7 @@ use marked_yaml::loader::{LoadError, LoaderOptions, parse_yaml_with_options};
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{Node, Span};
 
+use super::condition::{CONDITIONS, Condition};
 use super::matcher::{EventMatcher, ValueMatcher};
 use super::template::{Key, Template};
 use super::{ActionConfig, ActionKind, ConfigErrors, Rule, Rules, Throttle};
@@ -29,7 +30,14 @@ use crate::secret::Secret;
 const TOP_KEYS: &[&str] = &["events_reactor"];
 /// The rule keys of the rules layer itself; the action kinds add theirs between `event` and
 /// these.
-const RULE_KEYS: &[&str] = &["throttle", "batch", "resolve", "repeat", "logs"];
+const RULE_KEYS: &[&str] = &[
+    "condition",
+    "throttle",
+    "batch",
+    "resolve",
+    "repeat",
+    "logs",
+];
 /// The shortest `repeat`: the exporter looks for firings due once a second.
 const MIN_REPEAT: Duration = Duration::from_secs(1);
 /// `logs`'s default, and its largest.
@@ -38,7 +46,7 @@ const MAX_LOG_LINES: usize = 1000;
 const EVENT_KEYS: &[&str] = &["type", "action", "scope", "engine", "actor"];
 const THROTTLE_KEYS: &[&str] = &["key", "interval"];
 /// The longest duration a config may give (a typo like `30000h` is a mistake, not a wish).
-const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(super) const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Walks a config file's YAML and collects its problems; the action kinds compile their parts
 /// with its helpers.
@@ -373,6 +381,9 @@ impl Checker<'_> {
         let errors_before = self.errors.len();
         self.known_keys(body, keys, &place);
 
+        let condition = body
+            .get_node("condition")
+            .and_then(|n| self.condition(n, &place));
         let matcher = body
             .get_node("event")
             .and_then(|n| self.event(n, "event", &place))
@@ -380,6 +391,9 @@ impl Checker<'_> {
         let resolve = body
             .get_node("resolve")
             .and_then(|n| self.event(n, "resolve", &place));
+        if body.get_node("condition").is_some() {
+            self.condition_fits(body, &place);
+        }
         let mut actions = Vec::new();
         for kind in kinds {
             let key = kind.key();
@@ -432,9 +446,10 @@ impl Checker<'_> {
         let uses_ip = uses(&Key::Ip);
         let uses_health_output = uses(&Key::HealthOutput);
         let logs = self.log_lines(body, uses(&Key::Logs), &place);
+        let resolvable = resolve.is_some() || condition.is_some_and(|c| c.resolves());
         let repeat = body
             .get_node("repeat")
-            .map(|n| self.repeat(n, resolve.is_some(), &place));
+            .map(|n| self.repeat(n, resolvable, &place));
         if self.errors.len() > errors_before {
             return None;
         }
@@ -445,6 +460,7 @@ impl Checker<'_> {
         };
         Some(Rule {
             name: rule_name,
+            condition,
             matcher,
             actions,
             throttle,
@@ -457,6 +473,97 @@ impl Checker<'_> {
         })
     }
 
+    /// A rule's `condition`: a name (with its defaults), or a mapping of one name to its
+    /// parameters.
+    fn condition(&mut self, node: &Node, place: &str) -> Option<Condition> {
+        let what = format!("condition of {place}");
+        let (name, params) = match node {
+            Node::Scalar(s) => (s, None),
+            Node::Mapping(m) if m.len() == 1 => {
+                let (k, v) = m.iter().next()?;
+                (k, Some(v))
+            }
+            _ => {
+                self.err(
+                    node.span(),
+                    format!("{what} must be a condition's name or a mapping of one name to its settings, e.g. crash_loop: {{exits: 3, within: 10m}}"),
+                );
+                return None;
+            }
+        };
+        let Some(mut c) = Condition::named(name.as_str()) else {
+            self.err(
+                name.span(),
+                format!(
+                    "unknown condition {:?} in {place}; expected one of: {CONDITIONS}",
+                    name.as_str()
+                ),
+            );
+            return None;
+        };
+        let params = match params {
+            // `crash_loop:` with nothing after it: the defaults.
+            Some(Node::Scalar(s)) if s.as_str().is_empty() => None,
+            Some(p) => Some(self.keyed_mapping(
+                p,
+                c.params(),
+                &format!("condition.{} of {place}", c.name()),
+            )?),
+            None => None,
+        };
+        let mut ok = true;
+        for (k, v) in params.into_iter().flat_map(|p| p.iter()) {
+            if !c.params().contains(&k.as_str()) {
+                continue;
+            }
+            let what = format!("condition.{}.{} of {place}", c.name(), k.as_str());
+            let Some(v) = self.scalar(v, &what) else {
+                ok = false;
+                continue;
+            };
+            if let Err(why) = c.set(k.as_str(), v.as_str()) {
+                self.err(v.span(), format!("{what} {why}"));
+                ok = false;
+            }
+        }
+        ok.then_some(c)
+    }
+
+    /// What a rule with a condition may not have: `event:` selects what it watches (the
+    /// condition says when it fires), and it ends by itself.
+    fn condition_fits(&mut self, body: &MarkedMappingNode, place: &str) {
+        if let Some(action) = body
+            .get_mapping("event")
+            .and_then(|e| e.keys().find(|k| k.as_str() == "action"))
+        {
+            self.err(
+                action.span(),
+                format!("{place} has a condition: its event selects what it watches (type, scope, engine, actor), and the condition says when it fires; remove action"),
+            );
+        }
+        for (key, why) in [
+            (
+                "resolve",
+                "a condition resolves by itself when it stops holding",
+            ),
+            (
+                "batch",
+                "a condition fires for one container or engine at a time",
+            ),
+            (
+                "throttle",
+                "a condition fires once until it resolves; use repeat to be reminded",
+            ),
+        ] {
+            if let Some(k) = body.keys().find(|k| k.as_str() == key) {
+                self.err(
+                    k.span(),
+                    format!("{place} has a condition and {key}: {why}"),
+                );
+            }
+        }
+    }
+
     /// A rule's `repeat`: only for a rule with `resolve`, at least [`MIN_REPEAT`].
     fn repeat(&mut self, node: &Node, resolvable: bool, place: &str) -> Option<Duration> {
         let what = format!("repeat of {place}");
@@ -464,7 +571,7 @@ impl Checker<'_> {
         if !resolvable {
             self.err(
                 node.span(),
-                format!("{place} has repeat and no resolve: only a firing waiting for its resolving event is sent again"),
+                format!("{place} has repeat and no resolve: only a firing waiting for its resolving event (or a condition's end) is sent again"),
             );
             return None;
         }

@@ -5,6 +5,7 @@
 //! [`load`] reads and checks a config file and reports every problem at once, each with its
 //! file:line:column; `check-config`, start-up and SIGHUP reloads all call it.
 
+pub mod condition;
 pub mod config;
 pub mod matcher;
 pub mod template;
@@ -13,6 +14,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+pub use self::condition::Condition;
 pub use self::config::{Checker, Resolver};
 use self::matcher::EventMatcher;
 use self::template::Template;
@@ -42,8 +44,9 @@ pub struct Rules<A> {
 }
 
 impl<A> Rules<A> {
-    /// The rules `ev` of the engine named `engine` matches, with their places in
-    /// [`Rules::rules`], in order.
+    /// The event rules `ev` of the engine named `engine` matches, with their places in
+    /// [`Rules::rules`], in order (a rule with a condition fires on the condition, not on
+    /// events).
     pub fn matching<'a>(
         &'a self,
         ev: &'a Event,
@@ -52,13 +55,16 @@ impl<A> Rules<A> {
         self.rules
             .iter()
             .enumerate()
-            .filter(move |(_, r)| r.matcher.is_match(ev, engine))
+            .filter(move |(_, r)| r.condition.is_none() && r.matcher.is_match(ev, engine))
     }
 }
 
 #[derive(Debug)]
 pub struct Rule<A> {
     pub name: String,
+    /// What it fires on instead of events: its `matcher` then selects the containers (or
+    /// engines) it watches.
+    pub condition: Option<Condition>,
     pub matcher: EventMatcher,
     pub actions: Vec<A>,
     pub throttle: Option<Throttle>,
@@ -80,6 +86,12 @@ pub struct Rule<A> {
 }
 
 impl<A> Rule<A> {
+    /// Whether its firings stay open until they end: it has `resolve`, or a condition that
+    /// ends.
+    pub fn opens(&self) -> bool {
+        self.resolve.is_some() || self.condition.is_some_and(|c| c.resolves())
+    }
+
     /// Whether `ev`, of the engine named `engine`, resolves this rule's firings of its actor:
     /// it matches `resolve` and not `event`, or it removes the actor (a container's, volume's
     /// or network's `destroy`, an image's `delete`), whose problem then is no more.

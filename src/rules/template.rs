@@ -14,7 +14,7 @@ use crate::docker::event::Event;
 use crate::json::push_escaped;
 
 /// The placeholders a template may use, for error messages.
-pub const KNOWN_KEYS: &str = "type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, health_output, rule, count, status";
+pub const KNOWN_KEYS: &str = "type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, health_output, rule, count, status, condition, since, exits, last_exit_code, reason";
 /// The filters a placeholder may end with, for error messages.
 pub const KNOWN_FILTERS: &str = "json, urlencode, markdown, html";
 
@@ -41,6 +41,16 @@ pub enum Key {
     Logs,
     /// The output of the container's last health probe, read when the action runs.
     HealthOutput,
+    /// A condition's name (`crash_loop`, ...); empty for an event rule.
+    Condition,
+    /// When the condition began to hold, RFC 3339 in UTC to the second.
+    Since,
+    /// A crash loop's exits (a restart loop's restarts) in its window when it fired.
+    Exits,
+    /// The container's last exit code: a condition's, else the event's `exitCode`.
+    LastExitCode,
+    /// How the container's last run ended: completed, error, oom_killed or killed.
+    Reason,
 }
 
 /// How a placeholder's value is escaped.
@@ -91,6 +101,26 @@ pub struct Context<'a> {
     pub opened_by: Option<&'a Arc<Event>>,
     /// What was asked of the engine for the placeholders that need it.
     pub looked_up: LookedUp<'a>,
+    /// For a condition's firing: what it found.
+    pub condition: Option<&'a Facts>,
+}
+
+/// What a condition found when it began to hold: kept with its open firing (and in the state
+/// file), and shown by its placeholders, its recovery's too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Facts {
+    /// `%%condition%%`.
+    pub condition: String,
+    /// When it began to hold, in nanoseconds since the epoch.
+    pub since_nano: i64,
+    /// A loop's exits or restarts in its window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exits: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What is asked of the engine for a firing's placeholders, only when its rule uses them.
@@ -283,6 +313,11 @@ fn parse_key(name: &str) -> Option<Key> {
         "status" => Key::Status,
         "logs" => Key::Logs,
         "health_output" => Key::HealthOutput,
+        "condition" => Key::Condition,
+        "since" => Key::Since,
+        "exits" => Key::Exits,
+        "last_exit_code" => Key::LastExitCode,
+        "reason" => Key::Reason,
         other => match other.strip_prefix("actor.") {
             Some(attr) if !attr.is_empty() => Key::Attr(attr.to_owned()),
             _ => return None,
@@ -301,11 +336,7 @@ fn value<'a>(key: &Key, ctx: &Context<'a>) -> Cow<'a, str> {
         Key::Scope => ev.scope().into(),
         Key::Time => ev.time_nano.div_euclid(1_000_000_000).to_string().into(),
         Key::TimeNano => ev.time_nano.to_string().into(),
-        Key::Date => crate::docker::format_rfc3339_nano(
-            ev.time_nano.div_euclid(1_000_000_000) * 1_000_000_000,
-        )
-        .unwrap_or_default()
-        .into(),
+        Key::Date => date(ev.time_nano).into(),
         Key::ActorId => ev.actor_id().into(),
         Key::Attr(a) => ev.attr(a).unwrap_or_default().into(),
         Key::Payload => payload(ctx.events).into(),
@@ -322,7 +353,38 @@ fn value<'a>(key: &Key, ctx: &Context<'a>) -> Cow<'a, str> {
             "firing"
         }
         .into(),
+        Key::Condition => ctx.condition.map_or("", |f| &f.condition).into(),
+        Key::Since => ctx
+            .condition
+            .map(|f| date(f.since_nano))
+            .unwrap_or_default()
+            .into(),
+        Key::Exits => ctx
+            .condition
+            .and_then(|f| f.exits)
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+            .into(),
+        Key::LastExitCode => match ctx.condition {
+            Some(f) => f
+                .last_exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_default()
+                .into(),
+            None => ev.attr("exitCode").unwrap_or_default().into(),
+        },
+        Key::Reason => ctx
+            .condition
+            .and_then(|f| f.reason.as_deref())
+            .unwrap_or_default()
+            .into(),
     }
+}
+
+/// `nano` as RFC 3339 in UTC, to the second.
+fn date(nano: i64) -> String {
+    crate::docker::format_rfc3339_nano(nano.div_euclid(1_000_000_000) * 1_000_000_000)
+        .unwrap_or_default()
 }
 
 /// The event as the engine sends it (`docker events --format '{{json .}}'`); a JSON array of
@@ -393,6 +455,7 @@ mod tests {
             engine: "e1",
             opened_by: None,
             looked_up: Default::default(),
+            condition: None,
         }
     }
 

@@ -403,6 +403,7 @@ mod tests {
             engine: "e1",
             opened_by: None,
             looked_up: Default::default(),
+            condition: None,
         };
         let t = target(true);
         let (title, message) = t.render(t.target.as_ref().expect("parses"), &ctx);

@@ -1,0 +1,299 @@
+//! What the conditions read: each container's recent life as its events (and the engine's
+//! answers) tell it, and whether a condition holds for it now or has ended. Pure state, no
+//! clock of its own: the reactor says what time it is, and fires and resolves on the edges.
+//!
+//! A container's exits are read as the tracker reads them: a run ends on its own unless a kill
+//! that ends runs (or Podman's `stop`) came first; a crash is an exit on its own with a
+//! non-zero code. A restart by its policy is a start after an exit on its own, of a container
+//! whose policy may restart it: `docker restart` and `docker stop` kill first, so a person's
+//! restarts are not counted.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::docker::event::{Event, Verb};
+use crate::docker::{AfterExit, ContainerSnapshot, ContainerState, Health, kill_ends_run};
+use crate::metrics::containers::Termination;
+use crate::rules::Condition;
+use crate::rules::condition::MAX_COUNT;
+use crate::rules::template::Facts;
+
+/// Containers watched at most; past this, a new one is not watched (and that is logged).
+pub(super) const MAX_WATCHED: usize = 50_000;
+
+const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+const SWARM_SERVICE: &str = "com.docker.swarm.service.name";
+
+/// One container's recent life.
+pub(super) struct Watched {
+    /// Its newest create, start or rename (or its listing): its name and labels, for
+    /// matching and for the firing.
+    pub last: Arc<Event>,
+    running: bool,
+    has_run: bool,
+    /// Since its last start: a kill that ends runs, an OOM kill.
+    killed: bool,
+    oom_killed: bool,
+    /// How its last run ended, and whether on its own.
+    last_exit: Option<(i64, Termination)>,
+    last_exit_on_own: bool,
+    /// A person stopped it (`docker stop`, `docker kill`): it is not down, it is off.
+    stopped_by_person: bool,
+    after_exit: AfterExit,
+    /// The times of its latest crashes and restarts by policy, newest last.
+    crashes: VecDeque<i64>,
+    restarts: VecDeque<i64>,
+    unhealthy_since: Option<i64>,
+    down_since: Option<i64>,
+    /// A label of its that does not override a threshold was logged.
+    pub label_problem_logged: bool,
+}
+
+impl Watched {
+    fn new(last: Arc<Event>) -> Self {
+        Self {
+            last,
+            running: false,
+            has_run: false,
+            killed: false,
+            oom_killed: false,
+            last_exit: None,
+            last_exit_on_own: false,
+            stopped_by_person: false,
+            after_exit: AfterExit::Unknown,
+            crashes: VecDeque::new(),
+            restarts: VecDeque::new(),
+            unhealthy_since: None,
+            down_since: None,
+            label_problem_logged: false,
+        }
+    }
+
+    /// A container found by a list (at start-up, or after a gap), `now_nano` being when.
+    pub fn from_snapshot(snap: &ContainerSnapshot, now_nano: i64) -> Self {
+        let attrs = [("name", snap.name.as_str()), ("image", snap.image.as_str())]
+            .into_iter()
+            .chain(snap.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let last = Event::new("container", "list", &snap.id, attrs, "local", now_nano);
+        let mut w = Self::new(Arc::new(last));
+        w.learn(snap, now_nano);
+        w
+    }
+
+    /// What the engine said of it (a list, or an inspect).
+    pub fn learn(&mut self, snap: &ContainerSnapshot, now_nano: i64) {
+        self.after_exit = snap.after_exit;
+        let running = matches!(
+            snap.state,
+            Some(ContainerState::Running | ContainerState::Paused)
+        );
+        if running != self.running {
+            self.running = running;
+            self.down_since = (!running).then(|| snap.finished_at_nano.unwrap_or(now_nano));
+        }
+        self.has_run |= snap.started_at_nano.is_some();
+        if !running && let (Some(code), None) = (snap.exit_code, self.last_exit) {
+            let reason = Termination::from_inspect(code, snap.oom_killed, snap.last_exit_killed);
+            self.last_exit = Some((code, reason));
+            self.last_exit_on_own = reason != Termination::Killed;
+            self.stopped_by_person = reason == Termination::Killed;
+        }
+        match (running, snap.health) {
+            (true, Some(Health::Unhealthy)) => {
+                self.unhealthy_since.get_or_insert(now_nano);
+            }
+            _ => self.unhealthy_since = None,
+        }
+    }
+
+    /// What one of its events tells.
+    pub fn apply(&mut self, ev: &Arc<Event>) {
+        let t = ev.time_nano;
+        match ev.verb {
+            Verb::Start => {
+                let code = self.last_exit.map(|(c, _)| c.to_string());
+                let policy_restart = self.has_run
+                    && self.last_exit_on_own
+                    && self.after_exit.may_restart(code.as_deref());
+                if policy_restart {
+                    push_capped(&mut self.restarts, t);
+                }
+                self.running = true;
+                self.has_run = true;
+                self.killed = false;
+                self.oom_killed = false;
+                self.stopped_by_person = false;
+                self.down_since = None;
+                self.unhealthy_since = None;
+            }
+            Verb::Die => {
+                self.oom_killed |= ev.attr("oomKilled") == Some("true");
+                let code = ev
+                    .attr("exitCode")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(-1);
+                let reason = Termination::of(code, self.oom_killed, self.killed);
+                let on_own = !self.killed;
+                if on_own && code != 0 {
+                    push_capped(&mut self.crashes, t);
+                }
+                self.last_exit = Some((code, reason));
+                self.last_exit_on_own = on_own;
+                self.stopped_by_person = !on_own;
+                self.running = false;
+                self.down_since = Some(t);
+                self.unhealthy_since = None;
+            }
+            Verb::Oom => self.oom_killed = true,
+            Verb::Kill => self.killed |= kill_ends_run(ev.attr("signal")),
+            // Podman stops a running container with a `stop` before its die; Docker's comes
+            // after the die of a `docker stop`.
+            Verb::Stop if self.running => self.killed = true,
+            Verb::Stop => self.stopped_by_person = true,
+            Verb::HealthStatus => match ev.health_status().and_then(Health::parse) {
+                Some(Health::Unhealthy) if self.running => {
+                    self.unhealthy_since.get_or_insert(t);
+                }
+                Some(_) => self.unhealthy_since = None,
+                None => {}
+            },
+            _ => {}
+        }
+        // The events that say what the container is (a create, a start, a rename) carry its
+        // name and labels; an engine need not send them on the others.
+        if matches!(ev.verb, Verb::Create | Verb::Start | Verb::Rename) {
+            self.last = ev.clone();
+        }
+    }
+
+    /// Whether it should be running: its policy restarts it (`on-failure` only after a
+    /// failure), or it is a compose service's. A Swarm task's container is replaced by a new
+    /// one rather than started again, so a stopped one is history, not down.
+    fn should_run(&self) -> bool {
+        if self.last.attr(SWARM_SERVICE).is_some() {
+            return false;
+        }
+        let exit_code = self.last_exit.map(|(c, _)| c);
+        match self.after_exit {
+            AfterExit::Restarts => true,
+            AfterExit::RestartsOnFailure => exit_code != Some(0),
+            AfterExit::Stays | AfterExit::Unknown => self.last.attr(COMPOSE_SERVICE).is_some(),
+            AfterExit::Removed => false,
+        }
+    }
+
+    /// What `c` finds if it holds now: `None` if it does not.
+    pub fn holds(&self, c: &Condition, now_nano: i64) -> Option<Facts> {
+        let lasted = |since: Option<i64>, d: std::time::Duration| {
+            since.filter(|s| now_nano.saturating_sub(*s) >= nanos(d))
+        };
+        let (since, exits) = match *c {
+            Condition::CrashLoop { exits, within } => {
+                let n = in_window(&self.crashes, now_nano, within);
+                (self.crashes.back().copied().filter(|_| n >= exits), Some(n))
+            }
+            Condition::RestartLoop { restarts, within } => {
+                let n = in_window(&self.restarts, now_nano, within);
+                (
+                    self.restarts.back().copied().filter(|_| n >= restarts),
+                    Some(n),
+                )
+            }
+            Condition::Unhealthy { for_ } => (lasted(self.unhealthy_since, for_), None),
+            Condition::Down { for_ } if self.is_down() => (lasted(self.down_since, for_), None),
+            Condition::Down { .. } | Condition::EngineDown { .. } | Condition::EventsMissed => {
+                (None, None)
+            }
+        };
+        Some(Facts {
+            condition: c.name().to_owned(),
+            since_nano: since?,
+            exits,
+            last_exit_code: self.last_exit.map(|(code, _)| code),
+            reason: self.last_exit.map(|(_, r)| r.as_str().to_owned()),
+        })
+    }
+
+    /// Whether a firing of `c` has ended: what it is about is over (a loop has fewer exits in
+    /// its window; health is no longer `unhealthy`; it runs, or a person stopped it). A loop
+    /// firing taken back from the state file, whose exits before the restart are not known,
+    /// ends only once a whole window has been watched since `watched_from`.
+    pub fn ended(&self, c: &Condition, now_nano: i64, watched_from: Option<i64>) -> bool {
+        let watched =
+            |within| watched_from.is_none_or(|t| now_nano.saturating_sub(t) >= nanos(within));
+        match *c {
+            Condition::CrashLoop { exits, within } => {
+                in_window(&self.crashes, now_nano, within) < exits && watched(within)
+            }
+            Condition::RestartLoop { restarts, within } => {
+                in_window(&self.restarts, now_nano, within) < restarts && watched(within)
+            }
+            Condition::Unhealthy { .. } => self.unhealthy_since.is_none(),
+            Condition::Down { .. } => !self.is_down(),
+            Condition::EngineDown { .. } | Condition::EventsMissed => true,
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        !self.running && !self.stopped_by_person && self.has_run && self.should_run()
+    }
+}
+
+/// The containers the conditions read, by ID.
+#[derive(Default)]
+pub(super) struct Containers {
+    pub by_id: HashMap<String, Watched>,
+    full_logged: bool,
+}
+
+impl Containers {
+    /// Applies a container's event; the container, unless there are too many to watch.
+    pub fn apply(&mut self, ev: &Arc<Event>) -> Option<&Watched> {
+        let id = ev.actor_id();
+        if !self.by_id.contains_key(id) {
+            if self.by_id.len() >= MAX_WATCHED {
+                if !std::mem::replace(&mut self.full_logged, true) {
+                    tracing::warn!(
+                        watched = MAX_WATCHED,
+                        "too many containers for the conditions to watch; new ones are not watched"
+                    );
+                }
+                return None;
+            }
+            self.by_id.insert(id.to_owned(), Watched::new(ev.clone()));
+        }
+        let w = self.by_id.get_mut(id)?;
+        w.apply(ev);
+        Some(w)
+    }
+
+    /// What the engine said of a container (an inspect's answer, a list).
+    pub fn learn(&mut self, snap: &ContainerSnapshot, now_nano: i64) {
+        let room = self.by_id.len() < MAX_WATCHED;
+        match self.by_id.get_mut(&snap.id) {
+            Some(w) => w.learn(snap, now_nano),
+            None if room => {
+                self.by_id
+                    .insert(snap.id.clone(), Watched::from_snapshot(snap, now_nano));
+            }
+            None => {}
+        }
+    }
+}
+
+fn push_capped(times: &mut VecDeque<i64>, t: i64) {
+    if times.len() >= MAX_COUNT as usize {
+        times.pop_front();
+    }
+    times.push_back(t);
+}
+
+/// How many of `times` fall in the `within` before `now_nano`.
+fn in_window(times: &VecDeque<i64>, now_nano: i64, within: std::time::Duration) -> u32 {
+    let from = now_nano.saturating_sub(nanos(within));
+    times.iter().rev().take_while(|t| **t > from).count() as u32
+}
+
+fn nanos(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
