@@ -7,6 +7,8 @@ mod support;
 
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/conditions.rs"]
+mod conditions;
 #[path = "integration/engines.rs"]
 mod engines;
 #[path = "integration/fuzz_corpus.rs"]

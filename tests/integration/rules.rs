@@ -4,28 +4,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use crate::support::{
-    Cleanup, DEADLINE, Exporter, actions, docker, free_port, logged_actions, make_healthy,
-    repo_root, rules_config, run_unhealthy, tempdir, test_image, unique, wait_status, wait_until,
+    Cleanup, DEADLINE, Exporter, PYTHON, RECORD_ARGV, actions, docker, file_lines as lines,
+    free_port, logged_actions, make_healthy, repo_root, rules_config, run_unhealthy, tempdir,
+    test_image, unique, wait_status, wait_until,
 };
-
-/// Debian's Python: the one python3-aiosmtpd installs into.
-const PYTHON: &str = "/usr/bin/python3";
-/// Appends its arguments after the first, as one JSON array per line, to the file named first.
-const RECORD_ARGV: &str =
-    "import json,sys; print(json.dumps(sys.argv[2:]), file=open(sys.argv[1], 'a'))";
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
 
 #[test]
 fn run_passes_a_label_with_shell_metacharacters_as_one_literal_argument() {
@@ -626,7 +613,7 @@ fn check_config_reports_every_problem_with_its_place_and_exits_1() {
         format!(
             "4 problems in the rules config:\n\
              {f}:4:15: event.action of rule \"bad\": invalid regex /[/: error: unclosed character class\n\
-             {f}:5:21: unknown placeholder %%nope%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, health_output, rule, count, status\n\
+             {f}:5:21: unknown placeholder %%nope%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, health_output, rule, count, status, condition, since, exits, last_exit_code, reason\n\
              {f}:6:14: timeout of rule \"bad\": expected number at 0; use a duration like 30s, 5m or 1h\n\
              {f}:8:10: run of rule \"empty\" is empty; give the program and its arguments, e.g. run: [\"notify\", \"%%actor.name%%\"]\n"
         )

@@ -591,6 +591,29 @@ pub fn make_healthy(name: &str) {
     docker(&["exec", name, "rm", "/tmp/bad"]);
 }
 
+/// Debian's Python: the one python3-aiosmtpd installs into.
+pub const PYTHON: &str = "/usr/bin/python3";
+/// Appends its arguments after the first, as one JSON array per line, to the file named first.
+pub const RECORD_ARGV: &str =
+    "import json,sys; print(json.dumps(sys.argv[2:]), file=open(sys.argv[1], 'a'))";
+
+/// The lines of the file at `path` (none if it is not there yet).
+pub fn file_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The argument lists a [`RECORD_ARGV`] command wrote to `path`, in order.
+pub fn recorded_argv(path: &Path) -> Vec<Vec<String>> {
+    file_lines(path)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a JSON array"))
+        .collect()
+}
+
 /// The `Action` of each event a `log` action wrote to `path`, in order.
 pub fn logged_actions(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
