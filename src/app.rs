@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::actions::{self, Dry, Executor, Fire, Loaded, Origin, Reactor};
+use crate::actions::{self, Dry, Executor, Fire, Loaded, Mutes, Origin, Reactor};
 use crate::docker::state::{Position, Saved, StateFile};
 use crate::docker::stream::{MAX_BACKOFF, Watch, backoff};
 use crate::docker::{ContainerSnapshot, Engine, EngineError, format_since};
@@ -46,7 +46,25 @@ pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--history.dir {}: cannot make it", dir.display()))?;
     }
-    let server = Server::bind(&settings.web, metrics.clone(), histories.clone()).await?;
+    let state_file = engines.state_file.as_deref().map(|path| {
+        let file = StateFile::new(path);
+        match file.load() {
+            Ok(0) => {
+                tracing::info!(state_file = %path.display(), "no saved position yet; starting from the present");
+            }
+            Ok(n) => tracing::debug!(state_file = %path.display(), positions = n, "state file read"),
+            Err(e) => tracing::warn!(error = %e, "starting from the present"),
+        }
+        Arc::new(file)
+    });
+    let mutes = Arc::new(Mutes::load(state_file.clone()));
+    let server = Server::bind(
+        &settings.web,
+        metrics.clone(),
+        histories.clone(),
+        mutes.clone(),
+    )
+    .await?;
     tracing::info!(
         address = %server.address(),
         path = %settings.web.telemetry_path,
@@ -86,23 +104,13 @@ pub async fn run(settings: Settings, engines: EngineSettings) -> anyhow::Result<
         ));
         (r, queue_tx)
     });
-    let state_file = engines.state_file.as_deref().map(|path| {
-        let file = StateFile::new(path);
-        match file.load() {
-            Ok(0) => {
-                tracing::info!(state_file = %path.display(), "no saved position yet; starting from the present");
-            }
-            Ok(n) => tracing::debug!(state_file = %path.display(), positions = n, "state file read"),
-            Err(e) => tracing::warn!(error = %e, "starting from the present"),
-        }
-        Arc::new(file)
-    });
     let shared = Arc::new(Shared {
         metrics,
         histories: histories.clone(),
         sinks,
         rules,
         state_file,
+        mutes,
         claimed: Mutex::new(Vec::new()),
         given: engines
             .engines
@@ -144,6 +152,8 @@ struct Shared {
     /// The rules, and the queue their firings go on.
     rules: Option<(Arc<Loaded>, mpsc::Sender<Fire>)>,
     state_file: Option<Arc<StateFile>>,
+    /// The mutes in force, read by every engine's rules.
+    mutes: Arc<Mutes>,
     /// The engines answering now, as (name, identity): no two names alike, and no engine
     /// watched twice (under two addresses).
     claimed: Mutex<Vec<(Arc<str>, Option<String>)>>,
@@ -424,7 +434,8 @@ async fn follow(
         api: Some(start.engine.clone()),
     });
     let reactor = shared.rules.as_ref().map(|(r, queue)| {
-        let mut reactor = Reactor::new(r.subscribe(), queue.clone(), r.metrics.clone(), origin);
+        let mut reactor = Reactor::new(r.subscribe(), queue.clone(), r.metrics.clone(), origin)
+            .with_mutes(shared.mutes.clone());
         reactor.restore(&resume.open_firings);
         reactor.seed(&start.containers);
         reactor

@@ -280,6 +280,32 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+    /// Mute the rules' firings that match, for a while (as `amtool silence add` does), on a
+    /// running exporter; print the mute's ID. `mute list` lists the mutes, `mute expire ID`
+    /// ends one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Mute {
+        #[command(subcommand)]
+        action: Option<MuteAction>,
+        /// How long it holds, from now (30m, 2h).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        /// What it mutes: NAME=VALUE (a VALUE with * or ? is a glob), NAME!=VALUE,
+        /// NAME=~REGEX or NAME!~REGEX, NAME one of name, compose_project, compose_service,
+        /// swarm_service, engine, rule, label_KEY; repeatable, all must match.
+        #[arg(long = "match", value_name = "MATCHER")]
+        matchers: Vec<String>,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+        /// Who [default: $USER].
+        #[arg(long = "by", value_name = "NAME")]
+        created_by: Option<String>,
+        /// The exporter to ask [default: http://127.0.0.1:PORT, the port of
+        /// --web.listen-address]; user:password@ in it for basic auth.
+        #[arg(long, value_name = "URL", global = true)]
+        url: Option<String>,
+    },
     /// Write a realistic event file (for replay and benchmarks) to standard output.
     GenerateEvents {
         /// Events to write.
@@ -354,6 +380,19 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be longer than zero".to_owned());
     }
     Ok(d)
+}
+
+/// What `mute` does besides making one.
+#[derive(Debug, Clone, Subcommand)]
+pub enum MuteAction {
+    /// List the mutes: in force, to come, and expired in the last day.
+    List,
+    /// End the mute ID now.
+    Expire {
+        /// The mute's ID, as `mute` printed it.
+        #[arg(value_name = "ID")]
+        id: String,
+    },
 }
 
 #[cfg(test)]

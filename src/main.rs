@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use docker_events_exporter::cli::{Cli, Command};
-use docker_events_exporter::cmd::{self, check_config, events, generate, replay};
+use docker_events_exporter::cli::{Cli, Command, MuteAction};
+use docker_events_exporter::cmd::{self, check_config, events, generate, mute, replay};
 use docker_events_exporter::settings::{EngineSettings, Settings};
 use docker_events_exporter::{app, logging};
 
@@ -77,6 +77,29 @@ fn main() -> ExitCode {
                 url: url.as_deref(),
             };
             runtime.block_on(events::run(&settings, &ask))
+        }
+        Some(Command::Mute {
+            action,
+            duration,
+            matchers,
+            comment,
+            created_by,
+            url,
+        }) => {
+            let ask = match (action, duration) {
+                (Some(MuteAction::List), _) => Ok(mute::Ask::List),
+                (Some(MuteAction::Expire { id }), _) => Ok(mute::Ask::Expire { id }),
+                (None, Some(duration)) => Ok(mute::Ask::Add {
+                    duration,
+                    matchers,
+                    comment: comment.as_deref(),
+                    created_by: created_by.as_deref(),
+                }),
+                (None, None) => Err(anyhow::anyhow!(
+                    "mute needs --for and at least one --match, e.g. mute --for 30m --match name=web-*; or mute list, mute expire ID"
+                )),
+            };
+            ask.and_then(|ask| runtime.block_on(mute::run(&settings, &ask, url.as_deref())))
         }
         _ => EngineSettings::new(&cli)
             .and_then(|engine| runtime.block_on(app::run(settings, engine))),

@@ -19,6 +19,7 @@ mod conditions;
 mod delivery;
 mod dispatch;
 mod executor;
+pub mod mutes;
 mod reactor;
 mod series;
 mod set;
@@ -30,6 +31,7 @@ use futures_util::future::BoxFuture;
 
 pub use self::dispatch::dispatch;
 pub use self::executor::Executor;
+pub use self::mutes::Mutes;
 pub use self::reactor::Reactor;
 pub use self::series::{ActionSeries, Outcome, RuleMetrics, RuleSeries};
 pub use self::set::{Loaded, RuleSet, Rules};

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use super::Mutes;
 use super::conditions::Containers;
 use super::{Again, Fire, MAX_FIELD_BYTES, Origin, Outcome, RuleMetrics, RuleSet};
 use crate::docker::ContainerSnapshot;
@@ -81,6 +82,8 @@ pub struct Reactor {
     engine_lost_since: Option<i64>,
     /// A replay's clock: the event time the conditions were last judged at.
     judged_nano: i64,
+    /// The mutes in force (`/api/v1/mutes`): shared by every engine's reactor.
+    mutes: Arc<Mutes>,
 }
 
 /// An edge of a condition: it began to hold, or ended.
@@ -93,6 +96,11 @@ enum Edge {
         muted: bool,
     },
     Ended {
+        index: usize,
+        key: OpenKey,
+    },
+    /// A firing muted when it began, no longer muted and still holding: sent now.
+    Released {
         index: usize,
         key: OpenKey,
     },
@@ -137,7 +145,14 @@ impl Reactor {
             containers: Containers::default(),
             engine_lost_since: Some(crate::docker::now_nano()),
             judged_nano: 0,
+            mutes: Arc::default(),
         }
+    }
+
+    /// Reads `mutes` (else none): its mutes silence this reactor's firings too.
+    pub fn with_mutes(mut self, mutes: Arc<Mutes>) -> Self {
+        self.mutes = mutes;
+        self
     }
 
     /// Matches, throttles and hands on the firings of `ev`, which they share without a copy.
@@ -147,13 +162,19 @@ impl Reactor {
         let origin = self.origin.clone();
         // Its own container's label, for the people who deploy with compose files.
         let muted = ev.object == ObjectType::Container && is_muted(&ev);
+        // The clock is read only while there are mutes.
+        let now_nano = if self.mutes.any() {
+            crate::docker::now_nano()
+        } else {
+            0
+        };
         if !set.conditions.is_empty() && ev.object == ObjectType::Container {
             self.condition_event(&set, &ev);
         }
         for (index, rule) in set.rules.matching(&ev, &origin.engine) {
             let series = self.metrics.of(&set, index);
             series.matches.inc();
-            if muted {
+            if muted || self.mutes.mutes(&ev, &origin.engine, &rule.name, now_nano) {
                 series.muted.inc();
                 continue;
             }
@@ -199,7 +220,7 @@ impl Reactor {
     /// once that long has passed since they last ran, else the actions that re-send (see
     /// [`super::Action::resend_interval`]) once their interval has passed since the firing
     /// was last handed on. Called at each housekeeping tick (each second at most).
-    fn resend_due(&mut self, now: Instant) {
+    fn resend_due(&mut self, now: Instant, now_nano: i64) {
         if self.open.is_empty() {
             return;
         }
@@ -231,7 +252,12 @@ impl Reactor {
             .filter(|(_, open)| !open.muted)
             .filter_map(|(key, open)| {
                 let &(index, resend, repeat) = again.get(key.0.as_str())?;
-                let why = if repeat.is_some_and(|r| since(open.repeated) >= r) {
+                let muted_now = || {
+                    self.mutes
+                        .mutes(&open.ev, &self.origin.engine, &key.0, now_nano)
+                };
+                // A reminder waits while a mute holds; an Alertmanager renewal does not.
+                let why = if repeat.is_some_and(|r| since(open.repeated) >= r) && !muted_now() {
                     Again::Repeat
                 } else if resend.is_some_and(|i| open.sent.is_none_or(|t| since(t) >= i)) {
                     Again::Resend
@@ -507,7 +533,7 @@ impl Reactor {
     /// tell time).
     pub fn tick(&mut self, now: Instant, now_nano: i64) {
         self.judge_all(now_nano);
-        self.resend_due(now);
+        self.resend_due(now, now_nano);
     }
 
     /// Takes in the containers the engine listed at start-up.
@@ -571,7 +597,15 @@ impl Reactor {
             {
                 continue;
             }
-            self.metrics.of(&set, index).matches.inc();
+            let series = self.metrics.of(&set, index);
+            series.matches.inc();
+            if self
+                .mutes
+                .mutes(&ev, &self.origin.engine, &rule.name, now_nano)
+            {
+                series.muted.inc();
+                continue;
+            }
             let facts = Facts {
                 condition: "events_missed".to_owned(),
                 since_nano: now_nano,
@@ -595,7 +629,8 @@ impl Reactor {
         if ev.verb == crate::docker::event::Verb::Destroy {
             self.container_gone(set, ev.actor_id(), now_nano);
         } else if self.containers.apply(ev).is_some() {
-            let edges = self.container_edges(set, ev.actor_id(), now_nano);
+            let mute_now = self.mute_now(now_nano);
+            let edges = self.container_edges(set, ev.actor_id(), now_nano, mute_now);
             self.act(set, edges, now_nano);
         }
         // A replay has no ticks: its events' time is its clock.
@@ -611,15 +646,33 @@ impl Reactor {
             return;
         }
         let ids: Vec<String> = self.containers.by_id.keys().cloned().collect();
+        let mute_now = self.mute_now(now_nano);
         for id in ids {
-            let edges = self.container_edges(&set, &id, now_nano);
+            let edges = self.container_edges(&set, &id, now_nano, mute_now);
             self.act(&set, edges, now_nano);
         }
         self.judge_engine(&set, now_nano);
     }
 
-    /// The edges of the container `id`'s conditions at `now_nano`.
-    fn container_edges(&mut self, set: &RuleSet, id: &str, now_nano: i64) -> Vec<Edge> {
+    /// When mutes are judged, conditions being judged at `now_nano`: mutes are of the wall
+    /// clock, and an event's (or a replay's) time may be behind it.
+    fn mute_now(&self, now_nano: i64) -> i64 {
+        if self.mutes.any() {
+            now_nano.max(crate::docker::now_nano())
+        } else {
+            now_nano
+        }
+    }
+
+    /// The edges of the container `id`'s conditions at `now_nano`, mutes being judged at
+    /// `mute_now`.
+    fn container_edges(
+        &mut self,
+        set: &RuleSet,
+        id: &str,
+        now_nano: i64,
+        mute_now: i64,
+    ) -> Vec<Edge> {
         let mut edges = Vec::new();
         let Some(w) = self.containers.by_id.get_mut(id) else {
             return edges;
@@ -660,17 +713,30 @@ impl Reactor {
                             w.last.scope(),
                             facts.since_nano,
                         );
+                        let muted = is_muted(&w.last)
+                            || self
+                                .mutes
+                                .mutes(&w.last, &self.origin.engine, &rule.name, mute_now);
                         edges.push(Edge::Holds {
                             index,
                             key,
                             ev,
                             facts,
-                            muted: is_muted(&w.last),
+                            muted,
                         });
                     }
                 }
                 Some(o) if w.ended(&condition, now_nano, o.restored_nano) => {
                     edges.push(Edge::Ended { index, key });
+                }
+                Some(o)
+                    if o.muted
+                        && !is_muted(&w.last)
+                        && !self
+                            .mutes
+                            .mutes(&o.ev, &self.origin.engine, &rule.name, mute_now) =>
+                {
+                    edges.push(Edge::Released { index, key });
                 }
                 Some(_) => {}
             }
@@ -690,8 +756,12 @@ impl Reactor {
             let lost_for = self.engine_lost_since.filter(|s| {
                 now_nano.saturating_sub(*s) >= i64::try_from(for_.as_nanos()).unwrap_or(i64::MAX)
             });
-            match (self.open.contains_key(&key), lost_for) {
-                (false, Some(since)) => {
+            let muted_now = |ev: &Event| {
+                self.mutes
+                    .mutes(ev, &self.origin.engine, &rule.name, now_nano)
+            };
+            match (self.open.get(&key), lost_for) {
+                (None, Some(since)) => {
                     let ev = self.engine_event("engine_down", since);
                     if !rule.matcher.is_match(&ev, &self.origin.engine) {
                         continue;
@@ -701,16 +771,20 @@ impl Reactor {
                         since_nano: since,
                         ..Facts::default()
                     };
+                    let muted = muted_now(&ev);
                     edges.push(Edge::Holds {
                         index,
                         key,
                         ev,
                         facts,
-                        muted: false,
+                        muted,
                     });
                 }
-                (true, None) if self.engine_lost_since.is_none() => {
+                (Some(_), None) if self.engine_lost_since.is_none() => {
                     edges.push(Edge::Ended { index, key });
+                }
+                (Some(o), Some(_)) if o.muted && !muted_now(&o.ev) => {
+                    edges.push(Edge::Released { index, key });
                 }
                 _ => {}
             }
@@ -788,6 +862,23 @@ impl Reactor {
                         None,
                         opened.facts,
                     );
+                }
+                Edge::Released { index, key } => {
+                    let Some(open) = self.open.get(&key) else {
+                        continue;
+                    };
+                    let (ev, facts) = (open.ev.clone(), open.facts.clone());
+                    if !self.hand_on(set, index, vec![ev.clone()], None, None, facts) {
+                        continue;
+                    }
+                    let now = Instant::now();
+                    if let Some(open) = self.open.get_mut(&key) {
+                        open.muted = false;
+                        open.sent = Some(now);
+                        open.repeated = now;
+                    }
+                    self.open_changed = true;
+                    self.metrics.opened(&self.origin.engine, &key.0, &ev);
                 }
             }
         }
@@ -920,28 +1011,28 @@ mod tests {
         r.on_event(health("a", "unhealthy"));
         assert_eq!(fired(&mut r).len(), 3, "each rule fires once");
         let t0 = Instant::now();
-        r.resend_due(t0 + Duration::from_secs(30));
+        r.resend_due(t0 + Duration::from_secs(30), 0);
         assert_eq!(fired(&mut r), [], "not yet");
         let unhealthy = "health_status: unhealthy".to_owned();
-        r.resend_due(t0 + Duration::from_secs(61));
+        r.resend_due(t0 + Duration::from_secs(61), 0);
         assert_eq!(
             fired(&mut r),
             [("paged".to_owned(), true, unhealthy.clone())]
         );
-        r.resend_due(t0 + Duration::from_secs(91));
+        r.resend_due(t0 + Duration::from_secs(91), 0);
         assert_eq!(
             fired(&mut r),
             [],
             "an interval after the resend, not after the first"
         );
-        r.resend_due(t0 + Duration::from_secs(122));
+        r.resend_due(t0 + Duration::from_secs(122), 0);
         assert_eq!(fired(&mut r), [("paged".to_owned(), true, unhealthy)]);
         r.on_event(health("a", "healthy"));
         assert!(
             fired(&mut r).iter().all(|(_, resend, _)| !resend),
             "resolutions"
         );
-        r.resend_due(t0 + Duration::from_secs(3600));
+        r.resend_due(t0 + Duration::from_secs(3600), 0);
         assert_eq!(fired(&mut r), [], "resolved: nothing more");
     }
 
@@ -977,7 +1068,7 @@ mod tests {
 
         let (mut after, metrics) = reactor(yaml);
         after.restore(&saved);
-        after.resend_due(Instant::now());
+        after.resend_due(Instant::now(), 0);
         let resent: Vec<(String, bool)> = after
             .fired()
             .map(|f| {
@@ -1051,7 +1142,7 @@ mod tests {
         assert_eq!(firing(), 1);
         let t0 = Instant::now();
         let again = |r: &mut Reactor, after_secs: u64| -> Vec<Option<Again>> {
-            r.resend_due(t0 + Duration::from_secs(after_secs));
+            r.resend_due(t0 + Duration::from_secs(after_secs), 0);
             r.fired().map(|f| f.again).collect()
         };
         assert_eq!(again(&mut r, 601), [Some(Again::Resend)]);
@@ -1317,5 +1408,45 @@ mod tests {
             "a window watched without the loop"
         );
         assert_eq!(after.take_open_firings(), Some(Vec::new()));
+    }
+
+    /// A mute silences a condition that begins while it holds; when the mute ends and the
+    /// condition still holds, it fires then, once; its end is then sent. One that ends while
+    /// muted sends nothing.
+    #[test]
+    fn a_mute_holds_a_firing_back_until_it_ends() {
+        let (r, _) = reactor(
+            "events_reactor:\n  looping:\n    condition: {crash_loop: {exits: 1, within: 1h}}\n    log: /dev/null\n",
+        );
+        let mutes = Arc::new(Mutes::default());
+        let mut r = r.with_mutes(mutes.clone());
+        let now = crate::docker::now_nano();
+        let request = serde_json::json!({
+            "matchers": [{"name": "name", "value": "web-.*", "isRegex": true}],
+            "endsAt": crate::docker::format_rfc3339_nano(now + 60 * SEC),
+        });
+        let id = mutes
+            .add(serde_json::from_value(request).expect("a request"), now)
+            .expect("added");
+        for id in ["web-1", "web-2"] {
+            r.on_event(at(id, "start", now / SEC, &[]));
+            r.on_event(at(id, "die", now / SEC, &[("exitCode", "1")]));
+        }
+        r.tick(Instant::now(), now + SEC);
+        assert_eq!(told(&mut r), Vec::<String>::new(), "muted");
+        r.on_event(at("web-2", "destroy", now / SEC + 2, &[]));
+        mutes.expire(&id, now + 3 * SEC).expect("expired");
+        r.tick(Instant::now(), now + 4 * SEC);
+        assert_eq!(
+            told(&mut r),
+            ["looping web-1 firing crash_loop exits=Some(1) code=Some(1) reason=Some(\"error\")"],
+            "web-1 still loops; web-2 ended while muted"
+        );
+        r.tick(Instant::now(), now + 5 * SEC);
+        r.on_event(at("web-1", "destroy", now / SEC + 6, &[]));
+        assert_eq!(
+            told(&mut r),
+            ["looping web-1 resolved crash_loop exits=Some(1) code=Some(1) reason=Some(\"error\")"]
+        );
     }
 }

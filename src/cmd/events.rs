@@ -35,41 +35,9 @@ pub async fn run(settings: &Settings, ask: &Ask<'_>) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || from_dir(&dir, since, until, &filters)).await?
         }
         None => {
-            let url = match ask.url {
-                Some(u) => u.trim_end_matches('/').to_owned(),
-                None => local_url(settings),
-            };
+            let url = super::client::base_url(settings, ask.url);
             from_exporter(&url, since, until, &filters).await
         }
-    }
-}
-
-/// The exporter this host runs, from `--web.listen-address` (and TLS from its web config).
-fn local_url(settings: &Settings) -> String {
-    let addr = &settings.web.listen_address;
-    let (host, port) = addr.rsplit_once(':').unwrap_or(("", addr));
-    let host = match host {
-        "" | "0.0.0.0" => "127.0.0.1",
-        "[::]" => "[::1]",
-        h => h,
-    };
-    let scheme = if settings.web.config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{host}:{port}")
-}
-
-/// The URL with its password, if any, as `***`: fit for an error message.
-fn masked(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => url.to_owned(),
     }
 }
 
@@ -89,40 +57,9 @@ async fn from_exporter(
     if !filters.is_empty() {
         query.push(("filters", filters.to_json()));
     }
-    let mut endpoint = reqwest::Url::parse(&format!("{url}/api/v1/events"))
-        .with_context(|| format!("--url {:?}: not a URL", masked(url)))?;
-    if !query.is_empty() {
-        endpoint.query_pairs_mut().extend_pairs(&query);
-    }
-    let shown = masked(endpoint.as_str());
-    // Basic auth from the URL's user and password, sent as a header rather than in the URL.
-    let credentials = (!endpoint.username().is_empty()).then(|| {
-        let user = endpoint.username().to_owned();
-        let password = endpoint.password().map(str::to_owned);
-        let _ = endpoint.set_username("");
-        let _ = endpoint.set_password(None);
-        (user, password)
-    });
-    let client = reqwest::Client::builder()
-        .build()
-        .context("making an HTTP client")?;
-    let mut request = client.get(endpoint.clone());
-    if let Some((user, password)) = credentials {
-        request = request.basic_auth(user, password);
-    }
-    let mut response = request
-        .send()
-        .await
-        .with_context(|| format!("asking {shown}; is the exporter running there? (--url)"))?;
-    if !response.status().is_success() {
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-            .unwrap_or(body);
-        anyhow::bail!("{shown} answered {status}: {}", message.trim());
-    }
+    let (request, shown) =
+        super::client::request(reqwest::Method::GET, url, "/api/v1/events", &query)?;
+    let mut response = super::client::send(request, &shown).await?;
     let truncated = response
         .headers()
         .get("x-events-truncated")
@@ -206,17 +143,4 @@ fn from_dir(
     }
     out.flush()?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_password_in_the_url_is_never_shown() {
-        assert_eq!(
-            masked("http://me:s3cret@127.0.0.1:10050/api/v1/events"),
-            "http://me:***@127.0.0.1:10050/api/v1/events"
-        );
-    }
 }

@@ -2,8 +2,10 @@
 //! their flags as the daemon does (`settings`) and print an error the same way ([`fail`]).
 
 pub mod check_config;
+mod client;
 pub mod events;
 pub mod generate;
+pub mod mute;
 pub mod replay;
 
 use std::process::ExitCode;

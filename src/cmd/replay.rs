@@ -222,7 +222,8 @@ pub async fn run(settings: &Settings, files: &[PathBuf], serve: bool) -> anyhow:
         let _ = tokio::signal::ctrl_c().await;
         on_ctrl_c.cancel();
     });
-    let server = crate::server::Server::bind(&settings.web, metrics, histories).await?;
+    let server =
+        crate::server::Server::bind(&settings.web, metrics, histories, Arc::default()).await?;
     tracing::info!(address = %server.address(), web = %settings.web.summary(), "serving the replayed metrics; Ctrl-C to stop");
     server.serve(stop, std::time::Duration::from_secs(5)).await
 }

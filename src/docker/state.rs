@@ -76,11 +76,14 @@ pub enum StateError {
     },
 }
 
-/// The file's content: every engine's position.
+/// The file's content: every engine's position, and the mutes in force (kept as the
+/// actions layer writes them).
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Positions {
     engines: Vec<Saved>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mutes: Vec<serde_json::Value>,
 }
 
 /// The state file, shared by every engine's stream.
@@ -89,7 +92,7 @@ pub struct StateFile {
     path: PathBuf,
     tmp: PathBuf,
     /// What the file holds: as loaded, with each save applied.
-    kept: Mutex<Vec<Saved>>,
+    kept: Mutex<Positions>,
 }
 
 impl StateFile {
@@ -99,7 +102,7 @@ impl StateFile {
         Self {
             path: path.to_owned(),
             tmp: tmp.into(),
-            kept: Mutex::new(Vec::new()),
+            kept: Mutex::new(Positions::default()),
         }
     }
 
@@ -107,7 +110,7 @@ impl StateFile {
         &self.path
     }
 
-    fn kept(&self) -> std::sync::MutexGuard<'_, Vec<Saved>> {
+    fn kept(&self) -> std::sync::MutexGuard<'_, Positions> {
         // A panic while holding it leaves whole positions behind.
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -131,15 +134,16 @@ impl StateFile {
             source,
         };
         let value: serde_json::Value = serde_json::from_slice(&text).map_err(parse)?;
-        let engines = if value.get("engines").is_some() {
-            serde_json::from_value::<Positions>(value)
-                .map_err(parse)?
-                .engines
+        let positions = if value.get("engines").is_some() {
+            serde_json::from_value::<Positions>(value).map_err(parse)?
         } else {
-            vec![serde_json::from_value::<Saved>(value).map_err(parse)?]
+            Positions {
+                engines: vec![serde_json::from_value::<Saved>(value).map_err(parse)?],
+                mutes: Vec::new(),
+            }
         };
-        let n = engines.len();
-        *self.kept() = engines;
+        let n = positions.engines.len();
+        *self.kept() = positions;
         Ok(n)
     }
 
@@ -147,8 +151,8 @@ impl StateFile {
     /// earlier versions counts as any engine's), if the file had one.
     pub fn position_of(&self, engine: &str) -> Option<Saved> {
         let kept = self.kept();
-        let found = kept.iter().find(|s| s.engine == engine);
-        let old = || kept.iter().find(|s| s.engine.is_empty());
+        let found = kept.engines.iter().find(|s| s.engine == engine);
+        let old = || kept.engines.iter().find(|s| s.engine.is_empty());
         found.or_else(old).map(|s| Saved {
             engine: engine.to_owned(),
             ..s.clone()
@@ -158,19 +162,33 @@ impl StateFile {
     /// Saves one engine's position in place of what it saved before, keeping every other
     /// engine's.
     pub fn save(&self, saved: &Saved) -> Result<(), StateError> {
+        let mut kept = self.kept();
+        kept.engines
+            .retain(|s| s.engine != saved.engine && !s.engine.is_empty());
+        kept.engines.push(saved.clone());
+        self.write(&kept)
+    }
+
+    /// The mutes the file held when loaded (or last saved).
+    pub fn mutes(&self) -> Vec<serde_json::Value> {
+        self.kept().mutes.clone()
+    }
+
+    /// Saves the mutes in place of those saved before, keeping every engine's position.
+    pub fn save_mutes(&self, mutes: Vec<serde_json::Value>) -> Result<(), StateError> {
+        let mut kept = self.kept();
+        kept.mutes = mutes;
+        self.write(&kept)
+    }
+
+    /// Writes `kept`: under its lock, so one writer of the temporary file at a time.
+    fn write(&self, kept: &Positions) -> Result<(), StateError> {
         let write = |source| StateError::Write {
             path: self.path.clone(),
             source,
         };
-        let mut kept = self.kept();
-        kept.retain(|s| s.engine != saved.engine && !s.engine.is_empty());
-        kept.push(saved.clone());
-        // Written under the lock: one writer of the temporary file at a time.
-        let text = serde_json::to_vec(&Positions {
-            engines: kept.clone(),
-        })
-        // Serializing plain strings and numbers cannot fail.
-        .unwrap_or_default();
+        // Serializing plain strings, numbers and JSON values cannot fail.
+        let text = serde_json::to_vec(kept).unwrap_or_default();
         std::fs::write(&self.tmp, text).map_err(write)?;
         std::fs::rename(&self.tmp, &self.path).map_err(write)
     }
@@ -264,8 +282,13 @@ mod tests {
             }],
         };
         f.save(&other).expect("save");
+        f.save_mutes(vec![serde_json::json!({"id": "m1"})])
+            .expect("save mutes");
+        f.save(&other)
+            .expect("a position saved after keeps the mutes");
         let again = StateFile::new(f.path());
         assert_eq!(again.load().expect("load"), 2);
+        assert_eq!(again.mutes(), [serde_json::json!({"id": "m1"})]);
         let back = again.position_of("a").expect("a's");
         assert_eq!(back.position_nano, 7);
         assert_eq!(back.lines_at_position, ["b", "c"]);

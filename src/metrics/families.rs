@@ -319,13 +319,13 @@ pub const RULE_RESOLUTIONS: Family = Family::new(
 pub const RULE_FIRING: Family = Family::new(
     "docker_events_exporter_rule_firing",
     Gauge,
-    "Firings of a rule with resolve open now (waiting for their resolving event), by rule.",
+    "Firings of a rule with resolve or a condition open now (waiting for their resolving event or the condition's end), by rule.",
 )
 .labels(&["rule"]);
 pub const RULE_MUTED: Family = Family::new(
     "docker_events_exporter_rule_muted_total",
     Counter,
-    "Events a rule matched and sent nothing for, because their container has the label docker-events-exporter.mute=true, by rule.",
+    "Firings a rule sent nothing for, because their container has the label docker-events-exporter.mute=true or a mute matched them, by rule.",
 )
 .labels(&["rule"]);
 pub const ACTIONS: Family = Family::new(

@@ -35,7 +35,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 }
 
 pub(super) async fn status_json(State(state): State<AppState>) -> Response {
-    match blocking(move || Status::now(&state.metrics, now_nano())).await {
+    match blocking(move || Status::now(&state.metrics, &state.mutes, now_nano())).await {
         Ok(status) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(status)).into_response(),
         Err(e) => e,
     }

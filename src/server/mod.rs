@@ -5,6 +5,7 @@
 
 mod api;
 mod listen;
+mod mutes;
 mod scrape;
 pub mod status;
 pub mod web_config;
@@ -22,10 +23,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 
 use anyhow::Context as _;
 
+use crate::actions::Mutes;
 use crate::docker::now_nano;
 use crate::history::Histories;
 use crate::metrics::Metrics;
@@ -43,6 +45,8 @@ pub struct AppState {
     /// Cancelled when the server shuts down: the live streams end, so that the drain does not
     /// wait for them.
     pub closing: tokio_util::sync::CancellationToken,
+    /// The mutes of the rules' firings (`/api/v1/mutes`).
+    pub mutes: Arc<Mutes>,
 }
 
 /// The HTTP side's settings, checked.
@@ -77,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status", get(status_json))
         .route("/api/v1/events", get(events))
         .route("/api/v1/events/live", get(live_events))
+        .route("/api/v1/mutes", get(mutes::list).post(mutes::add))
+        .route("/api/v1/mutes/{id}", delete(mutes::expire))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready))
         .with_state(state);
@@ -122,11 +128,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `--web.listen-address` and builds the router for `metrics` and `histories`.
+    /// Binds `--web.listen-address` and builds the router for `metrics`, `histories` and
+    /// `mutes`.
     pub async fn bind(
         web: &WebSettings,
         metrics: Arc<Metrics>,
         histories: Arc<Histories>,
+        mutes: Arc<Mutes>,
     ) -> anyhow::Result<Self> {
         let listener = bind(&web.listen_address).await?;
         let closing = tokio_util::sync::CancellationToken::new();
@@ -137,6 +145,7 @@ impl Server {
             auth: web.config.auth.clone(),
             histories,
             closing: closing.clone(),
+            mutes,
         });
         Ok(Self {
             listener,
@@ -209,7 +218,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 async fn status_page(State(state): State<AppState>) -> Response {
     let page = blocking(move || {
-        let status = Status::now(&state.metrics, now_nano());
+        let status = Status::now(&state.metrics, &state.mutes, now_nano());
         let events = state.histories.newest(status::FIRST_EVENTS);
         let links = [
             ("Metrics", state.telemetry_path.as_str()),

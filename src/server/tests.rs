@@ -34,6 +34,7 @@ impl AppState {
             scrapes: ScrapeLimits::default(),
             auth: None,
             closing: tokio_util::sync::CancellationToken::new(),
+            mutes: Arc::default(),
         }
     }
 }
@@ -174,6 +175,7 @@ async fn the_page_and_the_api_ask_for_basic_auth_as_the_metrics_do() {
         "/api/v1/events",
         "/api/v1/events/live",
         "/api/v1/status",
+        "/api/v1/mutes",
         "/static/status.js",
         "/custom",
     ] {
@@ -284,6 +286,7 @@ async fn a_client_that_stops_reading_is_abandoned_and_frees_its_place() {
         auth: None,
         histories: histories(&metrics),
         closing: tokio_util::sync::CancellationToken::new(),
+        mutes: Arc::default(),
     });
     let request = || {
         Request::get("/metrics")
@@ -369,4 +372,93 @@ async fn the_page_links_the_metrics_path_in_its_footer() {
     let (status, _, body) = get(app, "/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("<a href=\"/custom\">Metrics</a>"), "{body}");
+}
+
+/// Sends `method` `path` with `body`; the status and the body.
+async fn send(app: Router, method: &str, path: &str, body: &str) -> (StatusCode, String) {
+    let resp = app
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::from(body.to_owned()))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    let status = resp.status();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A mute is made with Alertmanager's silence body and answered with its ID, listed with its
+/// state, and expired by ID; a bad one and an unknown ID are answered with what is wrong.
+#[tokio::test]
+async fn mutes_are_made_listed_and_expired_through_the_api() {
+    let (app, _) = app();
+    let ends = crate::docker::format_rfc3339_nano(now_nano() + 3_600_000_000_000).expect("a time");
+    let body = format!(
+        r#"{{"matchers": [{{"name": "name", "value": "web-.*", "isRegex": true}}], "endsAt": "{ends}", "createdBy": "ops", "comment": "deploy"}}"#
+    );
+    let (status, answer) = send(app.clone(), "POST", "/api/v1/mutes", &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
+    let id = answer["muteID"].as_str().expect("an ID").to_owned();
+    let listed = |app: Router| async move {
+        let (status, _, body) = get(app, "/api/v1/mutes").await;
+        assert_eq!(status, StatusCode::OK);
+        let list: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .map(|m| {
+                (
+                    m["id"].as_str().unwrap_or_default().to_owned(),
+                    m["status"]["state"].as_str().unwrap_or_default().to_owned(),
+                    m["comment"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed(app.clone()).await,
+        [(id.clone(), "active".to_owned(), "deploy".to_owned())]
+    );
+    let path = format!("/api/v1/mutes/{id}");
+    assert_eq!(
+        send(app.clone(), "DELETE", &path, "").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        listed(app.clone()).await,
+        [(id, "expired".to_owned(), "deploy".to_owned())]
+    );
+    assert_eq!(
+        send(app.clone(), "DELETE", "/api/v1/mutes/nope", "").await,
+        (
+            StatusCode::NOT_FOUND,
+            r#"{"message":"no mute \"nope\""}"#.to_owned()
+        )
+    );
+    let bad = format!(r#"{{"matchers": [{{"name": "image", "value": "x"}}], "endsAt": "{ends}"}}"#);
+    assert_eq!(
+        send(app.clone(), "POST", "/api/v1/mutes", &bad).await,
+        (
+            StatusCode::BAD_REQUEST,
+            r#"{"message":"matchers[0]: unknown name \"image\"; expected one of: name, compose_project, compose_service, swarm_service, engine, rule, label_<KEY>"}"#
+                .to_owned()
+        )
+    );
+    let (status, answer) = send(
+        app,
+        "POST",
+        "/api/v1/mutes",
+        r#"{"matchers": [], "until": 1}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer.starts_with(r#"{"message":"the body is not a mute: unknown field `until`"#),
+        "{answer}"
+    );
 }

@@ -316,3 +316,93 @@ fn an_engine_stopped_for_longer_than_for_fires_once_and_recovers_once() {
         ]
     );
 }
+
+/// `mute --for 8s --match name=PREFIX-*` over a crash-looping container: nothing is sent while
+/// it holds (the firing counted as muted), and the firing goes out once when it ends while the
+/// loop goes on. `mute list` shows it while it holds; the mute is kept in the state file.
+#[test]
+fn a_mute_made_with_the_mute_command_holds_a_loop_back_until_it_ends() {
+    let dir = tempdir("cond-mute");
+    let out = dir.join("argv.jsonl");
+    let state = dir.join("state.json");
+    let prefix = unique("muted");
+    let cfg = rules_config(
+        &dir,
+        &format!(
+            "events_reactor:\n{}",
+            rule(
+                "looping",
+                "{crash_loop: {exits: 2}}",
+                &prefix,
+                &out,
+                &["%%exits%%"]
+            )
+        ),
+    );
+    let e = Exporter::start(&[
+        "--config",
+        cfg.to_str().expect("utf-8"),
+        "--docker.state-file",
+        state.to_str().expect("utf-8"),
+    ]);
+    let url = format!("http://127.0.0.1:{}", e.port);
+    let pattern = format!("name={prefix}-*");
+    let id = crate::support::exporter_stdout(&[
+        "mute",
+        "--for",
+        "8s",
+        "--match",
+        &pattern,
+        "--comment",
+        "deploy",
+        "--url",
+        &url,
+    ]);
+    let id = id.trim().to_owned();
+    assert_eq!(id.len(), 32, "a mute ID: {id:?}");
+    let listed = crate::support::exporter_stdout(&["mute", "list", "--url", &url]);
+    let row = listed.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with(&format!("{id}  active")) && row.ends_with("deploy"),
+        "{listed}"
+    );
+    assert!(
+        std::fs::read_to_string(&state).is_ok_and(|s| s.contains(&id)),
+        "the mute is in the state file"
+    );
+    let looping = format!("{prefix}-web");
+    let _c = Cleanup(vec![looping.clone()]);
+    docker(&[
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "--name",
+        &looping,
+        test_image(),
+        "sh",
+        "-c",
+        "sleep 1; exit 3",
+    ]);
+    e.wait_for(
+        "docker_events_exporter_rule_muted_total",
+        &[("rule", "looping")],
+        1.0,
+    );
+    assert_eq!(recorded_argv(&out), Vec::<Vec<String>>::new(), "muted");
+    let fired = wait_until(DEADLINE, || !recorded_argv(&out).is_empty());
+    assert!(fired, "the firing once the mute ended; log:\n{}", e.log());
+    assert_eq!(
+        of(&recorded_argv(&out), &looping),
+        [["firing", "2"]],
+        "its exits when it began"
+    );
+    let listed = crate::support::exporter_stdout(&["mute", "list", "--url", &url]);
+    assert!(
+        listed
+            .lines()
+            .nth(1)
+            .is_some_and(|r| r.starts_with(&format!("{id}  expired"))),
+        "{listed}"
+    );
+}

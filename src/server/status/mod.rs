@@ -35,7 +35,59 @@ pub struct Status {
     pub unhealthy: Vec<Row>,
     /// The rules' firings waiting for their resolving event.
     pub firing: Vec<FiringRow>,
+    /// The mutes in force or to come.
+    pub mutes: Vec<MuteRow>,
     pub containers: Vec<Row>,
+}
+
+/// A mute in force (or to come).
+#[derive(Debug, Serialize)]
+pub struct MuteRow {
+    pub id: String,
+    /// Its matchers as amtool writes them: `name=~"web-.*"`, `engine="h1"`.
+    pub matchers: String,
+    /// `active` or `pending`.
+    pub state: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub created_by: String,
+    pub comment: String,
+}
+
+impl MuteRow {
+    /// The mutes of `mutes` not expired at `now_nano`.
+    pub fn all(mutes: &crate::actions::Mutes, now_nano: i64) -> Vec<Self> {
+        mutes
+            .list(now_nano)
+            .into_iter()
+            .filter(|l| l.status.state != "expired")
+            .map(|l| {
+                let matchers: Vec<String> = l
+                    .mute
+                    .matchers
+                    .iter()
+                    .map(|m| {
+                        let op = match (m.is_equal, m.is_regex) {
+                            (true, false) => "=",
+                            (false, false) => "!=",
+                            (true, true) => "=~",
+                            (false, true) => "!~",
+                        };
+                        format!("{}{op}{:?}", m.name, m.value)
+                    })
+                    .collect();
+                Self {
+                    id: l.mute.id,
+                    matchers: matchers.join(", "),
+                    state: l.status.state.to_owned(),
+                    starts_at: l.mute.starts_at,
+                    ends_at: l.mute.ends_at,
+                    created_by: l.mute.created_by,
+                    comment: l.mute.comment,
+                }
+            })
+            .collect()
+    }
 }
 
 /// A rule's firing open now.
@@ -82,7 +134,7 @@ pub struct Row {
 }
 
 impl Status {
-    pub fn now(metrics: &Metrics, now_nano: i64) -> Self {
+    pub fn now(metrics: &Metrics, mutes: &crate::actions::Mutes, now_nano: i64) -> Self {
         let since = now_nano.saturating_sub(CRASH_WINDOW_NANOS);
         let mut crashing = Vec::new();
         let mut containers: Vec<Row> = metrics
@@ -159,6 +211,7 @@ impl Status {
             crashing,
             unhealthy,
             firing,
+            mutes: MuteRow::all(mutes, now_nano),
             containers,
         }
     }
@@ -231,7 +284,7 @@ pub fn page(status: &Status, events: &[(Arc<str>, i64, String)], links: &[(&str,
     let _ = write!(
         h,
         "<section id=\"firing\"><h2>Firing now <span class=\"count\">{}</span></h2>\
-         <p class=\"hint\">the rules' firings waiting for their resolving event (rules with resolve)</p>\
+         <p class=\"hint\">the rules' firings waiting for their resolving event or their condition's end</p>\
          <table><thead><tr>{engine_th}<th>Rule</th><th>Name</th><th>Opened by</th><th>Since</th></tr></thead><tbody>",
         status.firing.len()
     );
@@ -245,6 +298,27 @@ pub fn page(status: &Status, events: &[(Arc<str>, i64, String)], links: &[(&str,
             escape(&f.name),
             escape(&f.action),
             escape(&f.since)
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+
+    let _ = write!(
+        h,
+        "<section id=\"mutes\"><h2>Mutes <span class=\"count\">{}</span></h2>\
+         <p class=\"hint\">what the rules do not tell while they hold (/api/v1/mutes, the mute command)</p>\
+         <table><thead><tr><th>Matchers</th><th>State</th><th>Until</th><th>By</th><th>Comment</th><th>ID</th></tr></thead><tbody>",
+        status.mutes.len()
+    );
+    for m in &status.mutes {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&m.matchers),
+            escape(&m.state),
+            escape(&m.ends_at),
+            escape(&m.created_by),
+            escape(&m.comment),
+            escape(&m.id)
         );
     }
     h.push_str("</tbody></table></section>\n");
@@ -383,7 +457,7 @@ mod tests {
         }
         event("start", "loop", "");
         let now = 1_700_000_000 * s + 30 * s;
-        let status = Status::now(&m, now);
+        let status = Status::now(&m, &crate::actions::Mutes::default(), now);
         let names: Vec<(&str, usize, Option<i64>, &str)> = status
             .crashing
             .iter()
@@ -391,9 +465,13 @@ mod tests {
             .collect();
         assert_eq!(names, [("loop", 3, Some(4), "running")]);
         assert!(
-            Status::now(&m, now + CRASH_WINDOW_NANOS)
-                .crashing
-                .is_empty(),
+            Status::now(
+                &m,
+                &crate::actions::Mutes::default(),
+                now + CRASH_WINDOW_NANOS
+            )
+            .crashing
+            .is_empty(),
             "ten minutes on"
         );
     }
@@ -421,6 +499,15 @@ mod tests {
                 action: "health_status: unhealthy".into(),
                 since: "2023-11-14T22:13:20Z".into(),
             }],
+            mutes: vec![MuteRow {
+                id: "m1".into(),
+                matchers: "name=\"<web>\"".into(),
+                state: "active".into(),
+                starts_at: "2023-11-14T22:13:20Z".into(),
+                ends_at: "2023-11-14T23:13:20Z".into(),
+                created_by: "<ops>".into(),
+                comment: "<script>deploy</script>".into(),
+            }],
             containers: vec![Row {
                 name: "<img src=x onerror=alert(1)>".into(),
                 image: "i\"mg".into(),
@@ -436,6 +523,10 @@ mod tests {
         assert!(!page.contains("<script>x"), "{page}");
         assert!(!page.contains("<img"), "{page}");
         assert!(!page.contains("<b>loop"), "{page}");
+        assert!(
+            page.contains("<td>name=&quot;&lt;web&gt;&quot;</td><td>active</td><td>2023-11-14T23:13:20Z</td><td>&lt;ops&gt;</td><td>&lt;script&gt;deploy&lt;/script&gt;</td><td>m1</td>"),
+            "{page}"
+        );
         assert!(
             page.contains("<td>&lt;u&gt;sick&lt;/u&gt;</td><td>web</td><td>health_status: unhealthy</td><td>2023-11-14T22:13:20Z</td>"),
             "{page}"

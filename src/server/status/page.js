@@ -53,6 +53,8 @@
       row(e(r).concat([r.name, r.image, r.state]), "bad")), s.unhealthy.length);
     fill("firing", s.firing.map((f) =>
       row(e(f).concat([f.rule, f.name, f.action, f.since]), "bad")), s.firing.length);
+    fill("mutes", s.mutes.map((m) =>
+      row([m.matchers, m.state, m.ends_at, m.created_by, m.comment, m.id], "")), s.mutes.length);
     fill("containers", s.containers.map((r) =>
       row(e(r).concat([r.name, r.image, r.project, r.service, r.state, r.health,
         r.restarts, lastExit(r)]), stateClass(r))), s.containers.length);
