@@ -291,7 +291,7 @@ events_reactor:
         assert_eq!(
             errors(yaml),
             [
-                "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, notify, alertmanager, log, email, metric, condition, throttle, batch, resolve, repeat, logs",
+                "rules.yml:8:5: unknown key \"timout\" in rule \"one\"; expected one of: event, run, timeout, env, cwd, webhook, notify, alertmanager, log, email, metric, condition, throttle, batch, resolve, repeat, logs, mute_time_intervals",
                 "rules.yml:4:7: unknown key \"typ\" in event of rule \"one\"; expected one of: type, action, scope, engine, actor",
                 "rules.yml:6:15: event.actor.name of rule \"one\": invalid regex /(unclosed/: error: unclosed group",
                 "rules.yml:7:21: unknown placeholder %%actor%%; known: type, action, scope, time, timeNano, date, actor.id, actor.<attribute>, payload, host, engine, ip, logs, health_output, rule, count, status, condition, since, exits, last_exit_code, reason",
@@ -361,6 +361,53 @@ events_reactor:
                 "rules.yml:11:5: rule \"c\" has a condition and resolve: a condition resolves by itself when it stops holding",
                 "rules.yml:14:16: condition of rule \"d\" must be a condition's name or a mapping of one name to its settings, e.g. crash_loop: {exits: 3, within: 10m}",
                 "rules.yml:18:13: rule \"e\" has repeat and no resolve: only a firing waiting for its resolving event (or a condition's end) is sent again",
+            ]
+        );
+    }
+
+    /// `mute_time_intervals` are Alertmanager's `time_intervals`: times (end excluded),
+    /// weekday ranges, days of month from the end, months, years, in a location; a rule is
+    /// quiet while any interval it names holds.
+    #[test]
+    fn quiet_hours_are_alertmanagers_time_intervals() {
+        let yaml = "mute_time_intervals:\n  - name: nights\n    time_intervals:\n      - times: [{start_time: \"22:00\", end_time: \"24:00\"}, {start_time: \"00:00\", end_time: \"06:00\"}]\n        weekdays: [\"monday:friday\"]\n        location: Europe/Paris\n  - name: year-end\n    time_intervals:\n      - days_of_month: [\"-1\"]\n        months: [december]\n        years: [\"2026:2027\"]\nevents_reactor:\n  a:\n    condition: crash_loop\n    mute_time_intervals: [nights, year-end]\n    log: /dev/null\n";
+        let rules = compile("rules.yml", yaml).expect("compiles");
+        let at = |rfc3339: &str| {
+            let t = time::OffsetDateTime::parse(
+                rfc3339,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .expect("a time");
+            rules[0].quiet_at(i64::try_from(t.unix_timestamp_nanos()).expect("fits"))
+        };
+        // Paris is UTC+1 in December.
+        assert!(at("2026-12-07T22:30:00Z"), "Monday 23:30 in Paris");
+        assert!(!at("2026-12-07T20:30:00Z"), "Monday 21:30");
+        assert!(at("2026-12-08T04:59:00Z"), "Tuesday 05:59");
+        assert!(
+            !at("2026-12-08T05:00:00Z"),
+            "Tuesday 06:00: the end is not in it"
+        );
+        assert!(!at("2026-12-12T22:30:00Z"), "Saturday 23:30");
+        assert!(at("2026-12-31T12:00:00Z"), "the last day of December");
+        assert!(!at("2026-12-30T12:00:00Z"));
+        assert!(!at("2028-12-31T12:00:00Z"), "past the years");
+    }
+
+    #[test]
+    fn quiet_hours_problems_are_named_with_their_place() {
+        let bad = "mute_time_intervals:\n  - name: a\n    time_intervals:\n      - times: [{start_time: \"22:00\", end_time: \"06:00\"}]\n        weekdays: [\"friday:monday\", funday]\n        location: Mars/Olympus\n      - days_of_month: [\"0\"]\n        times: [{start_time: \"7:00\", end_time: \"25:00\"}]\nevents_reactor:\n  r:\n    event: {action: die}\n    mute_time_intervals: [b]\n    log: /dev/null\n";
+        assert_eq!(
+            errors(bad),
+            [
+                "rules.yml:4:17: times of mute_time_intervals \"a\": start_time must be before end_time (a range past midnight is two ranges, as in Alertmanager)",
+                "rules.yml:5:20: weekdays of mute_time_intervals \"a\": \"friday:monday\" is not a weekday (monday) or a range of them, start before end",
+                "rules.yml:5:37: weekdays of mute_time_intervals \"a\": \"funday\" is not a weekday (monday) or a range of them, start before end",
+                "rules.yml:6:19: location of mute_time_intervals \"a\": unknown time zone \"Mars/Olympus\"; use an IANA name like Europe/Paris, UTC or Local",
+                "rules.yml:8:30: start_time of times of mute_time_intervals \"a\": \"7:00\" is not a time of day like 07:30 (00:00 to 24:00)",
+                "rules.yml:8:48: end_time of times of mute_time_intervals \"a\": \"25:00\" is not a time of day like 07:30 (00:00 to 24:00)",
+                "rules.yml:7:25: days_of_month of mute_time_intervals \"a\": \"0\" is not a day of the month (1 to 31, or -1 for the last) or a range of them, start before end",
+                "rules.yml:12:27: mute_time_intervals of rule \"r\": no interval named \"b\" in the file's mute_time_intervals (there are: a)",
             ]
         );
     }

@@ -12,14 +12,14 @@ use tokio::sync::{mpsc, watch};
 
 use super::Mutes;
 use super::conditions::Containers;
-use super::{Again, Fire, MAX_FIELD_BYTES, Origin, Outcome, RuleMetrics, RuleSet};
+use super::{Again, BoxedAction, Fire, MAX_FIELD_BYTES, Origin, Outcome, RuleMetrics, RuleSet};
 use crate::docker::ContainerSnapshot;
 use crate::docker::event::{Event, ObjectType};
 use crate::docker::state::OpenFiring;
 use crate::metrics::families;
-use crate::rules::Condition;
 use crate::rules::condition::LABEL_PREFIX;
 use crate::rules::template::{Context, Facts, Template};
+use crate::rules::{Condition, Rule};
 
 /// Throttle keys remembered; past this, expired ones are forgotten first, then all.
 const MAX_THROTTLE_KEYS: usize = 10_000;
@@ -163,7 +163,7 @@ impl Reactor {
         // Its own container's label, for the people who deploy with compose files.
         let muted = ev.object == ObjectType::Container && is_muted(&ev);
         // The clock is read only while there are mutes.
-        let now_nano = if self.mutes.any() {
+        let now_nano = if self.mutes.any() || set.quiet {
             crate::docker::now_nano()
         } else {
             0
@@ -174,7 +174,7 @@ impl Reactor {
         for (index, rule) in set.rules.matching(&ev, &origin.engine) {
             let series = self.metrics.of(&set, index);
             series.matches.inc();
-            if muted || self.mutes.mutes(&ev, &origin.engine, &rule.name, now_nano) {
+            if muted || self.silenced(rule, &ev, now_nano) {
                 series.muted.inc();
                 continue;
             }
@@ -252,10 +252,7 @@ impl Reactor {
             .filter(|(_, open)| !open.muted)
             .filter_map(|(key, open)| {
                 let &(index, resend, repeat) = again.get(key.0.as_str())?;
-                let muted_now = || {
-                    self.mutes
-                        .mutes(&open.ev, &self.origin.engine, &key.0, now_nano)
-                };
+                let muted_now = || self.silenced(&set.rules.rules[index], &open.ev, now_nano);
                 // A reminder waits while a mute holds; an Alertmanager renewal does not.
                 let why = if repeat.is_some_and(|r| since(open.repeated) >= r) && !muted_now() {
                     Again::Repeat
@@ -599,10 +596,7 @@ impl Reactor {
             }
             let series = self.metrics.of(&set, index);
             series.matches.inc();
-            if self
-                .mutes
-                .mutes(&ev, &self.origin.engine, &rule.name, now_nano)
-            {
+            if self.silenced(rule, &ev, now_nano) {
                 series.muted.inc();
                 continue;
             }
@@ -654,10 +648,16 @@ impl Reactor {
         self.judge_engine(&set, now_nano);
     }
 
-    /// When mutes are judged, conditions being judged at `now_nano`: mutes are of the wall
-    /// clock, and an event's (or a replay's) time may be behind it.
+    /// Whether a firing of `rule` about `ev` is muted at `now_nano`: by a mute, or by the
+    /// rule's quiet hours.
+    fn silenced(&self, rule: &Rule<BoxedAction>, ev: &Event, now_nano: i64) -> bool {
+        silenced(&self.mutes, &self.origin.engine, rule, ev, now_nano)
+    }
+
+    /// When mutes are judged, conditions being judged at `now_nano`: mutes and quiet hours are
+    /// of the wall clock, and an event's (or a replay's) time may be behind it.
     fn mute_now(&self, now_nano: i64) -> i64 {
-        if self.mutes.any() {
+        if self.mutes.any() || self.rules.borrow().quiet {
             now_nano.max(crate::docker::now_nano())
         } else {
             now_nano
@@ -714,9 +714,7 @@ impl Reactor {
                             facts.since_nano,
                         );
                         let muted = is_muted(&w.last)
-                            || self
-                                .mutes
-                                .mutes(&w.last, &self.origin.engine, &rule.name, mute_now);
+                            || silenced(&self.mutes, &self.origin.engine, rule, &w.last, mute_now);
                         edges.push(Edge::Holds {
                             index,
                             key,
@@ -732,9 +730,7 @@ impl Reactor {
                 Some(o)
                     if o.muted
                         && !is_muted(&w.last)
-                        && !self
-                            .mutes
-                            .mutes(&o.ev, &self.origin.engine, &rule.name, mute_now) =>
+                        && !silenced(&self.mutes, &self.origin.engine, rule, &o.ev, mute_now) =>
                 {
                     edges.push(Edge::Released { index, key });
                 }
@@ -756,10 +752,7 @@ impl Reactor {
             let lost_for = self.engine_lost_since.filter(|s| {
                 now_nano.saturating_sub(*s) >= i64::try_from(for_.as_nanos()).unwrap_or(i64::MAX)
             });
-            let muted_now = |ev: &Event| {
-                self.mutes
-                    .mutes(ev, &self.origin.engine, &rule.name, now_nano)
-            };
+            let muted_now = |ev: &Event| self.silenced(rule, ev, now_nano);
             match (self.open.get(&key), lost_for) {
                 (None, Some(since)) => {
                     let ev = self.engine_event("engine_down", since);
@@ -896,6 +889,18 @@ impl Reactor {
             since_nano,
         )
     }
+}
+
+/// Whether a firing of `rule` about `ev`, of the engine `engine`, is muted at `now_nano`: by
+/// one of `mutes`, or by the rule's quiet hours.
+fn silenced(
+    mutes: &Mutes,
+    engine: &str,
+    rule: &Rule<BoxedAction>,
+    ev: &Event,
+    now_nano: i64,
+) -> bool {
+    rule.quiet_at(now_nano) || mutes.mutes(ev, engine, &rule.name, now_nano)
 }
 
 /// Whether the event's container is labelled `docker-events-exporter.mute=true`.
@@ -1447,6 +1452,37 @@ mod tests {
         assert_eq!(
             told(&mut r),
             ["looping web-1 resolved crash_loop exits=Some(1) code=Some(1) reason=Some(\"error\")"]
+        );
+    }
+
+    /// A rule's quiet hours mute its firings as a mute does: an event rule's are counted and
+    /// not sent; a condition begun in them fires once they are over if it still holds, and one
+    /// that ended in them sends nothing.
+    #[test]
+    fn quiet_hours_mute_a_rule_until_they_end() {
+        let (mut r, metrics) = reactor(
+            "mute_time_intervals:\n  - name: this-year\n    time_intervals: [{years: [\"2026\"]}]\nevents_reactor:\n  looping:\n    condition: {unhealthy: {for: 1s}}\n    mute_time_intervals: [this-year]\n    log: /dev/null\n  died:\n    event: {action: die}\n    mute_time_intervals: this-year\n    log: /dev/null\n",
+        );
+        // The tests run in 2026 (or later: then nothing is quiet, and this says so).
+        let now = crate::docker::now_nano();
+        assert!(now < 1_798_761_600 * SEC, "this test assumes 2026");
+        r.on_event(at("web", "start", now / SEC - 5, &[]));
+        r.on_event(at("web", "health_status: unhealthy", now / SEC - 3, &[]));
+        r.on_event(at("web", "die", now / SEC - 2, &[("exitCode", "1")]));
+        r.on_event(at("db", "start", now / SEC - 5, &[]));
+        r.on_event(at("db", "health_status: unhealthy", now / SEC - 3, &[]));
+        r.tick(Instant::now(), now + SEC);
+        assert_eq!(told(&mut r), Vec::<String>::new());
+        assert_eq!(metrics.muted.with_label_values(&["looping"]).get(), 1);
+        assert_eq!(metrics.muted.with_label_values(&["died"]).get(), 1);
+        // web died: its unhealthiness ended while quiet, and sends nothing.
+        r.tick(Instant::now(), now + 2 * SEC);
+        assert_eq!(told(&mut r), Vec::<String>::new());
+        // 2027-01-01T00:00:01Z: the quiet is over, and db is still unhealthy.
+        r.tick(Instant::now(), 1_798_761_601 * SEC);
+        assert_eq!(
+            told(&mut r),
+            ["looping db firing unhealthy exits=None code=None reason=None"]
         );
     }
 }

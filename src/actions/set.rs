@@ -25,6 +25,8 @@ pub struct RuleSet {
     pub resolvers: Vec<usize>,
     /// The places of the rules with a condition.
     pub conditions: Vec<usize>,
+    /// Some rule has quiet hours (`mute_time_intervals`): the clock is read for its firings.
+    pub quiet: bool,
 }
 
 impl RuleSet {
@@ -49,6 +51,7 @@ impl RuleSet {
             .map(|(i, _)| i)
             .collect();
         Ok(Self {
+            quiet: rules.rules.iter().any(|r| !r.quiet.is_empty()),
             conditions,
             series: rules.rules.iter().map(|_| OnceLock::new()).collect(),
             live,

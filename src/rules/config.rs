@@ -22,12 +22,13 @@ use marked_yaml::{Node, Span};
 
 use super::condition::{CONDITIONS, Condition};
 use super::matcher::{EventMatcher, ValueMatcher};
+use super::quiet::QuietTimes;
 use super::template::{Key, Template};
 use super::{ActionConfig, ActionKind, ConfigErrors, Rule, Rules, Throttle};
 use crate::config_error::ConfigError;
 use crate::secret::Secret;
 
-const TOP_KEYS: &[&str] = &["events_reactor"];
+const TOP_KEYS: &[&str] = &["events_reactor", "mute_time_intervals"];
 /// The rule keys of the rules layer itself; the action kinds add theirs between `event` and
 /// these.
 const RULE_KEYS: &[&str] = &[
@@ -37,6 +38,7 @@ const RULE_KEYS: &[&str] = &[
     "resolve",
     "repeat",
     "logs",
+    "mute_time_intervals",
 ];
 /// The shortest `repeat`: the exporter looks for firings due once a second.
 const MIN_REPEAT: Duration = Duration::from_secs(1);
@@ -331,6 +333,11 @@ impl Checker<'_> {
         }
     }
 
+    /// How many problems are known so far.
+    pub fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
     /// Claims `name` as a `what` (a metric name) for this file: false if a rule did already.
     pub fn claim(&mut self, what: &'static str, name: &str) -> bool {
         self.claimed.insert((what, name.to_owned()))
@@ -341,6 +348,13 @@ impl Checker<'_> {
             return Vec::new();
         };
         self.known_keys(top, TOP_KEYS, "the file");
+        let quiet: Vec<std::sync::Arc<QuietTimes>> = top
+            .get_node("mute_time_intervals")
+            .map(|n| super::quiet::compile(self, n))
+            .unwrap_or_default()
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect();
         let Some(reactor) = top.get_node("events_reactor") else {
             self.err(
                 root.span(),
@@ -363,7 +377,7 @@ impl Checker<'_> {
                 self.err(name.span(), "a rule name must not be empty");
                 continue;
             }
-            rules.extend(self.rule(name, body, kinds, &keys));
+            rules.extend(self.rule(name, body, kinds, &keys, &quiet));
         }
         rules
     }
@@ -374,6 +388,7 @@ impl Checker<'_> {
         body: &Node,
         kinds: &[&dyn ActionKind<A>],
         keys: &[&str],
+        quiet: &[std::sync::Arc<QuietTimes>],
     ) -> Option<Rule<A>> {
         let rule_name = name.as_str().to_owned();
         let place = format!("rule {rule_name:?}");
@@ -446,6 +461,10 @@ impl Checker<'_> {
         let uses_ip = uses(&Key::Ip);
         let uses_health_output = uses(&Key::HealthOutput);
         let logs = self.log_lines(body, uses(&Key::Logs), &place);
+        let quiet = body
+            .get_node("mute_time_intervals")
+            .map(|n| self.quiet_names(n, quiet, &place))
+            .unwrap_or_default();
         let resolvable = resolve.is_some() || condition.is_some_and(|c| c.resolves());
         let repeat = body
             .get_node("repeat")
@@ -460,6 +479,7 @@ impl Checker<'_> {
         };
         Some(Rule {
             name: rule_name,
+            quiet,
             condition,
             matcher,
             actions,
@@ -527,6 +547,51 @@ impl Checker<'_> {
             }
         }
         ok.then_some(c)
+    }
+
+    /// A rule's `mute_time_intervals`: names of the file's.
+    fn quiet_names(
+        &mut self,
+        node: &Node,
+        all: &[std::sync::Arc<QuietTimes>],
+        place: &str,
+    ) -> Vec<std::sync::Arc<QuietTimes>> {
+        let names: Vec<&MarkedScalarNode> = match node {
+            Node::Scalar(s) => vec![s],
+            Node::Sequence(seq) => seq
+                .iter()
+                .filter_map(|n| self.scalar(n, &format!("each of mute_time_intervals of {place}")))
+                .collect(),
+            Node::Mapping(_) => {
+                self.err(
+                    node.span(),
+                    format!("mute_time_intervals of {place} must be a list of names of the file's mute_time_intervals"),
+                );
+                return Vec::new();
+            }
+        };
+        let mut found = Vec::new();
+        for n in names {
+            match all.iter().find(|q| q.name == n.as_str()) {
+                Some(q) => found.push(q.clone()),
+                None => {
+                    let known: Vec<&str> = all.iter().map(|q| q.name.as_str()).collect();
+                    self.err(
+                        n.span(),
+                        format!(
+                            "mute_time_intervals of {place}: no interval named {:?} in the file's mute_time_intervals{}",
+                            n.as_str(),
+                            if known.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (there are: {})", known.join(", "))
+                            }
+                        ),
+                    );
+                }
+            }
+        }
+        found
     }
 
     /// What a rule with a condition may not have: `event:` selects what it watches (the

@@ -8,6 +8,7 @@
 pub mod condition;
 pub mod config;
 pub mod matcher;
+pub mod quiet;
 pub mod template;
 
 use std::fmt;
@@ -62,6 +63,8 @@ impl<A> Rules<A> {
 #[derive(Debug)]
 pub struct Rule<A> {
     pub name: String,
+    /// Its quiet hours (`mute_time_intervals`): its firings are muted while any holds.
+    pub quiet: Vec<std::sync::Arc<quiet::QuietTimes>>,
     /// What it fires on instead of events: its `matcher` then selects the containers (or
     /// engines) it watches.
     pub condition: Option<Condition>,
@@ -86,6 +89,11 @@ pub struct Rule<A> {
 }
 
 impl<A> Rule<A> {
+    /// Whether the time `nanos` is in one of its quiet hours.
+    pub fn quiet_at(&self, nanos: i64) -> bool {
+        self.quiet.iter().any(|q| q.contains(nanos))
+    }
+
     /// Whether its firings stay open until they end: it has `resolve`, or a condition that
     /// ends.
     pub fn opens(&self) -> bool {
