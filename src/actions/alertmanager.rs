@@ -60,9 +60,9 @@ pub struct AlertmanagerAction {
     pub annotations: Vec<(String, Template)>,
     /// `endsAt` is the event's time plus this.
     pub resolve_after: Option<Duration>,
-    /// The rule has `resolve`: without `resolve_after`, an alert lasts until its resolving
-    /// event, posted again every `resend_interval` until then. Without either, Alertmanager's
-    /// `resolve_timeout` ends it.
+    /// The rule has `resolve` (or a condition that ends): without `resolve_after`, an alert
+    /// lasts until its resolving event (or its condition's end), posted again every
+    /// `resend_interval` until then. Without either, Alertmanager's `resolve_timeout` ends it.
     pub resolvable: bool,
     pub resend_interval: Duration,
     pub retry: Retry,
@@ -154,7 +154,7 @@ impl ActionKind<BoxedAction> for Kind {
             labels: labels?,
             annotations: annotations?,
             resolve_after: resolve_after?,
-            resolvable: rule.get_node("resolve").is_some(),
+            resolvable: crate::rules::config::opens(rule),
             resend_interval: resend_interval?,
             retry: retry?,
         }))

@@ -543,9 +543,7 @@ impl Reactor {
 
     /// What the engine said of a container when asked (its restart policy, its health).
     pub fn learn(&mut self, snap: &ContainerSnapshot) {
-        if !self.rules.borrow().conditions.is_empty() {
-            self.containers.learn(snap, crate::docker::now_nano());
-        }
+        self.containers.learn(snap, crate::docker::now_nano());
     }
 
     /// After a gap: the engine's containers as they are. Those it no longer has end their

@@ -50,6 +50,17 @@ const THROTTLE_KEYS: &[&str] = &["key", "interval"];
 /// The longest duration a config may give (a typo like `30000h` is a mistake, not a wish).
 pub(super) const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Whether the firings of the rule `rule` stay open until they end, read from its YAML for the
+/// action kinds that compile beside it: it has `resolve`, or a condition that ends.
+pub fn opens(rule: &MarkedMappingNode) -> bool {
+    let condition = match rule.get_node("condition") {
+        Some(Node::Scalar(s)) => Condition::named(s.as_str()),
+        Some(Node::Mapping(m)) => m.keys().next().and_then(|k| Condition::named(k.as_str())),
+        _ => None,
+    };
+    rule.get_node("resolve").is_some() || condition.is_some_and(|c| c.resolves())
+}
+
 /// Walks a config file's YAML and collects its problems; the action kinds compile their parts
 /// with its helpers.
 pub struct Checker<'a> {

@@ -368,10 +368,11 @@ fn a_container_unhealthy_then_healthy_notifies_each_service_once_and_resolves_it
     );
 }
 
-/// An alert waiting for its resolving event is posted again each `resend_interval`, with
-/// `endsAt` four intervals on: it stays active past the first four while the exporter lives,
-/// and once the exporter is SIGKILLed, Alertmanager resolves it by itself (the container is
-/// still unhealthy, so no resolving event was sent).
+/// An alert waiting for its resolving event (or its condition's end) is posted again each
+/// `resend_interval`, with `endsAt` four intervals on: it stays active past the first four
+/// while the exporter lives, and once the exporter is SIGKILLed, Alertmanager resolves it by
+/// itself (the container is still unhealthy, so no resolving event was sent). The same for an
+/// event rule with `resolve` and for a condition.
 #[test]
 fn an_open_alert_is_renewed_while_the_exporter_lives_and_ends_without_it() {
     const INTERVAL_SECS: f64 = 2.0;
@@ -383,6 +384,8 @@ fn an_open_alert_is_renewed_while_the_exporter_lives_and_ends_without_it() {
         &format!(
             "events_reactor:\n  unhealthy:\n    event: {{type: container, action: \"health_status: unhealthy\", actor: {{name: {name}}}}}\n    \
              resolve: {{action: \"health_status: healthy\"}}\n    \
+             alertmanager: {{url: {am:?}, resend_interval: {INTERVAL_SECS}s}}\n  \
+             unhealthy for long:\n    condition: {{unhealthy: {{for: 1s}}}}\n    event: {{actor: {{name: {name}}}}}\n    \
              alertmanager: {{url: {am:?}, resend_interval: {INTERVAL_SECS}s}}\n",
             am = am.url(),
         ),
@@ -391,8 +394,8 @@ fn an_open_alert_is_renewed_while_the_exporter_lives_and_ends_without_it() {
     let _c = Cleanup(vec![name.clone()]);
     crate::support::run_probed(&name, "false", &["sleep", "300"]);
     let matchers = format!("name={name}");
-    let active = wait_until(DEADLINE, || am.query(&[&matchers]).len() == 1);
-    assert!(active, "the alert is active; log:\n{}", e.log());
+    let active = wait_until(DEADLINE, || am.query(&[&matchers]).len() == 2);
+    assert!(active, "the two alerts are active; log:\n{}", e.log());
     // Posted again until past the first post's endsAt (four intervals): still active. The
     // count grows every interval, so it is waited for as at least, not exactly.
     let posts = || actions(&e, "unhealthy", "alertmanager", "success").unwrap_or(0.0);
@@ -403,24 +406,31 @@ fn an_open_alert_is_renewed_while_the_exporter_lives_and_ends_without_it() {
         e.log()
     );
     let alerts = am.query(&[&matchers]);
+    let mut names: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["labels"]["alertname"].as_str().unwrap_or_default())
+        .collect();
+    names.sort_unstable();
     assert_eq!(
-        alerts.len(),
-        1,
+        names,
+        ["unhealthy", "unhealthy for long"],
         "still active after five resends: {alerts:#?}"
     );
-    assert_eq!(alerts[0]["status"]["state"], "active");
-    let ends = alerts[0]["endsAt"]
-        .as_str()
-        .and_then(crate::support::rfc3339_secs);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after the epoch")
         .as_secs_f64();
-    let held = ends.map(|t| t - now);
-    assert!(
-        held.is_some_and(|h| h > 0.0 && h <= 4.0 * INTERVAL_SECS + 1.0),
-        "endsAt four intervals after the last post, not later: {held:?} s from now"
-    );
+    for alert in &alerts {
+        assert_eq!(alert["status"]["state"], "active");
+        let ends = alert["endsAt"]
+            .as_str()
+            .and_then(crate::support::rfc3339_secs);
+        let held = ends.map(|t| t - now);
+        assert!(
+            held.is_some_and(|h| h > 0.0 && h <= 4.0 * INTERVAL_SECS + 1.0),
+            "endsAt four intervals after the last post, not later: {held:?} s from now"
+        );
+    }
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(e.pid() as i32),
