@@ -43,13 +43,14 @@
 //!                          containers (the compact container series and their text)
 //! src/rules/               the rules config as plain data: compiling and resolving it (config),
 //!                          matchers (event and resolve), conditions and their label overrides
-//!                          (condition), templates (placeholders, filters); the rules an event
-//!                          matches or resolves
+//!                          (condition), quiet hours (quiet: mute_time_intervals), templates
+//!                          (placeholders, filters); the rules an event matches or resolves
 //! src/actions/             everything that runs: reactor (match, throttle, open firings and their
 //!                          resolving events, conditions' edges, enqueue), conditions (what each
-//!                          container's recent life says: holds, ended), dispatch (queue,
-//!                          batches, worker pool),
-//!                          executor (dry run, timing, outcomes), series (the rules layer's
+//!                          container's recent life says: holds, ended), mutes (Alertmanager's
+//!                          silences for the rules, shared by the API and every reactor),
+//!                          dispatch (queue, batches, worker pool), executor (dry run,
+//!                          timing, outcomes), series (the rules layer's
 //!                          metrics), set (the loaded rules and their swap on SIGHUP), delivery
 //!                          (HTTP retries, Retry-After; URLs from the environment or a file), one
 //!                          file per action kind (run, webhook, notify with notify/service for
@@ -65,12 +66,14 @@
 //! src/server/              the HTTP side, all of it: mod (router, state, basic auth, start-up,
 //!                          the page's handler, WebSettings), listen (binding, the TLS accept
 //!                          loop, the drain), scrape (/metrics and its limits), api (the
-//!                          history's API and live stream), web_config (--web.config.file: TLS
+//!                          history's API and live stream), mutes (/api/v1/mutes), web_config (--web.config.file: TLS
 //!                          and basic auth), status (the status page at /: its data from the
 //!                          metrics' cells, its HTML escaped, page.css and page.js), tests
 //! src/cmd/                 the subcommands, apart from the daemon: replay (`replay FILE...`),
 //!                          events (the history, from a running exporter or --history.dir),
-//!                          generate (`generate-events`), check_config; mod (their error line)
+//!                          generate (`generate-events`), check_config, mute (`mute`, `mute
+//!                          list`, `mute expire`), client (asking a running exporter's API); mod
+//!                          (their error line)
 //! src/json.rs              JSON strings, fast: a string's end, writing one escaped
 //! src/config_error.rs      a problem in a config file with its place, and how a file's problems
 //!                          are shown (the rules config's and the web config's alike)

@@ -1,25 +1,78 @@
 //! Conditions against the real engine: a container crash-looping under `--restart always`,
 //! one restarted by its policy and one by hand, probes failing for longer and shorter than a
-//! rule's `for`, a private engine stopped and started again, and an exporter SIGKILLed while a
-//! condition is open. Each firing is recorded by a command that writes its argv.
+//! rule's `for`, a private engine stopped and started again, an exporter SIGKILLed while a
+//! condition is open, and a mute made with the `mute` command. Each firing is recorded by a
+//! command that writes its argv.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::support::{
-    Cleanup, DEADLINE, Exporter, PYTHON, RECORD_ARGV, container_labels, docker, make_healthy,
-    recorded_argv, rules_config, run_probed, run_unhealthy, tempdir, test_image, unique,
-    wait_until,
+    Cleanup, DEADLINE, Exporter, PYTHON, RECORD_ARGV, container_labels, docker, exporter_stdout,
+    make_healthy, recorded_argv, rules_config, run_probed, run_unhealthy, tempdir, test_image,
+    unique, wait_until,
 };
 
-/// A rule `name` with `condition`, selecting containers named `prefix`-*, that records
-/// `fields` (placeholders) after the container's name and the firing's status.
-fn rule(name: &str, condition: &str, prefix: &str, out: &Path, fields: &[&str]) -> String {
+/// A rule `name` with `condition`, selecting the containers named `prefix`-* (all, without
+/// one), that records `fields` (placeholders) after its actor's name and the firing's status.
+fn rule(name: &str, condition: &str, prefix: Option<&str>, out: &Path, fields: &[&str]) -> String {
     let fields: String = fields.iter().map(|f| format!(", \"{f}\"")).collect();
+    let event = prefix
+        .map(|p| format!("    event: {{actor: {{name: \"{p}-*\"}}}}\n"))
+        .unwrap_or_default();
     format!(
-        "  {name}:\n    condition: {condition}\n    event: {{actor: {{name: \"{prefix}-*\"}}}}\n    \
+        "  {name}:\n    condition: {condition}\n{event}    \
          run: [{PYTHON:?}, \"-c\", {RECORD_ARGV:?}, {out:?}, \"%%actor.name%%\", \"%%status%%\"{fields}]\n",
         out = out.display().to_string()
     )
+}
+
+/// A test's folder, the file its rule records its firings to, the prefix of its containers'
+/// names, and its rules file.
+struct Setup {
+    dir: PathBuf,
+    out: PathBuf,
+    prefix: String,
+    cfg: PathBuf,
+}
+
+impl Setup {
+    /// The one rule `name` with `condition` (see [`rule`]), for containers named `what`-*.
+    fn new(what: &str, name: &str, condition: &str, fields: &[&str]) -> Self {
+        Self::with(what, name, condition, fields, true)
+    }
+
+    fn with(what: &str, name: &str, condition: &str, fields: &[&str], selects: bool) -> Self {
+        let dir = tempdir(what);
+        let out = dir.join("argv.jsonl");
+        let prefix = unique(what);
+        let selected = selects.then_some(prefix.as_str());
+        let yaml = format!(
+            "events_reactor:\n{}",
+            rule(name, condition, selected, &out, fields)
+        );
+        let cfg = rules_config(&dir, &yaml);
+        Self {
+            dir,
+            out,
+            prefix,
+            cfg,
+        }
+    }
+
+    fn config(&self) -> &str {
+        self.cfg.to_str().expect("utf-8")
+    }
+
+    /// What the rule recorded, a firing a list: its actor's name, its status, its fields.
+    fn told(&self) -> Vec<Vec<String>> {
+        recorded_argv(&self.out)
+    }
+
+    /// Waits until the rule has recorded `n` firings (`what`), or fails with `e`'s log.
+    fn wait_told(&self, e: &Exporter, n: usize, what: &str) {
+        let ok = wait_until(DEADLINE, || self.told().len() >= n);
+        assert!(ok, "{what}: {:?}; log:\n{}", self.told(), e.log());
+    }
 }
 
 /// The records of the container (or engine) `who`, without its name.
@@ -31,16 +84,30 @@ fn of(records: &[Vec<String>], who: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// `docker run -d --restart always --label LABEL --name NAME IMAGE sh -c SCRIPT`.
+fn run_restarting(name: &str, label: &str, script: &str) {
+    docker(&[
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "--label",
+        label,
+        "--name",
+        name,
+        test_image(),
+        "sh",
+        "-c",
+        script,
+    ]);
+}
+
 /// `--restart always sh -c 'echo boom; sleep 1; exit 3'`: one firing, with its exits, exit
 /// code 3, reason `error` and the line `boom`; the exporter SIGKILLed and started again with
 /// its state file does not send it again; the container's removal sends one recovery. The
 /// same loop labelled `docker-events-exporter.mute=true` sends nothing.
 #[test]
 fn a_crash_loop_is_told_once_with_its_why_across_a_sigkill_and_recovers_once() {
-    let dir = tempdir("cond-crash");
-    let out = dir.join("argv.jsonl");
-    let state = dir.join("state.json");
-    let prefix = unique("crashloop");
     let fields = [
         "%%condition%%",
         "%%exits%%",
@@ -48,45 +115,22 @@ fn a_crash_loop_is_told_once_with_its_why_across_a_sigkill_and_recovers_once() {
         "%%reason%%",
         "%%logs%%",
     ];
-    let cfg = rules_config(
-        &dir,
-        &format!(
-            "events_reactor:\n{}",
-            rule("looping", "crash_loop", &prefix, &out, &fields)
-        ),
-    );
+    let s = Setup::new("crashloop", "looping", "crash_loop", &fields);
+    let state = s.dir.join("state.json");
     let args = [
         "--config",
-        cfg.to_str().expect("utf-8"),
+        s.config(),
         "--docker.state-file",
         state.to_str().expect("utf-8"),
     ];
     let first = Exporter::start(&args);
-    let (looping, muted) = (format!("{prefix}-web"), format!("{prefix}-muted"));
+    let (looping, muted) = (format!("{}-web", s.prefix), format!("{}-muted", s.prefix));
     let _c = Cleanup(vec![looping.clone(), muted.clone()]);
     let script = "echo boom; sleep 1; exit 3";
-    for (name, label) in [
-        (&looping, "x=y"),
-        (&muted, "docker-events-exporter.mute=true"),
-    ] {
-        docker(&[
-            "run",
-            "-d",
-            "--restart",
-            "always",
-            "--label",
-            label,
-            "--name",
-            name,
-            test_image(),
-            "sh",
-            "-c",
-            script,
-        ]);
-    }
-    let fired = wait_until(DEADLINE, || !recorded_argv(&out).is_empty());
-    assert!(fired, "the crash loop fired; log:\n{}", first.log());
-    let firing = &of(&recorded_argv(&out), &looping)[0];
+    run_restarting(&looping, "x=y", script);
+    run_restarting(&muted, "docker-events-exporter.mute=true", script);
+    s.wait_told(&first, 1, "the crash loop fired");
+    let firing = &of(&s.told(), &looping)[0];
     assert_eq!(firing[..5], ["firing", "crash_loop", "3", "3", "error"]);
     assert!(
         firing[5].lines().count() >= 3 && firing[5].lines().all(|l| l == "boom"),
@@ -110,45 +154,29 @@ fn a_crash_loop_is_told_once_with_its_why_across_a_sigkill_and_recovers_once() {
 
     let second = Exporter::start(&args);
     // Two more crashes seen by the second exporter: the loop goes on, and is not told again.
-    let exits = |e: &Exporter| {
-        e.value(
-            "docker_container_exits_total",
-            &container_labels(&looping, &[("exit_code", "3")]),
-        )
-        .unwrap_or(0.0)
-    };
-    let before = exits(&second);
-    second.wait_for(
-        "docker_container_exits_total",
-        &container_labels(&looping, &[("exit_code", "3")]),
-        before + 2.0,
-    );
+    let exits = container_labels(&looping, &[("exit_code", "3")]);
+    let before = second
+        .value("docker_container_exits_total", &exits)
+        .unwrap_or(0.0);
+    second.wait_for("docker_container_exits_total", &exits, before + 2.0);
     assert_eq!(
         second.value("docker_events_exporter_rule_firing", &[("rule", "looping")]),
         Some(1.0),
         "open again from the state file"
     );
     docker(&["rm", "-f", &looping]);
-    let recovered = wait_until(DEADLINE, || recorded_argv(&out).len() >= 2);
-    assert!(recovered, "the recovery; log:\n{}", second.log());
+    s.wait_told(&second, 2, "the recovery");
     second.wait_for(
         "docker_events_exporter_rule_firing",
         &[("rule", "looping")],
         0.0,
     );
-    let told = recorded_argv(&out);
+    let told = s.told();
     let statuses: Vec<&str> = told.iter().map(|r| r[1].as_str()).collect();
     assert_eq!(statuses, ["firing", "resolved"], "{told:?}");
     assert_eq!(
         told[1][..6],
-        [
-            looping.as_str(),
-            "resolved",
-            "crash_loop",
-            "3",
-            "3",
-            "error"
-        ]
+        [&looping, "resolved", "crash_loop", "3", "3", "error"]
     );
     assert!(
         of(&told, &muted).is_empty(),
@@ -160,62 +188,25 @@ fn a_crash_loop_is_told_once_with_its_why_across_a_sigkill_and_recovers_once() {
 /// restart`s by hand of another container do not fire it.
 #[test]
 fn a_restart_loop_is_the_policys_and_not_a_persons() {
-    let dir = tempdir("cond-restart");
-    let out = dir.join("argv.jsonl");
-    let prefix = unique("restartloop");
-    let cfg = rules_config(
-        &dir,
-        &format!(
-            "events_reactor:\n{}",
-            rule(
-                "restarting",
-                "restart_loop",
-                &prefix,
-                &out,
-                &["%%exits%%", "%%reason%%"]
-            )
-        ),
+    let s = Setup::new(
+        "restartloop",
+        "restarting",
+        "restart_loop",
+        &["%%exits%%", "%%reason%%"],
     );
-    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
-    let (by_hand, looping) = (format!("{prefix}-byhand"), format!("{prefix}-loop"));
+    let e = Exporter::start(&["--config", s.config()]);
+    let (by_hand, looping) = (format!("{}-byhand", s.prefix), format!("{}-loop", s.prefix));
     let _c = Cleanup(vec![by_hand.clone(), looping.clone()]);
-    docker(&[
-        "run",
-        "-d",
-        "--restart",
-        "always",
-        "--name",
-        &by_hand,
-        test_image(),
-        "sleep",
-        "300",
-    ]);
+    run_restarting(&by_hand, "x=y", "exec sleep 300");
     for _ in 0..3 {
         docker(&["restart", "-t", "1", &by_hand]);
     }
-    docker(&[
-        "run",
-        "-d",
-        "--restart",
-        "always",
-        "--name",
-        &looping,
-        test_image(),
-        "sh",
-        "-c",
-        "sleep 1; exit 0",
-    ]);
-    let fired = wait_until(DEADLINE, || !recorded_argv(&out).is_empty());
-    assert!(fired, "the restart loop fired; log:\n{}", e.log());
-    let told = recorded_argv(&out);
+    run_restarting(&looping, "x=y", "sleep 1; exit 0");
+    s.wait_told(&e, 1, "the restart loop fired");
+    let told = s.told();
     assert_eq!(
         told,
-        [vec![
-            looping.clone(),
-            "firing".into(),
-            "3".into(),
-            "completed".into()
-        ]],
+        [[looping.as_str(), "firing", "3", "completed"]],
         "only the loop; by hand: {:?}",
         of(&told, &by_hand)
     );
@@ -225,25 +216,15 @@ fn a_restart_loop_is_the_policys_and_not_a_persons() {
 /// passes; one failing for less (once, then passing a second later) sends nothing.
 #[test]
 fn unhealthy_for_longer_than_for_fires_once_and_recovers_once() {
-    let dir = tempdir("cond-unhealthy");
-    let out = dir.join("argv.jsonl");
-    let prefix = unique("unhealthyfor");
-    let cfg = rules_config(
-        &dir,
-        &format!(
-            "events_reactor:\n{}",
-            rule(
-                "sick",
-                "{unhealthy: {for: 3s}}",
-                &prefix,
-                &out,
-                &["%%condition%%"]
-            )
-        ),
+    let s = Setup::new(
+        "unhealthyfor",
+        "sick",
+        "{unhealthy: {for: 3s}}",
+        &["%%condition%%"],
     );
     let since = crate::support::now_secs();
-    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
-    let (long, brief) = (format!("{prefix}-long"), format!("{prefix}-brief"));
+    let e = Exporter::start(&["--config", s.config()]);
+    let (long, brief) = (format!("{}-long", s.prefix), format!("{}-brief", s.prefix));
     let _c = Cleanup(vec![long.clone(), brief.clone()]);
     run_probed(
         &brief,
@@ -251,11 +232,9 @@ fn unhealthy_for_longer_than_for_fires_once_and_recovers_once() {
         &["sleep", "300"],
     );
     run_unhealthy(&long);
-    let fired = wait_until(DEADLINE, || !recorded_argv(&out).is_empty());
-    assert!(fired, "the long one fired; log:\n{}", e.log());
+    s.wait_told(&e, 1, "the long one fired");
     make_healthy(&long);
-    let recovered = wait_until(DEADLINE, || recorded_argv(&out).len() >= 2);
-    assert!(recovered, "the recovery; log:\n{}", e.log());
+    s.wait_told(&e, 2, "the recovery");
     let until = crate::support::now_secs();
     let unhealthy = |name: &str| {
         crate::support::engine_event_count(name, &since, &until, "health_status: unhealthy", None)
@@ -265,12 +244,11 @@ fn unhealthy_for_longer_than_for_fires_once_and_recovers_once() {
         docker(&["inspect", "-f", "{{.State.Health.Status}}", &brief]),
         "healthy"
     );
-    let told = recorded_argv(&out);
     assert_eq!(
-        told,
+        s.told(),
         [
-            vec![long.clone(), "firing".into(), "unhealthy".into()],
-            vec![long.clone(), "resolved".into(), "unhealthy".into()]
+            [long.as_str(), "firing", "unhealthy"],
+            [long.as_str(), "resolved", "unhealthy"]
         ]
     );
 }
@@ -280,39 +258,29 @@ fn unhealthy_for_longer_than_for_fires_once_and_recovers_once() {
 #[test]
 fn an_engine_stopped_for_longer_than_for_fires_once_and_recovers_once() {
     let mut engine = crate::support::engine::PrivateEngine::start();
-    let dir = tempdir("cond-engine");
-    let out = dir.join("argv.jsonl");
-    let cfg = rules_config(
-        &dir,
-        &format!(
-            "events_reactor:\n  lost:\n    condition: {{engine_down: {{for: 2s}}}}\n    \
-             run: [{PYTHON:?}, \"-c\", {RECORD_ARGV:?}, {out:?}, \"%%status%%\", \"%%condition%%\", \"%%actor.name%%\"]\n",
-            out = out.display().to_string()
-        ),
+    let s = Setup::with(
+        "enginedown",
+        "lost",
+        "{engine_down: {for: 2s}}",
+        &["%%condition%%"],
+        false,
     );
-    let host = engine.host();
-    let e = Exporter::start(&[
-        "--config",
-        cfg.to_str().expect("utf-8"),
-        "--docker.host",
-        &format!("private={host}"),
-    ]);
+    let host = format!("private={}", engine.host());
+    let e = Exporter::start(&["--config", s.config(), "--docker.host", &host]);
     engine.down();
-    let fired = wait_until(DEADLINE, || !recorded_argv(&out).is_empty());
-    assert!(fired, "engine_down fired; log:\n{}", e.log());
+    s.wait_told(&e, 1, "engine_down fired");
     engine.up();
-    let recovered = wait_until(DEADLINE, || recorded_argv(&out).len() >= 2);
-    assert!(recovered, "the recovery; log:\n{}", e.log());
+    s.wait_told(&e, 2, "the recovery");
     e.wait_for(
         "docker_events_exporter_rule_firing",
         &[("rule", "lost")],
         0.0,
     );
     assert_eq!(
-        recorded_argv(&out),
+        s.told(),
         [
-            ["firing", "engine_down", "private"],
-            ["resolved", "engine_down", "private"]
+            ["private", "firing", "engine_down"],
+            ["private", "resolved", "engine_down"]
         ]
     );
 }
@@ -322,32 +290,22 @@ fn an_engine_stopped_for_longer_than_for_fires_once_and_recovers_once() {
 /// loop goes on. `mute list` shows it while it holds; the mute is kept in the state file.
 #[test]
 fn a_mute_made_with_the_mute_command_holds_a_loop_back_until_it_ends() {
-    let dir = tempdir("cond-mute");
-    let out = dir.join("argv.jsonl");
-    let state = dir.join("state.json");
-    let prefix = unique("muted");
-    let cfg = rules_config(
-        &dir,
-        &format!(
-            "events_reactor:\n{}",
-            rule(
-                "looping",
-                "{crash_loop: {exits: 2}}",
-                &prefix,
-                &out,
-                &["%%exits%%"]
-            )
-        ),
+    let s = Setup::new(
+        "muted",
+        "looping",
+        "{crash_loop: {exits: 2}}",
+        &["%%exits%%"],
     );
+    let state = s.dir.join("state.json");
     let e = Exporter::start(&[
         "--config",
-        cfg.to_str().expect("utf-8"),
+        s.config(),
         "--docker.state-file",
         state.to_str().expect("utf-8"),
     ]);
     let url = format!("http://127.0.0.1:{}", e.port);
-    let pattern = format!("name={prefix}-*");
-    let id = crate::support::exporter_stdout(&[
+    let pattern = format!("name={}-*", s.prefix);
+    let id = exporter_stdout(&[
         "mute",
         "--for",
         "8s",
@@ -360,49 +318,34 @@ fn a_mute_made_with_the_mute_command_holds_a_loop_back_until_it_ends() {
     ]);
     let id = id.trim().to_owned();
     assert_eq!(id.len(), 32, "a mute ID: {id:?}");
-    let listed = crate::support::exporter_stdout(&["mute", "list", "--url", &url]);
-    let row = listed.lines().nth(1).unwrap_or_default();
+    let second_row = || {
+        let listed = exporter_stdout(&["mute", "list", "--url", &url]);
+        listed.lines().nth(1).unwrap_or_default().to_owned()
+    };
+    let row = second_row();
     assert!(
         row.starts_with(&format!("{id}  active")) && row.ends_with("deploy"),
-        "{listed}"
+        "{row}"
     );
     assert!(
         std::fs::read_to_string(&state).is_ok_and(|s| s.contains(&id)),
         "the mute is in the state file"
     );
-    let looping = format!("{prefix}-web");
+    let looping = format!("{}-web", s.prefix);
     let _c = Cleanup(vec![looping.clone()]);
-    docker(&[
-        "run",
-        "-d",
-        "--restart",
-        "always",
-        "--name",
-        &looping,
-        test_image(),
-        "sh",
-        "-c",
-        "sleep 1; exit 3",
-    ]);
+    run_restarting(&looping, "x=y", "sleep 1; exit 3");
     e.wait_for(
         "docker_events_exporter_rule_muted_total",
         &[("rule", "looping")],
         1.0,
     );
-    assert_eq!(recorded_argv(&out), Vec::<Vec<String>>::new(), "muted");
-    let fired = wait_until(DEADLINE, || !recorded_argv(&out).is_empty());
-    assert!(fired, "the firing once the mute ended; log:\n{}", e.log());
+    assert_eq!(s.told(), Vec::<Vec<String>>::new(), "muted");
+    s.wait_told(&e, 1, "the firing once the mute ended");
     assert_eq!(
-        of(&recorded_argv(&out), &looping),
+        of(&s.told(), &looping),
         [["firing", "2"]],
         "its exits when it began"
     );
-    let listed = crate::support::exporter_stdout(&["mute", "list", "--url", &url]);
-    assert!(
-        listed
-            .lines()
-            .nth(1)
-            .is_some_and(|r| r.starts_with(&format!("{id}  expired"))),
-        "{listed}"
-    );
+    let row = second_row();
+    assert!(row.starts_with(&format!("{id}  expired")), "{row}");
 }
