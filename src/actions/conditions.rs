@@ -7,12 +7,18 @@
 //! non-zero code. A restart by its policy is a start after an exit on its own, of a container
 //! whose policy may restart it: `docker restart` and `docker stop` kill first, so a person's
 //! restarts are not counted.
+//!
+//! A Swarm task is kept under its slot (`web.1`), as its series are: Swarm replaces a task
+//! that ended with a new container, so a slot's tasks are one life, and a new task after an
+//! exit on its own is a restart.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::docker::event::{Event, Verb};
-use crate::docker::{AfterExit, ContainerSnapshot, ContainerState, Health, kill_ends_run};
+use crate::docker::{
+    AfterExit, ContainerSnapshot, ContainerState, Health, kill_ends_run, swarm_slot,
+};
 use crate::metrics::containers::Termination;
 use crate::rules::Condition;
 use crate::rules::condition::MAX_COUNT;
@@ -23,12 +29,27 @@ pub(super) const MAX_WATCHED: usize = 50_000;
 
 const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 const SWARM_SERVICE: &str = "com.docker.swarm.service.name";
+const SWARM_TASK_NAME: &str = "com.docker.swarm.task.name";
+const SWARM_TASK_ID: &str = "com.docker.swarm.task.id";
+
+/// The key a container's conditions are kept under (and their firings are of): its Swarm
+/// slot for a Swarm task, else its ID.
+pub(super) fn key_of<'a>(id: &'a str, label: impl Fn(&str) -> Option<&'a str>) -> &'a str {
+    label(SWARM_SERVICE)
+        .and(label(SWARM_TASK_NAME))
+        .and_then(|task| swarm_slot(task, label(SWARM_TASK_ID)))
+        .unwrap_or(id)
+}
 
 /// One container's recent life.
 pub(super) struct Watched {
-    /// Its newest create, start or rename (or its listing): its name and labels, for
-    /// matching and for the firing.
+    /// Its newest create, start or rename (or its listing): its ID (a Swarm slot's newest
+    /// task's), name and labels, for matching and for the firing.
     pub last: Arc<Event>,
+    /// When the container of `last` was created (a Swarm slot's newest task wins a list).
+    created_nano: i64,
+    /// A Swarm slot's new task was created or started since its last start.
+    new_task: bool,
     running: bool,
     has_run: bool,
     /// Since its last start: a kill that ends runs, an OOM kill.
@@ -53,6 +74,8 @@ impl Watched {
     fn new(last: Arc<Event>) -> Self {
         Self {
             last,
+            created_nano: 0,
+            new_task: false,
             running: false,
             has_run: false,
             killed: false,
@@ -76,6 +99,7 @@ impl Watched {
             .chain(snap.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let last = Event::new("container", "list", &snap.id, attrs, "local", now_nano);
         let mut w = Self::new(Arc::new(last));
+        w.created_nano = snap.created_at_nano.unwrap_or(0);
         w.learn(snap, now_nano);
         w
     }
@@ -109,12 +133,17 @@ impl Watched {
     /// What one of its events tells.
     pub fn apply(&mut self, ev: &Arc<Event>) {
         let t = ev.time_nano;
+        if matches!(ev.verb, Verb::Create | Verb::Start) && ev.actor_id() != self.last.actor_id() {
+            self.new_task = true;
+            self.created_nano = t;
+        }
         match ev.verb {
             Verb::Start => {
                 let code = self.last_exit.map(|(c, _)| c.to_string());
                 let policy_restart = self.has_run
                     && self.last_exit_on_own
-                    && self.after_exit.may_restart(code.as_deref());
+                    && (std::mem::take(&mut self.new_task)
+                        || self.after_exit.may_restart(code.as_deref()));
                 if policy_restart {
                     push_capped(&mut self.restarts, t);
                 }
@@ -167,8 +196,8 @@ impl Watched {
     }
 
     /// Whether it should be running: its policy restarts it (`on-failure` only after a
-    /// failure), or it is a compose service's. A Swarm task's container is replaced by a new
-    /// one rather than started again, so a stopped one is history, not down.
+    /// failure), or it is a compose service's. (A Swarm slot is Swarm's to keep running: it
+    /// is not judged.)
     fn should_run(&self) -> bool {
         if self.last.attr(SWARM_SERVICE).is_some() {
             return false;
@@ -247,37 +276,78 @@ pub(super) struct Containers {
 }
 
 impl Containers {
-    /// Applies a container's event; the container, unless there are too many to watch.
-    pub fn apply(&mut self, ev: &Arc<Event>) -> Option<&Watched> {
+    /// Applies a container's event; its key, unless there are too many to watch or it is an
+    /// older task of a Swarm slot than the slot's newest.
+    pub fn apply(&mut self, ev: &Arc<Event>) -> Option<String> {
         let id = ev.actor_id();
-        if !self.by_id.contains_key(id) {
-            if self.by_id.len() >= MAX_WATCHED {
-                if !std::mem::replace(&mut self.full_logged, true) {
-                    tracing::warn!(
-                        watched = MAX_WATCHED,
-                        "too many containers for the conditions to watch; new ones are not watched"
-                    );
+        let key = key_of(id, |k| ev.attr(k));
+        match self.by_id.get_mut(key) {
+            Some(w) => {
+                let newer = matches!(ev.verb, Verb::Create | Verb::Start);
+                if w.last.actor_id() != id && !newer {
+                    return None;
                 }
-                return None;
+                w.apply(ev);
             }
-            self.by_id.insert(id.to_owned(), Watched::new(ev.clone()));
+            None => {
+                if self.by_id.len() >= MAX_WATCHED {
+                    if !std::mem::replace(&mut self.full_logged, true) {
+                        tracing::warn!(
+                            watched = MAX_WATCHED,
+                            "too many containers for the conditions to watch; new ones are not watched"
+                        );
+                    }
+                    return None;
+                }
+                let mut w = Watched::new(ev.clone());
+                w.apply(ev);
+                self.by_id.insert(key.to_owned(), w);
+            }
         }
-        let w = self.by_id.get_mut(id)?;
-        w.apply(ev);
-        Some(w)
+        Some(key.to_owned())
     }
 
-    /// What the engine said of a container (an inspect's answer, a list).
+    /// A container's removal: its key, if it was the one its key watches (a Swarm slot's
+    /// older tasks go without ending anything); it is watched no more.
+    pub fn remove(&mut self, ev: &Event) -> Option<String> {
+        let key = key_of(ev.actor_id(), |k| ev.attr(k));
+        let w = self.by_id.get(key)?;
+        if w.last.actor_id() != ev.actor_id() {
+            return None;
+        }
+        self.by_id.remove(key);
+        Some(key.to_owned())
+    }
+
+    /// What the engine said of a container (an inspect's answer, a list). Of a Swarm slot's
+    /// tasks, the newest is the slot's.
     pub fn learn(&mut self, snap: &ContainerSnapshot, now_nano: i64) {
+        let key = key_of(&snap.id, |k| snap.labels.get(k).map(String::as_str));
         let room = self.by_id.len() < MAX_WATCHED;
-        match self.by_id.get_mut(&snap.id) {
-            Some(w) => w.learn(snap, now_nano),
+        match self.by_id.get_mut(key) {
+            Some(w) if w.last.actor_id() == snap.id => w.learn(snap, now_nano),
+            Some(w) if snap.created_at_nano.unwrap_or(0) > w.created_nano => {
+                // A newer task of the slot, found by a list: the slot's life goes on in it.
+                let mut newer = Watched::from_snapshot(snap, now_nano);
+                newer.crashes = std::mem::take(&mut w.crashes);
+                newer.restarts = std::mem::take(&mut w.restarts);
+                *w = newer;
+            }
+            Some(_) => {}
             None if room => {
                 self.by_id
-                    .insert(snap.id.clone(), Watched::from_snapshot(snap, now_nano));
+                    .insert(key.to_owned(), Watched::from_snapshot(snap, now_nano));
             }
             None => {}
         }
+    }
+
+    /// The keys of `present`'s containers, as [`Containers::apply`] keeps them.
+    pub fn keys_of(present: &[ContainerSnapshot]) -> std::collections::HashSet<&str> {
+        present
+            .iter()
+            .map(|c| key_of(&c.id, |k| c.labels.get(k).map(String::as_str)))
+            .collect()
     }
 }
 

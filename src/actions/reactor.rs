@@ -197,7 +197,7 @@ impl Reactor {
                 && let Some(key) = open_key
                 && self.remember(&key, &ev, None, false)
             {
-                self.metrics.opened(&origin.engine, &key.0, &ev);
+                self.metrics.opened(&origin.engine, &key.0, &key.1, &ev);
             }
         }
         for &index in &set.resolvers {
@@ -354,7 +354,8 @@ impl Reactor {
                 restored_nano: Some(crate::docker::now_nano()),
             };
             if !open.muted {
-                self.metrics.opened(&self.origin.engine, &o.rule, &open.ev);
+                self.metrics
+                    .opened(&self.origin.engine, &o.rule, &o.actor_id, &open.ev);
             }
             self.open.insert(key, open);
         }
@@ -551,17 +552,18 @@ impl Reactor {
     /// containers gone are let go ([`Reactor::forget_absent_containers`]).
     pub fn reconcile(&mut self, present: &[ContainerSnapshot]) {
         let now_nano = crate::docker::now_nano();
-        let ids: std::collections::HashSet<&str> = present.iter().map(|c| c.id.as_str()).collect();
+        let keys = Containers::keys_of(present);
         let gone: Vec<String> = self
             .containers
             .by_id
             .keys()
-            .filter(|id| !ids.contains(id.as_str()))
+            .filter(|key| !keys.contains(key.as_str()))
             .cloned()
             .collect();
         let set = self.rules.borrow().clone();
-        for id in gone {
-            self.container_gone(&set, &id, now_nano);
+        for key in gone {
+            self.containers.by_id.remove(&key);
+            self.container_gone(&set, &key, now_nano);
         }
         for c in present {
             self.containers.learn(c, now_nano);
@@ -619,10 +621,12 @@ impl Reactor {
     fn condition_event(&mut self, set: &Arc<RuleSet>, ev: &Arc<Event>) {
         let now_nano = ev.time_nano;
         if ev.verb == crate::docker::event::Verb::Destroy {
-            self.container_gone(set, ev.actor_id(), now_nano);
-        } else if self.containers.apply(ev).is_some() {
+            if let Some(key) = self.containers.remove(ev) {
+                self.container_gone(set, &key, now_nano);
+            }
+        } else if let Some(key) = self.containers.apply(ev) {
             let mute_now = self.mute_now(now_nano);
-            let edges = self.container_edges(set, ev.actor_id(), now_nano, mute_now);
+            let edges = self.container_edges(set, &key, now_nano, mute_now);
             self.act(set, edges, now_nano);
         }
         // A replay has no ticks: its events' time is its clock.
@@ -703,10 +707,12 @@ impl Reactor {
             match open {
                 None => {
                     if let Some(facts) = w.holds(&condition, now_nano) {
+                        // Its actor is the container (a Swarm slot's newest task), whose
+                        // logs and probe can be read; the firing is the key's.
                         let ev = Event::new(
                             w.last.type_name(),
                             condition.name(),
-                            id,
+                            w.last.actor_id(),
                             w.last.attributes(),
                             w.last.scope(),
                             facts.since_nano,
@@ -783,9 +789,9 @@ impl Reactor {
         self.act(set, edges, now_nano);
     }
 
-    /// The container `id` is gone: its conditions' firings end, and it is watched no more.
+    /// The container (or Swarm slot) `id` is gone, and watched no more: its conditions'
+    /// firings end.
     fn container_gone(&mut self, set: &Arc<RuleSet>, id: &str, now_nano: i64) {
-        self.containers.by_id.remove(id);
         let edges: Vec<Edge> = set
             .conditions
             .iter()
@@ -823,7 +829,8 @@ impl Reactor {
                         Some(facts.clone()),
                     ) && self.remember(&key, &ev, Some(facts), false)
                     {
-                        self.metrics.opened(&self.origin.engine, &key.0, &ev);
+                        self.metrics
+                            .opened(&self.origin.engine, &key.0, &key.1, &ev);
                     }
                 }
                 Edge::Ended { index, key } => {
@@ -869,7 +876,8 @@ impl Reactor {
                         open.repeated = now;
                     }
                     self.open_changed = true;
-                    self.metrics.opened(&self.origin.engine, &key.0, &ev);
+                    self.metrics
+                        .opened(&self.origin.engine, &key.0, &key.1, &ev);
                 }
             }
         }
@@ -1482,5 +1490,95 @@ mod tests {
             told(&mut r),
             ["looping db firing unhealthy exits=None code=None reason=None"]
         );
+    }
+
+    /// A Swarm slot's tasks are one life: Swarm replaces a task that ended with a new
+    /// container, so their crashes make one loop (of the slot, told once, about its newest
+    /// task), a new task after an exit on its own is a restart, and an older task's removal
+    /// ends nothing.
+    #[test]
+    fn a_swarm_slots_tasks_crash_loop_together() {
+        let (mut r, metrics) = reactor(
+            "events_reactor:\n  looping:\n    condition: crash_loop\n    log: /dev/null\n  restarting:\n    condition: restart_loop\n    log: /dev/null\n",
+        );
+        let task = |n: usize| {
+            let id = format!("t{n}");
+            let name = format!("web.1.{id}");
+            (id, name)
+        };
+        let fired = |r: &mut Reactor| -> Vec<(String, String, bool)> {
+            r.fired()
+                .map(|f| {
+                    (
+                        f.rule().name.clone(),
+                        f.events[0].actor_id().to_owned(),
+                        f.opened_by.is_some(),
+                    )
+                })
+                .collect()
+        };
+        for n in 1..=4 {
+            let (id, name) = task(n);
+            let labels = [
+                ("com.docker.swarm.service.name", "web"),
+                ("com.docker.swarm.task.name", name.as_str()),
+                ("com.docker.swarm.task.id", id.as_str()),
+            ];
+            let ev = |action: &str, extra: &[(&str, &str)]| {
+                let attrs = labels.iter().chain(extra.iter()).copied();
+                Event::new("container", action, &id, attrs, "local", n as i64 * SEC)
+            };
+            r.on_event(ev("create", &[]));
+            r.on_event(ev("start", &[]));
+            r.on_event(ev("die", &[("exitCode", "1")]));
+        }
+        assert_eq!(
+            fired(&mut r),
+            [
+                ("looping".to_owned(), "t3".to_owned(), false),
+                ("restarting".to_owned(), "t4".to_owned(), false)
+            ]
+        );
+        assert_eq!(metrics.firing_now.list().len(), 2, "the page lists both");
+        let (old, old_name) = task(1);
+        let attrs = [
+            ("com.docker.swarm.service.name", "web"),
+            ("com.docker.swarm.task.name", old_name.as_str()),
+            ("com.docker.swarm.task.id", old.as_str()),
+        ];
+        r.on_event(Event::new(
+            "container",
+            "destroy",
+            &old,
+            attrs,
+            "local",
+            5 * SEC,
+        ));
+        assert_eq!(fired(&mut r), [], "an older task's removal ends nothing");
+        let (last, last_name) = task(4);
+        let attrs = [
+            ("com.docker.swarm.service.name", "web"),
+            ("com.docker.swarm.task.name", last_name.as_str()),
+            ("com.docker.swarm.task.id", last.as_str()),
+        ];
+        r.on_event(Event::new(
+            "container",
+            "destroy",
+            &last,
+            attrs,
+            "local",
+            6 * SEC,
+        ));
+        let mut ended = fired(&mut r);
+        ended.sort();
+        assert_eq!(
+            ended,
+            [
+                ("looping".to_owned(), "t3".to_owned(), true),
+                ("restarting".to_owned(), "t4".to_owned(), true)
+            ],
+            "the slot's newest task removed: its firings end"
+        );
+        assert!(metrics.firing_now.list().is_empty());
     }
 }

@@ -70,7 +70,7 @@ pub struct RuleMetrics {
     pub muted: IntCounterVec,
     firing: IntGaugeVec,
     /// The open firings themselves, for the status page.
-    firing_now: Arc<FiringNow>,
+    pub(super) firing_now: Arc<FiringNow>,
     pub actions: IntCounterVec,
     pub duration: HistogramVec,
     pub reload_ok: IntGauge,
@@ -132,8 +132,9 @@ impl RuleMetrics {
         self.firing.with_label_values(&[rule])
     }
 
-    /// A firing of the rule named `rule`, on the engine named `engine`, opened by `ev`.
-    pub fn opened(&self, engine: &Arc<str>, rule: &str, ev: &Event) {
+    /// A firing of the rule named `rule`, on the engine named `engine`, of `actor` (its open
+    /// firing's key: a container's ID, a Swarm slot, an engine), opened by `ev`.
+    pub fn opened(&self, engine: &Arc<str>, rule: &str, actor: &str, ev: &Event) {
         self.firing(rule).inc();
         let firing = Firing {
             engine: engine.to_string(),
@@ -142,7 +143,7 @@ impl RuleMetrics {
             action: ev.docker_action().into_owned(),
             since_nano: ev.time_nano,
         };
-        self.firing_now.open(engine, ev.actor_id(), firing);
+        self.firing_now.open(engine, actor, firing);
     }
 
     /// That firing, of the actor `actor_id`, resolved or let go.

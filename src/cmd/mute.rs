@@ -159,19 +159,10 @@ fn table(mutes: &[serde_json::Value]) -> String {
         "COMMENT".to_owned(),
     ]];
     for m in mutes {
-        let matchers: Vec<String> = m["matchers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|m| {
-                let op = match (m["isEqual"].as_bool() != Some(false), m["isRegex"] == true) {
-                    (true, false) => "=",
-                    (false, false) => "!=",
-                    (true, true) => "=~",
-                    (false, true) => "!~",
-                };
-                format!("{}{op}{}", s(&m["name"]), s(&m["value"]))
-            })
+        let matchers: Vec<String> = serde_json::from_value::<Vec<Matcher>>(m["matchers"].clone())
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
             .collect();
         rows.push([
             s(&m["id"]),

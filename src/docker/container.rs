@@ -145,6 +145,17 @@ pub fn kill_ends_run(signal: Option<&str>) -> bool {
     !matches!(signal, Some("1" | "10" | "12"))
 }
 
+/// A Swarm task's slot: its task name (`SERVICE.SLOT.TASKID`, or `SERVICE.NODEID.TASKID` for
+/// a global service) without the task ID. A slot's tasks are its containers one after the
+/// other: a task that ends is replaced by a new container, not started again.
+pub fn swarm_slot<'a>(task_name: &'a str, task_id: Option<&str>) -> Option<&'a str> {
+    let slot = match task_id.and_then(|id| task_name.strip_suffix(id)) {
+        Some(slot) => slot.strip_suffix('.')?,
+        None => task_name.rsplit_once('.')?.0,
+    };
+    Some(slot).filter(|s| !s.is_empty())
+}
+
 /// `sha256:81e8efb5dfa4…` as `81e8efb5dfa4`; an ID without the prefix is cut to the same 12
 /// characters.
 fn short_image_id(id: &str) -> String {

@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 
 use self::container::InspectAnswer;
 pub use self::container::{
-    AfterExit, ContainerSnapshot, ContainerState, Health, RestartPolicy, kill_ends_run,
+    AfterExit, ContainerSnapshot, ContainerState, Health, RestartPolicy, kill_ends_run, swarm_slot,
 };
 use self::endpoint::{Endpoint, RequestError};
 use self::held::{HeldExit, held_exits};

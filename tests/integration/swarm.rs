@@ -1,8 +1,11 @@
 //! Swarm services on a single-node swarm the test makes: a task is its slot, and a task that
-//! replaces one that died is a restart of the slot.
+//! replaces one that died is a restart of the slot (and its crashes a crash loop of the slot).
 
 use crate::support::swarm::{RemoveServices, Swarm, create_service};
-use crate::support::{DEADLINE, Exporter, IMAGE, docker, test_image, unique, wait_until};
+use crate::support::{
+    DEADLINE, Exporter, IMAGE, PYTHON, RECORD_ARGV, docker, recorded_argv, rules_config, tempdir,
+    test_image, unique, wait_until,
+};
 
 fn slot_labels<'a>(slot: &'a str, service: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -15,13 +18,26 @@ fn slot_labels<'a>(slot: &'a str, service: &'a str) -> Vec<(&'a str, &'a str)> {
     ]
 }
 
+/// The slot's crashes across its tasks are one crash loop, told once; removing the service
+/// ends it, once.
 #[test]
 fn a_looping_service_is_one_series_per_slot_with_restarts_and_an_update_is_not_a_crash() {
     let image = test_image();
     let _swarm = Swarm::join();
     let (looping, steady) = (unique("sw-loop"), unique("sw-steady"));
     let _services = RemoveServices(vec![looping.clone(), steady.clone()]);
-    let e = Exporter::start(&[]);
+    let dir = tempdir("sw-loop");
+    let out = dir.join("argv.jsonl");
+    let cfg = rules_config(
+        &dir,
+        &format!(
+            "events_reactor:\n  looping:\n    condition: crash_loop\n    \
+             event: {{actor: {{com.docker.swarm.service.name: {looping}}}}}\n    \
+             run: [{PYTHON:?}, \"-c\", {RECORD_ARGV:?}, {out:?}, \"%%status%%\", \"%%exits%%\", \"%%last_exit_code%%\"]\n",
+            out = out.display().to_string()
+        ),
+    );
+    let e = Exporter::start(&["--config", cfg.to_str().expect("utf-8")]);
     create_service(&looping, image, "sleep 1; exit 4");
     create_service(&steady, image, "exec sleep 300");
     let slot = format!("{looping}.1");
@@ -103,5 +119,15 @@ fn a_looping_service_is_one_series_per_slot_with_restarts_and_an_update_is_not_a
     assert!(
         created.is_some_and(|c| c >= 2.0),
         "service events: {created:?}"
+    );
+
+    // Its tasks' crashes were one loop of the slot, told once; the service's removal ends it.
+    assert_eq!(recorded_argv(&out), [["firing", "3", "4"]]);
+    docker(&["service", "rm", &looping]);
+    let ended = wait_until(DEADLINE, || recorded_argv(&out).len() >= 2);
+    assert!(ended, "{:?}; log:\n{}", recorded_argv(&out), e.log());
+    assert_eq!(
+        recorded_argv(&out),
+        [["firing", "3", "4"], ["resolved", "3", "4"]]
     );
 }

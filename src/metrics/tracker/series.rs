@@ -43,7 +43,7 @@ impl SeriesKey {
         // A Swarm task is its slot (`web.1`, or `web.NODE` for a global service): its task
         // ID would make a series per replacement.
         let name = service
-            .and_then(|_| swarm_slot(label(SWARM_TASK_NAME)?, label(SWARM_TASK_ID)))
+            .and_then(|_| crate::docker::swarm_slot(label(SWARM_TASK_NAME)?, label(SWARM_TASK_ID)))
             .unwrap_or(name);
         let mut values = vec![
             cap(name),
@@ -291,14 +291,4 @@ impl SeriesTable {
     pub fn len(&self) -> usize {
         self.by_key.len()
     }
-}
-
-/// A Swarm task's slot: its task name (`SERVICE.SLOT.TASKID`, or `SERVICE.NODEID.TASKID` for
-/// a global service) without the task ID.
-fn swarm_slot<'a>(task_name: &'a str, task_id: Option<&str>) -> Option<&'a str> {
-    let slot = match task_id.and_then(|id| task_name.strip_suffix(id)) {
-        Some(slot) => slot.strip_suffix('.')?,
-        None => task_name.rsplit_once('.')?.0,
-    };
-    Some(slot).filter(|s| !s.is_empty())
 }

@@ -62,20 +62,8 @@ impl MuteRow {
             .into_iter()
             .filter(|l| l.status.state != "expired")
             .map(|l| {
-                let matchers: Vec<String> = l
-                    .mute
-                    .matchers
-                    .iter()
-                    .map(|m| {
-                        let op = match (m.is_equal, m.is_regex) {
-                            (true, false) => "=",
-                            (false, false) => "!=",
-                            (true, true) => "=~",
-                            (false, true) => "!~",
-                        };
-                        format!("{}{op}{:?}", m.name, m.value)
-                    })
-                    .collect();
+                let matchers: Vec<String> =
+                    l.mute.matchers.iter().map(ToString::to_string).collect();
                 Self {
                     id: l.mute.id,
                     matchers: matchers.join(", "),
