@@ -500,6 +500,33 @@ mod tests {
         );
     }
 
+    /// Mutes outlive a restart through the state file: made, expired, and read back as they
+    /// were.
+    #[test]
+    fn mutes_are_kept_in_the_state_file() {
+        let dir = std::env::temp_dir().join(format!("dee-mutes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder");
+        let path = dir.join("state.json");
+        let _ = std::fs::remove_file(&path);
+        let file = Arc::new(StateFile::new(&path));
+        let m = Mutes::load(Some(file.clone()));
+        let web = serde_json::json!([{"name": "name", "value": "web"}]);
+        let kept = m.add(request(web.clone(), 60), NOW).expect("added");
+        let expired = m.add(request(web, 60), NOW).expect("added");
+        m.expire(&expired, NOW + 1).expect("expired");
+        let again = StateFile::new(&path);
+        again.load().expect("load");
+        let back = Mutes::load(Some(Arc::new(again)));
+        let states: Vec<(String, &str)> = back
+            .list(NOW + 2)
+            .into_iter()
+            .map(|l| (l.mute.id, l.status.state))
+            .collect();
+        assert_eq!(states, [(kept, "active"), (expired, "expired")]);
+        assert!(back.mutes(&container("web", &[]), "e1", "r", NOW + 2));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// A bad mute is refused with what is wrong and where.
     #[test]
     fn a_bad_mute_is_refused_naming_what() {
