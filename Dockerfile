@@ -16,4 +16,8 @@ COPY --from=build /src/target/release/docker-events-exporter /usr/local/bin/dock
 # nonroot (65532). Reading the socket needs its group: --group-add <gid of docker.sock>.
 USER 65532:65532
 EXPOSE 10050
+# Distroless has no curl: the binary asks its own /-/healthy (on --web.listen-address's port,
+# also when that is given as DOCKER_EVENTS_EXPORTER_WEB_LISTEN_ADDRESS).
+HEALTHCHECK --interval=30s --timeout=6s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/docker-events-exporter", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/docker-events-exporter"]

@@ -306,6 +306,14 @@ pub enum Command {
         #[arg(long, value_name = "URL", global = true)]
         url: Option<String>,
     },
+    /// Ask a running exporter's /-/healthy: exit 0 if it answers 200, else 1 with why (the
+    /// image's HEALTHCHECK, where there is no curl).
+    Healthcheck {
+        /// The exporter to ask [default: http://127.0.0.1:PORT, the port of
+        /// --web.listen-address]; user:password@ in it for basic auth.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Write a realistic event file (for replay and benchmarks) to standard output.
     GenerateEvents {
         /// Events to write.

@@ -72,8 +72,8 @@
 //! src/cmd/                 the subcommands, apart from the daemon: replay (`replay FILE...`),
 //!                          events (the history, from a running exporter or --history.dir),
 //!                          generate (`generate-events`), check_config, mute (`mute`, `mute
-//!                          list`, `mute expire`), client (asking a running exporter's API); mod
-//!                          (their error line)
+//!                          list`, `mute expire`), healthcheck (the image's HEALTHCHECK), client
+//!                          (asking a running exporter's API); mod (their error line)
 //! src/json.rs              JSON strings, fast: a string's end, writing one escaped
 //! src/config_error.rs      a problem in a config file with its place, and how a file's problems
 //!                          are shown (the rules config's and the web config's alike)

@@ -2,7 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use docker_events_exporter::cli::{Cli, Command, MuteAction};
-use docker_events_exporter::cmd::{self, check_config, events, generate, mute, replay};
+use docker_events_exporter::cmd::{
+    self, check_config, events, generate, healthcheck, mute, replay,
+};
 use docker_events_exporter::settings::{EngineSettings, Settings};
 use docker_events_exporter::{app, logging};
 
@@ -77,6 +79,9 @@ fn main() -> ExitCode {
                 url: url.as_deref(),
             };
             runtime.block_on(events::run(&settings, &ask))
+        }
+        Some(Command::Healthcheck { url }) => {
+            runtime.block_on(healthcheck::run(&settings, url.as_deref()))
         }
         Some(Command::Mute {
             action,

@@ -5,6 +5,7 @@ pub mod check_config;
 mod client;
 pub mod events;
 pub mod generate;
+pub mod healthcheck;
 pub mod mute;
 pub mod replay;
 

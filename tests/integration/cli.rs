@@ -126,7 +126,7 @@ fn busy_listen_address_names_the_flag() {
 }
 
 #[test]
-fn engine_identity_and_a_clean_drain_on_sigterm() {
+fn engine_identity_a_clean_drain_on_sigterm_and_the_healthcheck() {
     let e = Exporter::start(&[]);
     let version = docker(&["version", "-f", "{{.Server.Version}}"]);
     let api = docker(&["version", "-f", "{{.Server.APIVersion}}"]);
@@ -149,8 +149,18 @@ fn engine_identity_and_a_clean_drain_on_sigterm() {
         )
         .is_empty()
     );
+    // The image's HEALTHCHECK: 0 while it serves, 1 with why once it is gone.
+    let url = format!("http://127.0.0.1:{}", e.port);
+    crate::support::exporter_stdout(&["healthcheck", "--url", &url]);
     let status = e.terminate();
     assert!(status.success(), "SIGTERM drains and exits 0, got {status}");
+    let why = run_fails(&["healthcheck", "--url", &url]);
+    assert!(
+        why.starts_with(&format!(
+            "docker-events-exporter: error: asking {url}/-/healthy; is the exporter running there? (--url): "
+        )),
+        "{why}"
+    );
 }
 
 #[test]
