@@ -3,8 +3,8 @@
 # storm against the local engine. Not part of CI (it takes minutes and loads the machine).
 #
 #   bash scripts/bench.sh            # everything
-#   bash scripts/bench.sh pipeline   # one part: pipeline | replay | instructions | scrape |
-#                                    # churn | idle | live | syscalls | startup | engines |
+#   bash scripts/bench.sh pipeline   # one part: pipeline | replay | conditions | instructions |
+#                                    # scrape | churn | idle | live | syscalls | startup | engines |
 #                                    # history | resolve | sinks
 #   BASE=/path/to/old/binary bash scripts/bench.sh replay   # this build beside another one
 #                                    # (replay, instructions, scrape and live take BASE)
@@ -13,7 +13,7 @@
 # `cargo test --test integration cli::`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=${1:-"pipeline replay instructions scrape churn idle live syscalls startup engines history resolve sinks"}
+parts=${1:-"pipeline replay conditions instructions scrape churn idle live syscalls startup engines history resolve sinks"}
 BIN=${BIN:-target/release/docker-events-exporter}
 W=$(mktemp -d)
 PIDS=""
@@ -104,6 +104,21 @@ if [[ $parts == *replay* ]]; then
     med() { awk -v b="$1" '$1 == b {print $2}' "$W/rates" | sort -n | sed -n 4p; }
     echo "the history's share of a replay: $(echo "scale=1; 100 - 100 * $(med this) / $(med this-without-history)" | bc) %"
     [ -n "${BASE:-}" ] && echo "this build / BASE: $(echo "scale=2; $(med this) / $(med base)" | bc)x"
+fi
+
+if [[ $parts == *conditions* ]]; then
+    echo; echo "== conditions: the chaotic file on one core without rules, with the 4 container conditions of benches/rules-conditions.yml, and with the 20 event rules of benches/rules-20.yml (actions dry), alternating, 7 rounds"
+    chaotic
+    : > "$W/rates"
+    for round in $(seq 1 7); do
+        echo "none $(replay_rate "$BIN" "$W/chaotic.jsonl")" >> "$W/rates"
+        echo "conditions $(replay_rate "$BIN" "$W/chaotic.jsonl" --config benches/rules-conditions.yml)" >> "$W/rates"
+        echo "rules-20 $(replay_rate "$BIN" "$W/chaotic.jsonl" --config benches/rules-20.yml)" >> "$W/rates"
+    done
+    for b in none conditions rules-20; do
+        awk -v b="$b" '$1 == b {print $2}' "$W/rates" | sort -n > "$W/r"
+        echo "$b: median $(sed -n 4p "$W/r") events/s (lowest $(head -1 "$W/r"), highest $(tail -1 "$W/r"))"
+    done
 fi
 
 if [[ $parts == *instructions* ]]; then
