@@ -21,9 +21,11 @@ use crate::docker::{
 };
 use crate::metrics::containers::Termination;
 use crate::rules::Condition;
-use crate::rules::condition::MAX_COUNT;
+use crate::rules::condition::{LABEL_PREFIX, MAX_COUNT};
 use crate::rules::template::Facts;
 
+/// The longest window or `for` a condition may have (as any duration in the rules file).
+const MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 /// Containers watched at most; past this, a new one is not watched (and that is logged).
 pub(super) const MAX_WATCHED: usize = 50_000;
 
@@ -50,6 +52,8 @@ pub(super) struct Watched {
     created_nano: i64,
     /// A Swarm slot's new task was created or started since its last start.
     new_task: bool,
+    /// `last` has a label of ours (`docker-events-exporter.…`): a mute or a threshold.
+    pub labelled: bool,
     running: bool,
     has_run: bool,
     /// Since its last start: a kill that ends runs, an OOM kill.
@@ -73,6 +77,7 @@ pub(super) struct Watched {
 impl Watched {
     fn new(last: Arc<Event>) -> Self {
         Self {
+            labelled: labelled(&last),
             last,
             created_nano: 0,
             new_task: false,
@@ -130,8 +135,10 @@ impl Watched {
         }
     }
 
-    /// What one of its events tells.
-    pub fn apply(&mut self, ev: &Arc<Event>) {
+    /// What one of its events tells; whether it may have begun or ended a condition (a
+    /// start, an exit, a stop, a health status: not an exec, a kill before its exit or an
+    /// OOM kill before its exit).
+    pub fn apply(&mut self, ev: &Arc<Event>) -> bool {
         let t = ev.time_nano;
         if matches!(ev.verb, Verb::Create | Verb::Start) && ev.actor_id() != self.last.actor_id() {
             self.new_task = true;
@@ -192,7 +199,12 @@ impl Watched {
         // name and labels; an engine need not send them on the others.
         if matches!(ev.verb, Verb::Create | Verb::Start | Verb::Rename) {
             self.last = ev.clone();
+            self.labelled = labelled(ev);
         }
+        matches!(
+            ev.verb,
+            Verb::Start | Verb::Die | Verb::Stop | Verb::HealthStatus
+        )
     }
 
     /// Whether it should be running: its policy restarts it (`on-failure` only after a
@@ -266,18 +278,34 @@ impl Watched {
     fn is_down(&self) -> bool {
         !self.running && !self.stopped_by_person && self.has_run && self.should_run()
     }
+
+    /// Whether time alone may make a condition of its begin or end: it is unhealthy or down,
+    /// or has crashed or restarted within the longest window a condition may have. The others
+    /// change only with their events, and a tick passes them by.
+    pub fn pending(&self, now_nano: i64) -> bool {
+        let recent = |times: &VecDeque<i64>| {
+            times
+                .back()
+                .is_some_and(|t| now_nano.saturating_sub(*t) <= nanos(MAX_WINDOW))
+        };
+        self.unhealthy_since.is_some()
+            || self.is_down()
+            || recent(&self.crashes)
+            || recent(&self.restarts)
+    }
 }
 
 /// The containers the conditions read, by ID.
 #[derive(Default)]
 pub(super) struct Containers {
-    pub by_id: HashMap<String, Watched>,
+    pub by_id: HashMap<String, Watched, foldhash::fast::RandomState>,
     full_logged: bool,
 }
 
 impl Containers {
-    /// Applies a container's event; its key, unless there are too many to watch or it is an
-    /// older task of a Swarm slot than the slot's newest.
+    /// Applies a container's event; its key if it may have begun or ended a condition (not
+    /// when there are too many containers to watch, or it is an older task of a Swarm slot
+    /// than the slot's newest).
     pub fn apply(&mut self, ev: &Arc<Event>) -> Option<String> {
         let id = ev.actor_id();
         let key = key_of(id, |k| ev.attr(k));
@@ -287,7 +315,9 @@ impl Containers {
                 if w.last.actor_id() != id && !newer {
                     return None;
                 }
-                w.apply(ev);
+                if !w.apply(ev) {
+                    return None;
+                }
             }
             None => {
                 if self.by_id.len() >= MAX_WATCHED {
@@ -349,6 +379,11 @@ impl Containers {
             .map(|c| key_of(&c.id, |k| c.labels.get(k).map(String::as_str)))
             .collect()
     }
+}
+
+/// Whether `ev` has a label of ours (`docker-events-exporter.…`).
+fn labelled(ev: &Event) -> bool {
+    ev.attributes().any(|(k, _)| k.starts_with(LABEL_PREFIX))
 }
 
 fn push_capped(times: &mut VecDeque<i64>, t: i64) {

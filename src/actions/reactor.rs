@@ -17,7 +17,6 @@ use crate::docker::ContainerSnapshot;
 use crate::docker::event::{Event, ObjectType};
 use crate::docker::state::OpenFiring;
 use crate::metrics::families;
-use crate::rules::condition::LABEL_PREFIX;
 use crate::rules::template::{Context, Facts, Template};
 use crate::rules::{Condition, Rule};
 
@@ -68,7 +67,7 @@ pub struct Reactor {
     throttled_until: HashMap<(String, String), Instant>,
     /// The firings of rules with `resolve` not yet resolved, by rule name (a reload keeps
     /// them) and actor ID.
-    open: HashMap<OpenKey, Open>,
+    open: HashMap<OpenKey, Open, foldhash::fast::RandomState>,
     /// The engine the events come from: each engine has its reactor (and its throttles).
     origin: Arc<Origin>,
     drops_since_log: u64,
@@ -137,7 +136,7 @@ impl Reactor {
             out,
             metrics,
             throttled_until: HashMap::new(),
-            open: HashMap::new(),
+            open: HashMap::default(),
             origin,
             drops_since_log: 0,
             last_drop_log: None,
@@ -641,7 +640,23 @@ impl Reactor {
         if set.conditions.is_empty() {
             return;
         }
-        let ids: Vec<String> = self.containers.by_id.keys().cloned().collect();
+        // Only what time alone may change: containers with something pending, and those with
+        // a condition's firing open (one taken back from the state file may know nothing).
+        let mut ids: Vec<String> = self
+            .containers
+            .by_id
+            .iter()
+            .filter(|(_, w)| w.pending(now_nano))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.extend(
+            self.open
+                .iter()
+                .filter(|(_, o)| o.facts.is_some() && o.ev.object == ObjectType::Container)
+                .map(|((_, id), _)| id.clone()),
+        );
+        ids.sort_unstable();
+        ids.dedup();
         let mute_now = self.mute_now(now_nano);
         for id in ids {
             let edges = self.container_edges(&set, &id, now_nano, mute_now);
@@ -679,10 +694,7 @@ impl Reactor {
         let Some(w) = self.containers.by_id.get_mut(id) else {
             return edges;
         };
-        let labelled = w
-            .last
-            .attributes()
-            .any(|(k, _)| k.starts_with(LABEL_PREFIX));
+        let labelled = w.labelled;
         for &index in &set.conditions {
             let rule = &set.rules.rules[index];
             let Some(condition) = rule.condition.filter(|c| !c.of_engine()) else {
