@@ -16,15 +16,35 @@ pub struct Cli {
     /// The Docker Engine to watch: unix:///path, tcp://host:port, http://host:port or
     /// https://host:port (as the docker CLI reads DOCKER_HOST). Repeat it to watch several,
     /// each optionally named (NAME=URL; the name defaults to the engine's own): their series
-    /// then carry an `engine` label.
+    /// then carry an `engine` label. With no engine and no context given: the docker CLI's
+    /// current context, else the first of /var/run/docker.sock, rootless Docker's and
+    /// rootless Podman's sockets that exists.
     #[arg(
         global = true,
         long = "docker.host",
         value_name = "[NAME=]URL",
-        env = "DOCKER_HOST",
-        default_value = "unix:///var/run/docker.sock"
+        env = "DOCKER_HOST"
     )]
     pub docker_hosts: Vec<String>,
+
+    /// A docker CLI context to watch the engine of (`docker context ls`), its endpoint and TLS
+    /// material read from the CLI's context store ($DOCKER_CONFIG or ~/.docker); repeatable,
+    /// each optionally named as --docker.host's. As in the docker CLI, DOCKER_HOST wins over
+    /// DOCKER_CONTEXT, and either flag over both.
+    #[arg(
+        global = true,
+        long = "docker.context",
+        value_name = "[NAME=]CONTEXT",
+        env = "DOCKER_CONTEXT"
+    )]
+    pub docker_contexts: Vec<String>,
+
+    /// DOCKER_HOST gave `docker_hosts` (not the flag).
+    #[arg(skip)]
+    pub docker_host_from_env: bool,
+    /// DOCKER_CONTEXT gave `docker_contexts` (not the flag).
+    #[arg(skip)]
+    pub docker_context_from_env: bool,
 
     /// Speak TLS to every tcp:// engine and verify it with ca.pem, presenting cert.pem and
     /// key.pem from its --docker.cert-path. Also enabled by any non-empty DOCKER_TLS_VERIFY, as
@@ -353,6 +373,20 @@ pub enum LogFormat {
 }
 
 impl Cli {
+    /// Parses the command line (exiting with clap's message on a bad one), noting which of the
+    /// engine flags came from the environment: the docker CLI ranks them by where they come
+    /// from.
+    pub fn parse_args() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().get_matches();
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let from_env =
+            |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::EnvVariable);
+        cli.docker_host_from_env = from_env("docker_hosts");
+        cli.docker_context_from_env = from_env("docker_contexts");
+        cli
+    }
+
     /// TLS is on when asked for by flag or, as the docker CLI reads it, by any non-empty
     /// `DOCKER_TLS_VERIFY` (even "0").
     pub fn tls_verify(&self) -> bool {
@@ -501,9 +535,12 @@ mod tests {
     }
 
     #[test]
-    fn engines_repeat_and_the_default_is_the_local_socket() {
+    fn engines_repeat_and_none_is_given_by_default() {
+        // (Which engine is watched then is the settings': see `settings::default_socket`.)
         let cli = Cli::try_parse_from(["x"]).expect("parse");
-        assert_eq!(cli.docker_hosts, ["unix:///var/run/docker.sock"]);
+        if std::env::var_os("DOCKER_HOST").is_none() {
+            assert_eq!(cli.docker_hosts, Vec::<String>::new());
+        }
         let cli = Cli::try_parse_from([
             "x",
             "--docker.host",

@@ -29,7 +29,8 @@
 //!                          (subscription, backoff, dedupe, ping, gaps; yields lines and signals
 //!                          to a Consumer), state (--docker.state-file), mod (the engine client:
 //!                          version, info, list, inspect, snapshot), container (the container
-//!                          model, read from an inspect), held (what the engine's held events
+//!                          model, read from an inspect), context (the docker CLI's contexts),
+//!                          held (what the engine's held events
 //!                          say of exits), logs (a container's last lines, for %%logs%%)
 //! src/pipeline.rs          what happens to one line: decode, the tracker, the history, the
 //!                          rules; the live stream, replay and the fuzz targets all enter here

@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use docker_events_exporter::cli::{Cli, Command, MuteAction};
 use docker_events_exporter::cmd::{
     self, check_config, events, generate, healthcheck, mute, replay,
@@ -9,7 +8,7 @@ use docker_events_exporter::settings::{EngineSettings, Settings};
 use docker_events_exporter::{app, logging};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     if let Some(Command::GenerateEvents {
         events,
         containers,

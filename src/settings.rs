@@ -3,10 +3,11 @@
 //! so a bad flag is one line naming it and exit 1, whichever command was given; the daemon
 //! also builds [`EngineSettings`], the only part that needs the engine's address.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::Cli;
+use crate::docker::context;
 use crate::docker::endpoint::Endpoint;
 pub use crate::history::HistorySettings;
 use crate::server::WebSettings;
@@ -128,15 +129,31 @@ impl Settings {
 
 impl EngineSettings {
     pub fn new(cli: &Cli) -> anyhow::Result<Self> {
-        let mut hosts: Vec<(Option<&str>, &str)> = Vec::new();
-        for value in &cli.docker_hosts {
-            let (name, url) = named("--docker.host", value, "URL")?;
+        let (host_values, context_values) = chosen(cli)?;
+        let mut hosts: Vec<(Option<String>, String, Option<PathBuf>)> = Vec::new();
+        let mut add = |flag: &str, name: Option<&str>, url: String, tls_dir: Option<PathBuf>| {
             if let Some(name) = name
-                && hosts.iter().any(|(n, _)| *n == Some(name))
+                && hosts.iter().any(|(n, _, _)| n.as_deref() == Some(name))
             {
-                anyhow::bail!("--docker.host: the name {name:?} is given to two engines");
+                anyhow::bail!("{flag}: the name {name:?} is given to two engines");
             }
-            hosts.push((name, url));
+            hosts.push((name.map(str::to_owned), url, tls_dir));
+            Ok(())
+        };
+        for value in &host_values {
+            let (name, url) = named("--docker.host", value, "URL")?;
+            add("--docker.host", name, url.to_owned(), None)?;
+        }
+        let store = context::config_dir();
+        for value in &context_values {
+            let (name, ctx) = named("--docker.context", value, "CONTEXT")?;
+            if ctx == context::DEFAULT {
+                add("--docker.context", name, default_socket(), None)?;
+                continue;
+            }
+            let endpoint = context::resolve(&store, ctx)?;
+            tracing::info!(context = ctx, host = %endpoint.host, tls = endpoint.tls_dir.is_some(), "the docker context's engine");
+            add("--docker.context", name, endpoint.host, endpoint.tls_dir)?;
         }
         let mut default_certs = None;
         let mut own_certs: Vec<(&str, PathBuf)> = Vec::new();
@@ -147,8 +164,9 @@ impl EngineSettings {
                     "--docker.cert-path {value:?}: a second folder for every engine; give the others as NAME=DIR"
                 ),
                 (Some(name), dir) => {
-                    if !hosts.iter().any(|(n, _)| *n == Some(name)) {
-                        let names: Vec<&str> = hosts.iter().filter_map(|(n, _)| *n).collect();
+                    if !hosts.iter().any(|(n, _, _)| n.as_deref() == Some(name)) {
+                        let names: Vec<&str> =
+                            hosts.iter().filter_map(|(n, _, _)| n.as_deref()).collect();
                         anyhow::bail!(
                             "--docker.cert-path {value:?}: no --docker.host is named {name:?}; named ones: {}",
                             if names.is_empty() {
@@ -167,11 +185,16 @@ impl EngineSettings {
         }
         let default_certs = default_certs.unwrap_or_else(default_cert_path);
         let mut engines: Vec<WatchedEngine> = Vec::new();
-        for (name, url) in hosts {
-            let own = own_certs.iter().find(|(n, _)| Some(*n) == name);
-            // A folder of the engine's own asks for TLS as plainly as --docker.tls-verify.
-            let tls = cli.tls_verify() || own.is_some();
-            let certs = own.map_or(&default_certs, |(_, dir)| dir);
+        for (name, url, context_tls) in hosts {
+            let url = url.as_str();
+            let own = own_certs.iter().find(|(n, _)| Some(*n) == name.as_deref());
+            // A folder of the engine's own (or its context's TLS material) asks for TLS as
+            // plainly as --docker.tls-verify.
+            let tls = cli.tls_verify() || own.is_some() || context_tls.is_some();
+            let certs = own
+                .map(|(_, dir)| dir)
+                .or(context_tls.as_ref())
+                .unwrap_or(&default_certs);
             let endpoint = Endpoint::parse(url, tls, certs)?.with_batch_window(cli.batch_window);
             if let Some(twin) = engines
                 .iter()
@@ -186,10 +209,7 @@ impl EngineSettings {
                         .unwrap_or_default()
                 );
             }
-            engines.push(WatchedEngine {
-                name: name.map(str::to_owned),
-                endpoint,
-            });
+            engines.push(WatchedEngine { name, endpoint });
         }
         Ok(Self {
             engines,
@@ -197,6 +217,65 @@ impl EngineSettings {
             state_file: cli.state_file.clone(),
         })
     }
+}
+
+/// The engines to watch, as `--docker.host` and `--docker.context` values, by the docker
+/// CLI's precedence: the flags (both, for several engines), else `DOCKER_HOST`, else
+/// `DOCKER_CONTEXT`, else the CLI's current context (`docker context use`), else the default
+/// socket ([`default_socket`]).
+fn chosen(cli: &Cli) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let host_flag = !cli.docker_hosts.is_empty() && !cli.docker_host_from_env;
+    let context_flag = !cli.docker_contexts.is_empty() && !cli.docker_context_from_env;
+    let hosts = || cli.docker_hosts.clone();
+    let contexts = || cli.docker_contexts.clone();
+    Ok(match () {
+        _ if host_flag || context_flag => (
+            if host_flag { hosts() } else { Vec::new() },
+            if context_flag { contexts() } else { Vec::new() },
+        ),
+        _ if !cli.docker_hosts.is_empty() => (hosts(), Vec::new()),
+        _ if !cli.docker_contexts.is_empty() => (Vec::new(), contexts()),
+        _ => match context::current(&context::config_dir())? {
+            Some(current) => {
+                tracing::info!(context = %current, "no engine given: watching the docker CLI's current context");
+                (Vec::new(), vec![current])
+            }
+            None => (vec![default_socket()], Vec::new()),
+        },
+    })
+}
+
+/// The engine watched when none is given: the first of these sockets that is there, else the
+/// first (whose absence the connection then reports).
+pub const DEFAULT_SOCKETS: &str = "/var/run/docker.sock, $XDG_RUNTIME_DIR/docker.sock (rootless Docker), $XDG_RUNTIME_DIR/podman/podman.sock (rootless Podman), /run/podman/podman.sock (Podman as root)";
+
+fn default_socket() -> String {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::getuid())));
+    let chosen = first_socket(&runtime, |p| {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket())
+    });
+    let host = format!("unix://{}", chosen.display());
+    tracing::info!(host = %host, tried = DEFAULT_SOCKETS, "no engine given: watching the first engine socket there is");
+    host
+}
+
+/// The first of the default sockets (in `runtime`, the user's runtime folder) that `there`
+/// says is there, else the system's.
+fn first_socket(runtime: &Path, there: impl Fn(&Path) -> bool) -> PathBuf {
+    let system = PathBuf::from("/var/run/docker.sock");
+    [
+        system.clone(),
+        runtime.join("docker.sock"),
+        runtime.join("podman/podman.sock"),
+        PathBuf::from("/run/podman/podman.sock"),
+    ]
+    .into_iter()
+    .find(|p| there(p))
+    .unwrap_or(system)
 }
 
 /// `NAME=VALUE` or `VALUE`: a name is what comes before the first `=`, if that holds no `:`
@@ -241,6 +320,41 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    /// With no engine given: the system's socket, else rootless Docker's, else rootless
+    /// Podman's, else Podman's as root; the system's if none is there.
+    #[test]
+    fn the_default_socket_is_the_first_there_rootless_ones_after_the_systems() {
+        let runtime = Path::new("/run/user/1000");
+        let first = |there: &[&str]| {
+            first_socket(runtime, |p| there.iter().any(|t| Path::new(t) == p))
+                .display()
+                .to_string()
+        };
+        assert_eq!(
+            first(&["/var/run/docker.sock", "/run/user/1000/docker.sock"]),
+            "/var/run/docker.sock"
+        );
+        assert_eq!(
+            first(&[
+                "/run/user/1000/docker.sock",
+                "/run/user/1000/podman/podman.sock"
+            ]),
+            "/run/user/1000/docker.sock"
+        );
+        assert_eq!(
+            first(&[
+                "/run/user/1000/podman/podman.sock",
+                "/run/podman/podman.sock"
+            ]),
+            "/run/user/1000/podman/podman.sock"
+        );
+        assert_eq!(
+            first(&["/run/podman/podman.sock"]),
+            "/run/podman/podman.sock"
+        );
+        assert_eq!(first(&[]), "/var/run/docker.sock");
+    }
 
     fn refused(args: &[&str]) -> String {
         let cli = Cli::try_parse_from(args).expect("the flags parse");

@@ -6,6 +6,7 @@
 //! own negotiation asks with its newest version first, which engines before 25 refuse.
 
 mod container;
+pub mod context;
 mod decode;
 pub mod endpoint;
 pub mod event;

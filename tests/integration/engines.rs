@@ -305,3 +305,74 @@ fn a_sigkilled_exporter_resumes_every_engine_from_its_own_position() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A context made with `docker context create` (in a CLI configuration of the test's own) is
+/// the engine watched when given only as `DOCKER_CONTEXT`, and again when it is only the CLI's
+/// current context (`docker context use`); an unknown one is one line naming the contexts
+/// there are.
+#[test]
+fn a_docker_context_is_the_engine_watched() {
+    let engine = PrivateEngine::start();
+    let config = tempdir("docker-config");
+    let config_dir = config.to_str().expect("utf-8");
+    let context = unique("ctx");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .env("DOCKER_CONFIG", &config)
+            .args(args)
+            .output()
+            .expect("docker runs");
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cli(&[
+        "context",
+        "create",
+        &context,
+        "--docker",
+        &format!("host={}", engine.host()),
+    ]);
+    let host = engine.host();
+    for (given, code) in [(Some(context.as_str()), "3"), (None, "4")] {
+        if given.is_none() {
+            cli(&["context", "use", &context]);
+        }
+        let mut env = vec![("DOCKER_CONFIG", config_dir)];
+        env.extend(given.map(|c| ("DOCKER_CONTEXT", c)));
+        let e = Exporter::start_with_env(&[], &env);
+        let name = unique("ctx-exit");
+        run(&host, &name, &format!("exit {code}"));
+        // The container is the private engine's: the default socket's engine never sees it.
+        e.wait_for(
+            "docker_container_exits_total",
+            &container_labels(&name, &[("exit_code", code)]),
+            1.0,
+        );
+        assert!(
+            e.log().contains(&format!("context={context}")),
+            "the log says which context: {}",
+            e.log()
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_docker-events-exporter"))
+        .args(["--docker.context", "nope"])
+        .env("DOCKER_CONFIG", &config)
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!(
+            "docker-events-exporter: error: docker context \"nope\": no such context in {config_dir}/contexts; there are: {}",
+            {
+                let mut known = ["default".to_owned(), context.clone()];
+                known.sort();
+                known.join(", ")
+            }
+        )
+    );
+}

@@ -223,6 +223,10 @@ impl Exporter {
             .args(args)
             .env_remove("DOCKER_HOST")
             .env_remove("DOCKER_TLS_VERIFY")
+            // No context of the machine's CLI: the engine is the default socket unless a test
+            // says otherwise.
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", empty_docker_config())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -589,6 +593,12 @@ pub fn run_unhealthy(name: &str) {
 /// Lets a container of [`run_unhealthy`] pass its probes.
 pub fn make_healthy(name: &str) {
     docker(&["exec", name, "rm", "/tmp/bad"]);
+}
+
+/// A docker CLI configuration folder with nothing in it, made once per test run.
+pub fn empty_docker_config() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| tempdir("docker-config"))
 }
 
 /// Debian's Python: the one python3-aiosmtpd installs into.
