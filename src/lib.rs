@@ -22,7 +22,8 @@
 //! src/app.rs               the daemon's wiring: server first, one task per engine (retry,
 //!                          naming, resume), the shared action queue, signals, SIGHUP reloads,
 //!                          drain
-//! src/docker/              the source: endpoint (unix/tcp/TLS transport, kept connections),
+//! src/docker/              the source: endpoint (unix/tcp/TLS/ssh transport, kept connections),
+//!                          ssh (ssh:// through the system's ssh and docker system dial-stdio),
 //!                          paced (reading the stream in batches), event (our decoded type), decode
 //!                          (a line to an event: scan, its fast path, then serde), lines
 //!                          (splitting a byte stream), stream

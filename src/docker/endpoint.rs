@@ -1,5 +1,6 @@
-//! Where the engine is and how to reach it: a unix socket, plain TCP, or TCP with TLS (the
-//! docker CLI's `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`).
+//! Where the engine is and how to reach it: a unix socket, plain TCP, TCP with TLS (the docker
+//! CLI's `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`), or `ssh` to the engine's
+//! host ([`super::ssh`]).
 //!
 //! Requests go over HTTP/1 connections kept open between them ([`Endpoint::send`]): an inspect
 //! per container lifecycle would otherwise pay a connect (and on TCP a handshake) each. The one
@@ -32,6 +33,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::paced::Paced;
+use super::ssh;
 
 /// How long to wait for a connection (TCP connect plus TLS handshake) before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -102,6 +104,7 @@ enum Kind {
         server_name: ServerName<'static>,
         connector: TlsConnector,
     },
+    Ssh(ssh::Target),
 }
 
 fn empty_body() -> AnyBody {
@@ -209,12 +212,16 @@ impl Endpoint {
                     batch_window: Duration::ZERO,
                 })
             }
-            "ssh" => Err(bad(
-                "ssh:// is not supported; forward the socket (ssh -L) and use unix:// or tcp://",
-            )),
+            "ssh" => Ok(Self {
+                display: format!("ssh://{rest}"),
+                kind: Kind::Ssh(ssh::Target::parse(rest).map_err(bad)?),
+                host_header: HeaderValue::from_static("docker"),
+                kept: Arc::default(),
+                batch_window: Duration::ZERO,
+            }),
             "npipe" => Err(bad("npipe:// (Windows) is not supported")),
             _ => Err(bad(
-                "unknown scheme; use unix://, tcp://, http:// or https://",
+                "unknown scheme; use unix://, tcp://, http://, https:// or ssh://",
             )),
         }
     }
@@ -245,6 +252,9 @@ impl Endpoint {
                         None => Box::new(tcp),
                     }
                 }
+                // A pipe from ssh, read as it comes: pacing takes a socket out of the epoll
+                // set, and the ssh process batches its reads itself.
+                Kind::Ssh(target) => Box::new(target.connect()?),
                 Kind::Tls {
                     authority,
                     server_name,
@@ -559,8 +569,10 @@ mod tests {
     #[test]
     fn unsupported_schemes_say_what_to_use() {
         assert_eq!(
-            parse("ssh://me@host").expect_err("ssh").to_string(),
-            "docker host \"ssh://me@host\": ssh:// is not supported; forward the socket (ssh -L) and use unix:// or tcp://"
+            parse("ssh://me@host/var/run/docker.sock")
+                .expect_err("a path")
+                .to_string(),
+            "docker host \"ssh://me@host/var/run/docker.sock\": no path after the host; the remote's docker finds its own engine"
         );
         assert_eq!(
             parse("/var/run/docker.sock")

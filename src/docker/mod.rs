@@ -15,6 +15,7 @@ pub mod lines;
 mod logs;
 pub mod paced;
 mod scan;
+pub mod ssh;
 pub mod state;
 pub mod stream;
 

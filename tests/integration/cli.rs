@@ -19,8 +19,8 @@ fn run_fails(args: &[&str]) -> String {
 #[test]
 fn bad_docker_host_is_refused_with_what_to_use() {
     assert_eq!(
-        run_fails(&["--docker.host", "ssh://me@host"]),
-        "docker-events-exporter: error: docker host \"ssh://me@host\": ssh:// is not supported; forward the socket (ssh -L) and use unix:// or tcp://"
+        run_fails(&["--docker.host", "ssh://me@host/var/run/docker.sock"]),
+        "docker-events-exporter: error: docker host \"ssh://me@host/var/run/docker.sock\": no path after the host; the remote's docker finds its own engine"
     );
 }
 

@@ -376,3 +376,68 @@ fn a_docker_context_is_the_engine_watched() {
         )
     );
 }
+
+/// `ssh://` to an sshd of the test's own: the exporter, through the system's `ssh` and `docker
+/// system dial-stdio` on the other side, counts a container's exit exactly; its ssh
+/// connections killed, it resubscribes and loses and doubles nothing. An unknown host key and
+/// no `ssh` at all are said in the log with what failed.
+#[test]
+fn an_engine_over_ssh_counts_exactly_and_a_killed_connection_loses_nothing() {
+    let sshd = crate::support::sshd::Sshd::start();
+    let path = sshd.path();
+    let host = format!("ssh://{}", crate::support::sshd::HOST);
+    let e = Exporter::start_with_env(&["--docker.host", &host], &[("PATH", &path)]);
+    let (a, b) = (unique("ssh-a"), unique("ssh-b"));
+    let _c = Cleanup(vec![a.clone(), b.clone()]);
+    let exit = |name: &str, code: &str| {
+        crate::support::docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            test_image(),
+            "sh",
+            "-c",
+            &format!("exit {code}"),
+        ]);
+    };
+    exit(&a, "3");
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&a, &[("exit_code", "3")]),
+        1.0,
+    );
+    let killed = sshd.kill_clients();
+    assert!(killed >= 1, "the exporter's ssh connections: {killed}");
+    exit(&b, "4");
+    e.wait_for("docker_events_exporter_reconnects_total", &[], 1.0);
+    e.wait_for(
+        "docker_container_exits_total",
+        &container_labels(&b, &[("exit_code", "4")]),
+        1.0,
+    );
+    let s = e.scrape();
+    assert_eq!(
+        s.value(
+            "docker_container_exits_total",
+            &container_labels(&a, &[("exit_code", "3")])
+        ),
+        Some(1.0),
+        "not counted twice after the resubscription"
+    );
+
+    // A host whose key the client does not know: ssh refuses, and the log says so.
+    let unknown = format!("ssh://127.0.0.1:{}", sshd.port);
+    let refused = Exporter::spawn(&["--docker.host", &unknown], &[("PATH", &path)]);
+    let said = wait_until(DEADLINE, || {
+        refused.log().contains("ssh: Host key verification failed.")
+    });
+    assert!(said, "the log says why:\n{}", refused.log());
+    // No ssh at all.
+    let none = Exporter::spawn(&["--docker.host", &host], &[("PATH", "/nonexistent")]);
+    let said = wait_until(DEADLINE, || {
+        none.log()
+            .contains("ssh:// needs the ssh command, and there is none on the PATH")
+    });
+    assert!(said, "the log says why:\n{}", none.log());
+}

@@ -12,6 +12,7 @@ pub mod podman;
 pub mod prometheus;
 pub mod proxy;
 pub mod registry;
+pub mod sshd;
 pub mod stores;
 pub mod swarm;
 
