@@ -116,7 +116,9 @@ fn events_refuses_bad_filters_times_and_places_by_name() {
 fn busy_listen_address_names_the_flag() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let err = run_fails(&["--web.listen-address", &addr]);
+    let out = run_fails(&["--web.listen-address", &addr]);
+    // The error is the last line (the log may say which engine it was about to watch).
+    let err = out.lines().last().unwrap_or_default();
     assert!(
         err.starts_with(&format!(
             "docker-events-exporter: error: cannot listen on --web.listen-address \"{addr}\": "
