@@ -83,7 +83,8 @@
 //! src/logging.rs           tracing set-up: logfmt or JSON on standard error
 //! src/fuzzing.rs           the fuzz targets' bodies, shared with the corpus replay in the tests
 //! benches/                 criterion benches of the pipeline's stages
-//! scripts/                 bench.sh (the Performance figures), fuzz.sh (runs the fuzzers)
+//! scripts/                 bench.sh (the Performance figures), fuzz.sh (runs the fuzzers),
+//!                          image.sh (the runtime image with no pull, for the tests)
 //! fuzz/                    cargo-fuzz targets and their corpora
 //! tests/                   one integration test binary against the real engine; helpers in
 //!                          tests/support/; promtool unit tests of the alerts in tests/alerts/;

@@ -23,6 +23,8 @@ mod images;
 mod lifecycle;
 #[path = "integration/notify.rs"]
 mod notify;
+#[path = "integration/our_image.rs"]
+mod our_image;
 #[path = "integration/podman.rs"]
 mod podman;
 #[path = "integration/reliability.rs"]
