@@ -109,23 +109,45 @@ impl Watched {
         w
     }
 
-    /// What the engine said of it (a list, or an inspect).
+    /// What an inspect said of it, asked after one of its events: its restart policy, and
+    /// (Podman's health statuses tell the status before the probe) its health while it runs.
+    /// Not whether it runs: the events since may have changed that, and they say it.
+    pub fn learn_policy(&mut self, snap: &ContainerSnapshot, now_nano: i64) {
+        self.after_exit = snap.after_exit;
+        if !self.running {
+            return;
+        }
+        match snap.health {
+            Some(Health::Unhealthy) => {
+                self.unhealthy_since.get_or_insert(now_nano);
+            }
+            Some(_) => self.unhealthy_since = None,
+            None => {}
+        }
+    }
+
+    /// What a list of the engine's containers said of it (at start-up, after a gap).
     pub fn learn(&mut self, snap: &ContainerSnapshot, now_nano: i64) {
         self.after_exit = snap.after_exit;
         let running = matches!(
             snap.state,
             Some(ContainerState::Running | ContainerState::Paused)
         );
-        if running != self.running {
-            self.running = running;
-            self.down_since = (!running).then(|| snap.finished_at_nano.unwrap_or(now_nano));
+        self.running = running;
+        if running {
+            self.down_since = None;
+        } else if self.down_since.is_none() {
+            self.down_since = Some(snap.finished_at_nano.unwrap_or(now_nano));
         }
         self.has_run |= snap.started_at_nano.is_some();
         if !running && let (Some(code), None) = (snap.exit_code, self.last_exit) {
             let reason = Termination::from_inspect(code, snap.oom_killed, snap.last_exit_killed);
             self.last_exit = Some((code, reason));
             self.last_exit_on_own = reason != Termination::Killed;
-            self.stopped_by_person = reason == Termination::Killed;
+            // An exit 0 whose events the engine no longer holds was most likely a stop (an
+            // app that ends cleanly on SIGTERM): not down.
+            let unknown_clean = code == 0 && snap.last_exit_killed.is_none();
+            self.stopped_by_person = reason == Termination::Killed || unknown_clean;
         }
         match (running, snap.health) {
             (true, Some(Health::Unhealthy)) => {
@@ -349,8 +371,8 @@ impl Containers {
         Some(key.to_owned())
     }
 
-    /// What the engine said of a container (an inspect's answer, a list). Of a Swarm slot's
-    /// tasks, the newest is the slot's.
+    /// What a list of the engine's containers said of one. Of a Swarm slot's tasks, the
+    /// newest is the slot's.
     pub fn learn(&mut self, snap: &ContainerSnapshot, now_nano: i64) {
         let key = key_of(&snap.id, |k| snap.labels.get(k).map(String::as_str));
         let room = self.by_id.len() < MAX_WATCHED;
@@ -369,6 +391,17 @@ impl Containers {
                     .insert(key.to_owned(), Watched::from_snapshot(snap, now_nano));
             }
             None => {}
+        }
+    }
+
+    /// What an inspect asked after one of its events said of a container (see
+    /// [`Watched::learn_policy`]), if it is the one its key watches.
+    pub fn learn_policy(&mut self, snap: &ContainerSnapshot, now_nano: i64) {
+        let key = key_of(&snap.id, |k| snap.labels.get(k).map(String::as_str));
+        if let Some(w) = self.by_id.get_mut(key)
+            && w.last.actor_id() == snap.id
+        {
+            w.learn_policy(snap, now_nano);
         }
     }
 

@@ -541,9 +541,11 @@ impl Reactor {
         }
     }
 
-    /// What the engine said of a container when asked (its restart policy, its health).
+    /// What the engine said of a container when asked after one of its events (its restart
+    /// policy; its health while it runs).
     pub fn learn(&mut self, snap: &ContainerSnapshot) {
-        self.containers.learn(snap, crate::docker::now_nano());
+        self.containers
+            .learn_policy(snap, crate::docker::now_nano());
     }
 
     /// After a gap: the engine's containers as they are. Those it no longer has end their
@@ -1592,5 +1594,45 @@ mod tests {
             "the slot's newest task removed: its firings end"
         );
         assert!(metrics.firing_now.list().is_empty());
+    }
+
+    /// Containers found by the start-up list: one that exited 1 and should run is down once
+    /// its `for` has passed since it exited; one that exited 0 with no event left to tell why
+    /// is taken as stopped, not down. An inspect answered late does not undo a start.
+    #[test]
+    fn the_start_up_list_says_what_is_down() {
+        let (mut r, _) = reactor(
+            "events_reactor:\n  down:\n    condition: {down: {for: 5m}}\n    log: /dev/null\n",
+        );
+        let now = crate::docker::now_nano();
+        let exited = |id: &str, code: i64| ContainerSnapshot {
+            id: id.into(),
+            name: id.into(),
+            labels: [("com.docker.compose.service".to_owned(), "web".to_owned())].into(),
+            state: Some(crate::docker::ContainerState::Exited),
+            started_at_nano: Some(now - 700 * SEC),
+            finished_at_nano: Some(now - 600 * SEC),
+            exit_code: Some(code),
+            ..ContainerSnapshot::default()
+        };
+        r.seed(&[exited("crashed", 1), exited("stopped", 0)]);
+        r.tick(Instant::now(), now);
+        assert_eq!(
+            told(&mut r),
+            ["down crashed firing down exits=None code=Some(1) reason=Some(\"error\")"]
+        );
+        r.on_event(at(
+            "crashed",
+            "start",
+            now / SEC + 1,
+            &[("com.docker.compose.service", "web")],
+        ));
+        r.learn(&exited("crashed", 1));
+        r.tick(Instant::now(), now + 2 * SEC);
+        assert_eq!(
+            told(&mut r),
+            ["down crashed resolved down exits=None code=Some(1) reason=Some(\"error\")"],
+            "running again; the late inspect's exited state is not taken"
+        );
     }
 }

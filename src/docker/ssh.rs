@@ -167,10 +167,13 @@ impl AsyncRead for SshStream {
             .find(|i| said.len() - i <= MAX_STDERR_BYTES)
             .unwrap_or(0);
         let said = said[start..].replace('\n', " / ");
-        Poll::Ready(Err(io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            format!("ssh: {said}"),
-        )))
+        // Its own messages start with "ssh: " already; the remote's do not.
+        let said = if said.starts_with("ssh: ") {
+            said
+        } else {
+            format!("ssh: {said}")
+        };
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, said)))
     }
 }
 

@@ -379,8 +379,8 @@ fn a_docker_context_is_the_engine_watched() {
 
 /// `ssh://` to an sshd of the test's own: the exporter, through the system's `ssh` and `docker
 /// system dial-stdio` on the other side, counts a container's exit exactly; its ssh
-/// connections killed, it resubscribes and loses and doubles nothing. An unknown host key and
-/// no `ssh` at all are said in the log with what failed.
+/// connections killed, it resubscribes and loses and doubles nothing. An unknown host key, a
+/// refused key and no `ssh` at all are said in the log with what failed.
 #[test]
 fn an_engine_over_ssh_counts_exactly_and_a_killed_connection_loses_nothing() {
     let sshd = crate::support::sshd::Sshd::start();
@@ -433,6 +433,13 @@ fn an_engine_over_ssh_counts_exactly_and_a_killed_connection_loses_nothing() {
         refused.log().contains("ssh: Host key verification failed.")
     });
     assert!(said, "the log says why:\n{}", refused.log());
+    // A login the server refuses: the key is authorized for the user running the tests only.
+    let refused_key = format!("ssh://nobody@{}", crate::support::sshd::HOST);
+    let denied = Exporter::spawn(&["--docker.host", &refused_key], &[("PATH", &path)]);
+    let said = wait_until(DEADLINE, || {
+        denied.log().contains("Permission denied (publickey)")
+    });
+    assert!(said, "the log says why:\n{}", denied.log());
     // No ssh at all.
     let none = Exporter::spawn(&["--docker.host", &host], &[("PATH", "/nonexistent")]);
     let said = wait_until(DEADLINE, || {

@@ -34,14 +34,19 @@ impl Sshd {
                 &["-q", "-t", "ed25519", "-N", "", "-f", &format!("{d}/{key}")],
             );
         }
-        std::fs::copy(dir.join("id.pub"), dir.join("authorized_keys")).expect("authorized_keys");
         let port = free_port();
         let user = run_ok("id", &["-un"]).trim().to_owned();
+        // The key is this user's only: another user's login is refused.
+        std::fs::copy(
+            dir.join("id.pub"),
+            dir.join(format!("authorized_keys_{user}")),
+        )
+        .expect("authorized_keys");
         std::fs::write(
             dir.join("sshd_config"),
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
-                 AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nStrictModes no\n\
+                 AuthorizedKeysFile {d}/authorized_keys_%u\nPidFile {d}/sshd.pid\nStrictModes no\n\
                  UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PermitRootLogin prohibit-password\n"
             ),
