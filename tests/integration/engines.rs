@@ -389,19 +389,7 @@ fn an_engine_over_ssh_counts_exactly_and_a_killed_connection_loses_nothing() {
     let e = Exporter::start_with_env(&["--docker.host", &host], &[("PATH", &path)]);
     let (a, b) = (unique("ssh-a"), unique("ssh-b"));
     let _c = Cleanup(vec![a.clone(), b.clone()]);
-    let exit = |name: &str, code: &str| {
-        crate::support::docker(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            test_image(),
-            "sh",
-            "-c",
-            &format!("exit {code}"),
-        ]);
-    };
-    exit(&a, "3");
+    crate::support::run_exiting(&a, "3");
     e.wait_for(
         "docker_container_exits_total",
         &container_labels(&a, &[("exit_code", "3")]),
@@ -409,7 +397,7 @@ fn an_engine_over_ssh_counts_exactly_and_a_killed_connection_loses_nothing() {
     );
     let killed = sshd.kill_clients();
     assert!(killed >= 1, "the exporter's ssh connections: {killed}");
-    exit(&b, "4");
+    crate::support::run_exiting(&b, "4");
     e.wait_for("docker_events_exporter_reconnects_total", &[], 1.0);
     e.wait_for(
         "docker_container_exits_total",

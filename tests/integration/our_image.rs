@@ -5,7 +5,7 @@
 
 use crate::support::{
     Cleanup, DEADLINE, Scrape, container_labels, docker, docker_output, free_port, http_get,
-    repo_root, run_ok, test_image, unique, wait_until,
+    repo_root, run_exiting, run_ok, test_image, unique, wait_until,
 };
 
 const TAG: &str = "docker-events-exporter:test";
@@ -54,19 +54,6 @@ fn wait_exit(port: u16, name: &str, code: &str, want: f64) {
         "{name}'s exit {code}: {:?}",
         scrape(port).value("docker_container_exits_total", &labels)
     );
-}
-
-fn run_exit(name: &str, code: &str) {
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        name,
-        test_image(),
-        "sh",
-        "-c",
-        &format!("exit {code}"),
-    ]);
 }
 
 fn inspect(name: &str, format: &str) -> String {
@@ -151,7 +138,7 @@ fn the_image_runs_non_root_read_only_and_resumes_from_its_volume() {
         "non-root"
     );
     scrape(port);
-    run_exit(&a, "3");
+    run_exiting(&a, "3");
     wait_exit(port, &a, "3", 1.0);
     let healthy = wait_until(DEADLINE, || {
         inspect(&name, "{{.State.Health.Status}}") == "healthy"
@@ -181,7 +168,7 @@ fn the_image_runs_non_root_read_only_and_resumes_from_its_volume() {
     ]);
     assert_ne!(files.trim(), "0", "the history's segments are written");
 
-    run_exit(&b, "4");
+    run_exiting(&b, "4");
     docker(&["start", &name]);
     wait_exit(port, &b, "4", 1.0);
     let s = scrape(port);
@@ -233,7 +220,7 @@ fn the_compose_files_exporter_service_runs_and_counts() {
     let a = unique("compose-a");
     let _c = Cleanup(vec![a.clone()]);
     scrape(10050);
-    run_exit(&a, "5");
+    run_exiting(&a, "5");
     wait_exit(10050, &a, "5", 1.0);
 }
 

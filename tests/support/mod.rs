@@ -596,6 +596,20 @@ pub fn make_healthy(name: &str) {
     docker(&["exec", name, "rm", "/tmp/bad"]);
 }
 
+/// `docker run -d --name NAME IMAGE sh -c "exit CODE"`: a container that exits with `code`.
+pub fn run_exiting(name: &str, code: &str) {
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        test_image(),
+        "sh",
+        "-c",
+        &format!("exit {code}"),
+    ]);
+}
+
 /// A docker CLI configuration folder with nothing in it, made once per test run.
 pub fn empty_docker_config() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
