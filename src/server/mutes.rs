@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::AppState;
-use super::api::api_error;
+use super::api::{api_error, blocking};
 use crate::actions::mutes::{MuteError, Request};
 use crate::docker::now_nano;
 
@@ -30,9 +30,11 @@ pub(super) async fn add(State(state): State<AppState>, body: Bytes) -> Response 
             );
         }
     };
-    match state.mutes.add(req, now_nano()) {
-        Ok(id) => axum::Json(serde_json::json!({ "muteID": id })).into_response(),
-        Err(e) => api_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    // On the blocking pool: it writes the state file.
+    match blocking(move || state.mutes.add(req, now_nano())).await {
+        Ok(Ok(id)) => axum::Json(serde_json::json!({ "muteID": id })).into_response(),
+        Ok(Err(e)) => api_error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => e,
     }
 }
 
@@ -41,9 +43,10 @@ pub(super) async fn list(State(state): State<AppState>) -> Response {
 }
 
 pub(super) async fn expire(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match state.mutes.expire(&id, now_nano()) {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e @ MuteError::NotFound(_)) => api_error(StatusCode::NOT_FOUND, &e.to_string()),
-        Err(e) => api_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    match blocking(move || state.mutes.expire(&id, now_nano())).await {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(e @ MuteError::NotFound(_))) => api_error(StatusCode::NOT_FOUND, &e.to_string()),
+        Ok(Err(e)) => api_error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => e,
     }
 }
