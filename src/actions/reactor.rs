@@ -79,6 +79,10 @@ pub struct Reactor {
     /// Since when the engine's events are not followed (since the reactor was made, until
     /// the first subscription); engine clock.
     engine_lost_since: Option<i64>,
+    /// The rules have conditions, and `containers` is kept for them. A reload that brings
+    /// conditions starts from the containers' next events (what was seen while nothing was
+    /// kept could be stale); one that takes them away lets `containers` go.
+    watching: bool,
     /// A replay's clock: the event time the conditions were last judged at.
     judged_nano: i64,
     /// The mutes in force (`/api/v1/mutes`): shared by every engine's reactor.
@@ -143,6 +147,7 @@ impl Reactor {
             open_changed: false,
             containers: Containers::default(),
             engine_lost_since: Some(crate::docker::now_nano()),
+            watching: false,
             judged_nano: 0,
             mutes: Arc::default(),
         }
@@ -167,7 +172,7 @@ impl Reactor {
         } else {
             0
         };
-        if !set.conditions.is_empty() && ev.object == ObjectType::Container {
+        if self.watching(&set) && ev.object == ObjectType::Container {
             self.condition_event(&set, &ev);
         }
         for (index, rule) in set.rules.matching(&ev, &origin.engine) {
@@ -535,6 +540,10 @@ impl Reactor {
 
     /// Takes in the containers the engine listed at start-up.
     pub fn seed(&mut self, containers: &[ContainerSnapshot]) {
+        let set = self.rules.borrow().clone();
+        if !self.watching(&set) {
+            return;
+        }
         let now_nano = crate::docker::now_nano();
         for c in containers {
             self.containers.learn(c, now_nano);
@@ -544,8 +553,20 @@ impl Reactor {
     /// What the engine said of a container when asked after one of its events (its restart
     /// policy; its health while it runs).
     pub fn learn(&mut self, snap: &ContainerSnapshot) {
-        self.containers
-            .learn_policy(snap, crate::docker::now_nano());
+        if self.watching {
+            self.containers
+                .learn_policy(snap, crate::docker::now_nano());
+        }
+    }
+
+    /// Whether the rules have conditions (see `watching`), noting a change.
+    fn watching(&mut self, set: &RuleSet) -> bool {
+        let has = !set.conditions.is_empty();
+        if self.watching && !has {
+            self.containers = Containers::default();
+        }
+        self.watching = has;
+        has
     }
 
     /// After a gap: the engine's containers as they are. Those it no longer has end their
@@ -566,8 +587,10 @@ impl Reactor {
             self.containers.by_id.remove(&key);
             self.container_gone(&set, &key, now_nano);
         }
-        for c in present {
-            self.containers.learn(c, now_nano);
+        if self.watching {
+            for c in present {
+                self.containers.learn(c, now_nano);
+            }
         }
         self.forget_absent_containers(present);
     }
