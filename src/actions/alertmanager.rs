@@ -287,13 +287,6 @@ impl AlertmanagerAction {
     }
 }
 
-/// The wall clock, in nanoseconds since the epoch.
-fn now_nano() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
 impl Action for AlertmanagerAction {
     fn kind(&self) -> &'static str {
         NAME
@@ -304,7 +297,7 @@ impl Action for AlertmanagerAction {
     }
 
     fn dry_run(&self, ctx: &Context<'_>, log: bool) {
-        let alerts = self.alerts(ctx, now_nano());
+        let alerts = self.alerts(ctx, crate::docker::now_nano());
         if log {
             let url = self.endpoint.as_ref().map(|e| e.masked.as_str());
             tracing::info!(rule = ctx.rule, url, alerts = %alerts, "dry run: would post alerts");
@@ -317,7 +310,7 @@ impl Action for AlertmanagerAction {
             let Some(e) = &self.endpoint else {
                 return Err((Outcome::Failure, "the Alertmanager URL was not loaded".to_owned()));
             };
-            let body = self.alerts(ctx, now_nano()).to_string();
+            let body = self.alerts(ctx, crate::docker::now_nano()).to_string();
             deliver(&e.masked, self.retry, || {
                 let mut req = rt
                     .http

@@ -22,10 +22,10 @@ use crate::docker::{
 use crate::metrics::containers::Termination;
 use crate::rules::Condition;
 use crate::rules::condition::{LABEL_PREFIX, MAX_COUNT};
+// The longest window or `for` a condition may have, as any duration in the rules file.
+use crate::rules::config::MAX_DURATION;
 use crate::rules::template::Facts;
 
-/// The longest window or `for` a condition may have (as any duration in the rules file).
-const MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 /// Containers watched at most; past this, a new one is not watched (and that is logged).
 pub(super) const MAX_WATCHED: usize = 50_000;
 
@@ -308,7 +308,7 @@ impl Watched {
         let recent = |times: &VecDeque<i64>| {
             times
                 .back()
-                .is_some_and(|t| now_nano.saturating_sub(*t) <= nanos(MAX_WINDOW))
+                .is_some_and(|t| now_nano.saturating_sub(*t) <= nanos(MAX_DURATION))
         };
         self.unhealthy_since.is_some()
             || self.is_down()
@@ -432,6 +432,7 @@ fn in_window(times: &VecDeque<i64>, now_nano: i64, within: std::time::Duration) 
     times.iter().rev().take_while(|t| **t > from).count() as u32
 }
 
-fn nanos(d: std::time::Duration) -> i64 {
+/// `d` in nanoseconds (saturating).
+pub(super) fn nanos(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }

@@ -790,9 +790,9 @@ impl Reactor {
                 continue;
             };
             let key = (rule.name.clone(), self.origin.engine.to_string());
-            let lost_for = self.engine_lost_since.filter(|s| {
-                now_nano.saturating_sub(*s) >= i64::try_from(for_.as_nanos()).unwrap_or(i64::MAX)
-            });
+            let lost_for = self
+                .engine_lost_since
+                .filter(|s| now_nano.saturating_sub(*s) >= super::conditions::nanos(for_));
             let muted_now = |ev: &Event| self.silenced(rule, ev, now_nano);
             match (self.open.get(&key), lost_for) {
                 (None, Some(since)) => {

@@ -48,7 +48,7 @@ const MAX_LOG_LINES: usize = 1000;
 const EVENT_KEYS: &[&str] = &["type", "action", "scope", "engine", "actor"];
 const THROTTLE_KEYS: &[&str] = &["key", "interval"];
 /// The longest duration a config may give (a typo like `30000h` is a mistake, not a wish).
-pub(super) const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Whether the firings of the rule `rule` stay open until they end, read from its YAML for the
 /// action kinds that compile beside it: it has `resolve`, or a condition that ends.

@@ -381,8 +381,8 @@ fn value<'a>(key: &Key, ctx: &Context<'a>) -> Cow<'a, str> {
     }
 }
 
-/// `nano` as RFC 3339 in UTC, to the second.
-fn date(nano: i64) -> String {
+/// `nano` as RFC 3339 in UTC, to the second (`%%date%%`, and the status page's times).
+pub fn date(nano: i64) -> String {
     crate::docker::format_rfc3339_nano(nano.div_euclid(1_000_000_000) * 1_000_000_000)
         .unwrap_or_default()
 }

@@ -184,10 +184,7 @@ impl Status {
             .list()
             .into_iter()
             .map(|f| FiringRow {
-                since: crate::docker::format_rfc3339_nano(
-                    f.since_nano.div_euclid(1_000_000_000) * 1_000_000_000,
-                )
-                .unwrap_or_default(),
+                since: crate::rules::template::date(f.since_nano),
                 engine: f.engine,
                 rule: f.rule,
                 name: f.name,
