@@ -166,12 +166,8 @@ impl Reactor {
         let origin = self.origin.clone();
         // Its own container's label, for the people who deploy with compose files.
         let muted = ev.object == ObjectType::Container && is_muted(&ev);
-        // The clock is read only while there are mutes.
-        let now_nano = if self.mutes.any() || set.quiet {
-            crate::docker::now_nano()
-        } else {
-            0
-        };
+        // The clock is read only while there are mutes or quiet hours.
+        let now_nano = self.mute_now(0);
         if self.watching(&set) && ev.object == ObjectType::Container {
             self.condition_event(&set, &ev);
         }
@@ -325,7 +321,7 @@ impl Reactor {
             let ev = match Event::decode(o.event.as_bytes()) {
                 Ok(ev) if has_rule => ev,
                 Ok(_) => {
-                    tracing::info!(rule = %o.rule, actor_id = %o.actor_id, "an open firing of a rule no longer in the rules file (or without resolve) is let go");
+                    tracing::info!(rule = %o.rule, actor_id = %o.actor_id, "an open firing of a rule no longer in the rules file (or whose firings no longer stay open) is let go");
                     continue;
                 }
                 Err(e) => {
