@@ -398,6 +398,12 @@ impl History {
                 self.held.add(grown);
             }
         }
+        // Nothing else to hand them to (no folder, nobody following): the common case, where
+        // a walk over the staged events would only find that out for each.
+        if self.disk.is_none() && !self.live.following() {
+            staged.clear();
+            return;
+        }
         let mut known = known.into_iter().peekable();
         for (i, (_, line)) in staged.iter().enumerate() {
             if known.next_if_eq(&i).is_some() {
@@ -497,8 +503,12 @@ struct LiveSender {
 }
 
 impl LiveSender {
+    fn following(&self) -> bool {
+        self.followers.load(std::sync::atomic::Ordering::Relaxed) != 0
+    }
+
     fn send(&self, engine: &Arc<str>, line: &[u8]) {
-        if self.followers.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        if !self.following() {
             return;
         }
         let _ = self.tx.send(Arc::new(Live {

@@ -325,7 +325,7 @@ impl Container {
             return Change::default();
         };
         let exec_id = digest(exec_id);
-        if !self.execs.contains_key(&exec_id) && self.execs.len() >= MAX_OPEN_EXECS_PER_CONTAINER {
+        if self.execs.len() >= MAX_OPEN_EXECS_PER_CONTAINER && !self.execs.contains_key(&exec_id) {
             tracing::debug!(
                 container = ev.attr("name"),
                 "too many open execs; forgetting them"
