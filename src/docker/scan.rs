@@ -47,33 +47,33 @@ pub(super) fn scan(line: &str, spare: &mut Buffers) -> Option<Event> {
     if sc.eat(b'}').is_none() {
         loop {
             match sc.key()? {
-                "Type" => {
+                b"Type" => {
                     f.saw(Key::Type);
                     once(&mut f.type_name, sc.string_span(&mut text)?)?;
                 }
-                "Action" => {
+                b"Action" => {
                     f.saw(Key::Action);
                     once(&mut f.action, sc.string_span(&mut text)?)?;
                 }
-                "Actor" => {
+                b"Actor" => {
                     f.saw(Key::Actor);
                     once(&mut f.actor, ())?;
                     sc.actor(&mut text, &mut f)?;
                 }
-                "scope" => {
+                b"scope" => {
                     f.saw(Key::Scope);
                     once(&mut f.scope, sc.string_span(&mut text)?)?;
                 }
-                "time" => {
+                b"time" => {
                     f.saw(Key::Time);
                     once(&mut f.time, sc.int()?)?;
                 }
-                "timeNano" => {
+                b"timeNano" => {
                     f.saw(Key::TimeNano);
                     once(&mut f.time_nano, sc.int()?)?;
                 }
                 // Podman's health status, beside a bare `health_status` action.
-                "HealthStatus" => {
+                b"HealthStatus" => {
                     f.canonical = false;
                     once(&mut f.health_status, sc.string_span(&mut text)?)?;
                 }
@@ -232,6 +232,15 @@ fn decimal(digits: &[u8]) -> u64 {
     v
 }
 
+/// Whether all eight bytes are ASCII digits: each byte's high half is 3, and still is with 6
+/// added (which no byte from `0x30` to `0x3f` carries out of).
+fn all_digits(eight: [u8; 8]) -> bool {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    let v = u64::from_le_bytes(eight);
+    v & HIGH == THREES && (v + 0x0606_0606_0606_0606) & HIGH == THREES
+}
+
 /// Eight ASCII digits, first the most significant, as one number: pairs, then fours, then
 /// the eight, each step a multiplication of all lanes at once.
 fn eight_digits(eight: [u8; 8]) -> u64 {
@@ -277,8 +286,9 @@ impl<'a> Scanner<'a> {
             .then(|| self.i += word.len())
     }
 
-    /// A key without escapes (keys with escapes are the general path's), and its colon.
-    fn key(&mut self) -> Option<&'a str> {
+    /// A key without escapes (keys with escapes are the general path's), and its colon: its
+    /// bytes, which are only compared with the keys the scanner knows.
+    fn key(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let start = self.i;
         let end = self.next_special(start)?;
@@ -287,8 +297,7 @@ impl<'a> Scanner<'a> {
         }
         self.i = end + 1;
         self.eat(b':')?;
-        // Both ends are at ASCII quotes in valid UTF-8: character boundaries.
-        self.s.get(start..end)
+        Some(&self.b[start..end])
     }
 
     /// A string: its place in `text`, which starts with the line. One with escapes is decoded
@@ -378,7 +387,14 @@ impl<'a> Scanner<'a> {
     fn int(&mut self) -> Option<i64> {
         let negative = self.eat(b'-').is_some();
         let start = self.i;
-        let digits = self.b[start..]
+        let rest = &self.b[start..];
+        let mut digits = 0;
+        while let Some(eight) = rest[digits..].first_chunk::<8>()
+            && all_digits(*eight)
+        {
+            digits += 8;
+        }
+        digits += rest[digits..]
             .iter()
             .take_while(|d| d.is_ascii_digit())
             .count();
@@ -418,11 +434,11 @@ impl<'a> Scanner<'a> {
         }
         loop {
             match self.key()? {
-                "ID" => {
+                b"ID" => {
                     f.saw(Key::Id);
                     once(&mut f.actor_id, self.string_span(text)?)?;
                 }
-                "Attributes" => {
+                b"Attributes" => {
                     f.saw(Key::Attributes);
                     once(&mut f.attributes_seen, ())?;
                     self.attributes(text, &mut f.attributes)?;
@@ -513,6 +529,14 @@ mod tests {
         }
         assert_eq!(decimal(b"1700000000123456789"), 1_700_000_000_123_456_789);
         assert_eq!(eight_digits(*b"01234567"), 1_234_567);
+        assert!(all_digits(*b"01234589"));
+        for bad in [b'/', b':', b'?', b'@', b' ', 0x80, 0xb0, 0xf9] {
+            for at in 0..8 {
+                let mut eight = *b"01234567";
+                eight[at] = bad;
+                assert!(!all_digits(eight), "{bad:#x} at {at}");
+            }
+        }
     }
 
     /// Lines the scanner takes: the same event as the general path.
