@@ -104,6 +104,16 @@ if [[ $parts == *replay* ]]; then
     med() { awk -v b="$1" '$1 == b {print $2}' "$W/rates" | sort -n | sed -n 4p; }
     echo "the history's share of a replay: $(echo "scale=1; 100 - 100 * $(med this) / $(med this-without-history)" | bc) %"
     [ -n "${BASE:-}" ] && echo "this build / BASE: $(echo "scale=2; $(med this) / $(med base)" | bc)x"
+    # The same from each round's pair, run back to back: the VM's slow and fast spells, which
+    # move a build's median by a tenth from one run to the next, touch both sides of a pair.
+    # paired A B EXPR: EXPR of each round's rates x (A's) and y (B's); median (lowest, highest).
+    paired() {
+        awk -v a="$1" -v b="$2" '$1 == a {x[++n] = $2} $1 == b {y[++m] = $2}
+            END {for (i = 1; i <= n; i++) printf "%.3f\n", '"$3"'}' "$W/rates" | sort -n > "$W/p"
+        echo "median $(sed -n 4p "$W/p") (lowest $(head -1 "$W/p"), highest $(tail -1 "$W/p"))"
+    }
+    echo "the history's share, round by round (%): $(paired this this-without-history '100 - 100 * x[i] / y[i]')"
+    [ -n "${BASE:-}" ] && echo "this build / BASE, round by round: $(paired this base 'x[i] / y[i]')"
 fi
 
 if [[ $parts == *conditions* ]]; then
