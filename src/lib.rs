@@ -38,7 +38,8 @@
 //! src/metrics/             families (every family declared once: name, help, type, labels,
 //!                          buckets), mod (the registry), firing (the rules' firings open now,
 //!                          for the page), tracker (an event looks its container
-//!                          up once and writes its series' cell once; a container's verbs in
+//!                          up once, by its ID held in place (tracker/id), and writes its
+//!                          series' cell once; a container's verbs in
 //!                          tracker/container, the series table in tracker/series, seed,
 //!                          inspects and reconcile in tracker/reconcile, Podman's execs without
 //!                          an ID in tracker/unnamed_execs, its tests in tracker/tests),

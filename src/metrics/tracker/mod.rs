@@ -15,6 +15,7 @@
 //! counters. When no container holds a key any more, its series are dropped after the TTL.
 
 mod container;
+mod id;
 mod reconcile;
 mod series;
 mod unnamed_execs;
@@ -31,6 +32,7 @@ use crate::docker::event::{Event, ObjectType, Verb};
 use crate::docker::stream::InspectRequest;
 use crate::docker::{ContainerSnapshot, ContainerState, Health};
 use container::{Change, Container};
+use id::{Id, IdRef};
 use series::{SeriesKey, SeriesTable, SlotId};
 
 /// Label values longer than this are cut (at a character boundary): a label is
@@ -85,7 +87,7 @@ pub struct Tracker {
     newest_nano: i64,
     /// The counters of [`families::EVENTS`] by (object, action) index; see `count_event`.
     event_counters: Vec<Option<IntCounter>>,
-    containers: FastMap<String, Container>,
+    containers: hashbrown::HashMap<Id, Container, foldhash::fast::RandomState>,
     series: SeriesTable,
     /// Containers ever taken in: the next one's serial.
     serials: u64,
@@ -114,7 +116,7 @@ impl Tracker {
             clock: Clock::Wall,
             newest_nano: 0,
             event_counters: vec![None; ObjectType::COUNT * Verb::COUNT],
-            containers: FastMap::default(),
+            containers: Default::default(),
             series: SeriesTable::default(),
             serials: 0,
             asks_inspects: false,
@@ -186,10 +188,10 @@ impl Tracker {
         match ev.verb {
             Verb::Destroy => return self.remove_container(id),
             // One not seen before is taken in under its new name, as by any other event.
-            Verb::Rename if self.containers.contains_key(id) => return self.rename(id, ev),
+            Verb::Rename if self.containers.contains_key(&IdRef(id)) => return self.rename(id, ev),
             _ => {}
         }
-        let inspect = match self.containers.get_mut(id) {
+        let inspect = match self.containers.get_mut(&IdRef(id)) {
             Some(c) => {
                 let change = c.apply(ev, seq);
                 self.series.get_mut(c.slot).write(c, &change);
@@ -229,7 +231,7 @@ impl Tracker {
         let mut change = c.apply(ev, seq);
         change.own = true;
         self.series.get_mut(c.slot).write(&c, &change);
-        self.insert_container(id.to_owned(), c);
+        self.insert_container(id, c);
         true
     }
 
@@ -240,8 +242,8 @@ impl Tracker {
         Container::new(self.serials, slot, swarm_task, seq)
     }
 
-    fn insert_container(&mut self, id: String, c: Container) {
-        if let Some(old) = self.containers.insert(id, c) {
+    fn insert_container(&mut self, id: &str, c: Container) {
+        if let Some(old) = self.containers.insert(Id::from(id), c) {
             let expires_at = self.expiry();
             self.series.release(old.slot, &old, expires_at);
         }
@@ -260,7 +262,7 @@ impl Tracker {
     /// Applies `f`'s change to the container `id` and writes it into its series; whether there
     /// is such a container. For what comes from the engine rather than events.
     fn change(&mut self, id: &str, f: impl FnOnce(&mut Container) -> Change) -> bool {
-        let Some(c) = self.containers.get_mut(id) else {
+        let Some(c) = self.containers.get_mut(&IdRef(id)) else {
             return false;
         };
         let change = f(c);
@@ -288,7 +290,7 @@ impl Tracker {
 
     /// Its healthcheck, and (if it has one) health series from now on.
     fn set_healthcheck(&mut self, id: &str, command: Option<String>) {
-        let Some(c) = self.containers.get_mut(id) else {
+        let Some(c) = self.containers.get_mut(&IdRef(id)) else {
             return;
         };
         c.healthcheck_command = command;
@@ -299,7 +301,7 @@ impl Tracker {
     }
 
     fn remove_container(&mut self, id: &str) {
-        let Some(mut c) = self.containers.remove(id) else {
+        let Some(mut c) = self.containers.remove(&IdRef(id)) else {
             return;
         };
         let seq = self.seq;
@@ -320,7 +322,7 @@ impl Tracker {
             return;
         };
         let expires_at = self.expiry();
-        let Some(c) = self.containers.get_mut(id) else {
+        let Some(c) = self.containers.get_mut(&IdRef(id)) else {
             return;
         };
         let old = c.slot;
@@ -407,14 +409,14 @@ impl Tracker {
                 && now.saturating_sub(*since) >= overdue
             {
                 *since = now;
-                due.push(id.clone());
+                due.push(id.as_str().to_owned());
             }
         }
         let seq = self.seq;
         for id in due {
             let name = self
                 .containers
-                .get(&id)
+                .get(&IdRef(&id))
                 .map(|c| self.series.get(c.slot).key.name());
             tracing::debug!(container = name, "restarting for long; asking the engine");
             self.request_inspect(&id, seq);

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use super::id::IdRef;
 use super::series::SeriesKey;
 use super::{SWARM_SERVICE, Tracker};
 use crate::docker::stream::InspectRequest;
@@ -26,7 +27,7 @@ impl Tracker {
         c.has_run = before(snap.started_at_nano) || before(snap.finished_at_nano);
         c.after_exit = snap.after_exit;
         let unowned = self.series.get(c.slot).owner.is_none();
-        self.insert_container(snap.id.clone(), c);
+        self.insert_container(&snap.id, c);
         // Of a Swarm slot's containers, the running task's are the gauges.
         let current = matches!(
             snap.state,
@@ -45,7 +46,7 @@ impl Tracker {
     /// Applies an inspect that was asked for at `req.seq`: the healthcheck command always; state
     /// and health only if no event changed them since the request.
     pub fn apply_inspect(&mut self, req: &InspectRequest, snap: &ContainerSnapshot) {
-        let Some(c) = self.containers.get_mut(&req.id) else {
+        let Some(c) = self.containers.get_mut(&IdRef(&req.id)) else {
             return;
         };
         let fresh = c.seq <= req.seq;
@@ -99,7 +100,7 @@ impl Tracker {
             .containers
             .iter()
             .filter(|(id, c)| !present.contains(id.as_str()) && c.seq <= seq)
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.as_str().to_owned())
             .collect();
         let destroyed_since: HashSet<&str> = self
             .destroyed
@@ -119,11 +120,11 @@ impl Tracker {
         }
         let in_gap = |t: Option<i64>| t.filter(|t| *t > position_nano && *t <= snapshot_nano);
         for snap in snaps {
-            if !self.containers.contains_key(&snap.id) {
+            if !self.containers.contains_key(&IdRef(&snap.id)) {
                 // Created while the events were lost: known from now on. Its missed start and
                 // exit are counted below like anyone's.
                 self.seed(snap, position_nano);
-                if let Some(c) = self.containers.get_mut(&snap.id) {
+                if let Some(c) = self.containers.get_mut(&IdRef(&snap.id)) {
                     c.life.started_nano = None;
                     c.life.finished_nano = None;
                     c.life.restart_count = Some(0);
@@ -131,7 +132,7 @@ impl Tracker {
                 tracing::info!(container = %snap.name, "reconciled: created while the events were lost");
                 changes += 1;
             }
-            let Some(c) = self.containers.get_mut(&snap.id) else {
+            let Some(c) = self.containers.get_mut(&IdRef(&snap.id)) else {
                 continue;
             };
             let missed_start = in_gap(snap.started_at_nano)
@@ -183,7 +184,7 @@ impl Tracker {
                     changes += 1;
                     self.set_state(&snap.id, snap.state);
                 }
-                let c = &self.containers[&snap.id];
+                let c = &self.containers[&IdRef(&snap.id)];
                 if c.health != health {
                     tracing::info!(container = %name, health = ?health, was = ?c.health, "reconciled: health");
                     changes += 1;
@@ -200,7 +201,7 @@ impl Tracker {
     /// The name in the container's series, for logs.
     fn name_of(&self, id: &str) -> String {
         self.containers
-            .get(id)
+            .get(&IdRef(id))
             .map(|c| self.series.get(c.slot).key.name().to_owned())
             .unwrap_or_default()
     }
