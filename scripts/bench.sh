@@ -85,6 +85,10 @@ fi
 chaotic() { [ -f "$W/chaotic.jsonl" ] || $BIN generate-events --events 1000000 --containers 5000 --chaotic > "$W/chaotic.jsonl"; }
 # The events/s a replay of $2 by $1 printed.
 replay_rate() { taskset -c 0 $1 replay "$2" --log.level warn "${@:3}" 2>&1 >/dev/null | sed -E 's/.*: ([0-9]+) events\/s.*/\1/'; }
+# The rates of $1 in $W/rates, a line each.
+rates() { awk -v b="$1" '$1 == b {print $2}' "$W/rates"; }
+# Of seven numbers on standard input, a line each: "median M$1 (lowest L, highest H)".
+spread() { sort -n > "$W/s"; echo "median $(sed -n 4p "$W/s")${1:-} (lowest $(head -1 "$W/s"), highest $(tail -1 "$W/s"))"; }
 
 if [[ $parts == *replay* ]]; then
     echo; echo "== replay: the chaotic file (1,000,000 events, 5,000 containers, keys shuffled) on one core, builds alternating, 7 rounds"
@@ -98,10 +102,9 @@ if [[ $parts == *replay* ]]; then
         [ -n "${BASE:-}" ] && echo "base $(replay_rate "$BASE" "$W/chaotic.jsonl")" >> "$W/rates"
     done
     for b in this this-without-history ${BASE:+base}; do
-        awk -v b="$b" '$1 == b {print $2}' "$W/rates" | sort -n > "$W/r"
-        echo "$b: median $(sed -n 4p "$W/r") events/s (lowest $(head -1 "$W/r"), highest $(tail -1 "$W/r"))"
+        echo "$b: $(rates "$b" | spread " events/s")"
     done
-    med() { awk -v b="$1" '$1 == b {print $2}' "$W/rates" | sort -n | sed -n 4p; }
+    med() { rates "$1" | sort -n | sed -n 4p; }
     echo "the history's share of a replay: $(echo "scale=1; 100 - 100 * $(med this) / $(med this-without-history)" | bc) %"
     [ -n "${BASE:-}" ] && echo "this build / BASE: $(echo "scale=2; $(med this) / $(med base)" | bc)x"
     # The same from each round's pair, run back to back: the VM's slow and fast spells, which
@@ -109,8 +112,7 @@ if [[ $parts == *replay* ]]; then
     # paired A B EXPR: EXPR of each round's rates x (A's) and y (B's); median (lowest, highest).
     paired() {
         awk -v a="$1" -v b="$2" '$1 == a {x[++n] = $2} $1 == b {y[++m] = $2}
-            END {for (i = 1; i <= n; i++) printf "%.3f\n", '"$3"'}' "$W/rates" | sort -n > "$W/p"
-        echo "median $(sed -n 4p "$W/p") (lowest $(head -1 "$W/p"), highest $(tail -1 "$W/p"))"
+            END {for (i = 1; i <= n; i++) printf "%.3f\n", '"$3"'}' "$W/rates" | spread
     }
     echo "the history's share, round by round (%): $(paired this this-without-history '100 - 100 * x[i] / y[i]')"
     [ -n "${BASE:-}" ] && echo "this build / BASE, round by round: $(paired this base 'x[i] / y[i]')"
@@ -126,8 +128,7 @@ if [[ $parts == *conditions* ]]; then
         echo "rules-20 $(replay_rate "$BIN" "$W/chaotic.jsonl" --config benches/rules-20.yml)" >> "$W/rates"
     done
     for b in none conditions rules-20; do
-        awk -v b="$b" '$1 == b {print $2}' "$W/rates" | sort -n > "$W/r"
-        echo "$b: median $(sed -n 4p "$W/r") events/s (lowest $(head -1 "$W/r"), highest $(tail -1 "$W/r"))"
+        echo "$b: $(rates "$b" | spread " events/s")"
     done
 fi
 
